@@ -1,0 +1,397 @@
+//! Accounts (tenants) and their SCIM bearer tokens.
+//!
+//! A token is `scimlet_<id>_<secret>`. Only its SHA-256 is stored, under its
+//! public id; authentication looks the id up and compares hashes in constant
+//! time, so neither the store nor a timing probe gives the secret away.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::env::{Env, format_rfc3339};
+use crate::keys::{self, AccountKeys};
+use crate::store::{Store, StoreError, Write};
+use crate::Service;
+
+/// The SCIM base path of an account, as given to identity providers.
+pub fn scim_path(account_id: &str) -> String {
+    format!("/gateway/ng/api/scim/account/{account_id}")
+}
+
+const TOKEN_PREFIX: &str = "scimlet_";
+/// Default and maximum token lifetimes, in days.
+const DEFAULT_TOKEN_DAYS: u32 = 365;
+const MAX_TOKEN_DAYS: u32 = 3650;
+const DAY_MS: i64 = 86_400_000;
+const MAX_NAME: usize = 200;
+/// A marker written with the first account so that two hosts starting on
+/// one empty store cannot both bootstrap.
+const BOOTSTRAP_KEY: &str = "bootstrap";
+
+/// An account as the admin interface shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// Server-assigned id, URL-safe.
+    pub id: String,
+    /// Name given at creation.
+    pub name: String,
+    /// RFC 3339 creation time.
+    pub created: String,
+    /// SCIM base path of the account.
+    pub scim_path: String,
+}
+
+/// A token's metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenInfo {
+    /// Public id, also part of the token.
+    pub id: String,
+    /// Account the token is for.
+    pub account_id: String,
+    /// Name given at creation.
+    pub name: String,
+    /// RFC 3339 creation time.
+    pub created: String,
+    /// RFC 3339 expiry time.
+    pub expires_at: String,
+    /// RFC 3339 revocation time.
+    pub revoked_at: Option<String>,
+}
+
+/// A token just created; the only time the secret exists outside the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewToken {
+    /// Metadata.
+    pub info: TokenInfo,
+    /// The bearer token.
+    pub token: String,
+}
+
+/// Why an admin call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdminError {
+    /// The named account or token does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// An argument was refused.
+    #[error("invalid: {0}")]
+    Invalid(String),
+    /// Storage failed.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<StoreError> for AdminError {
+    fn from(err: StoreError) -> Self {
+        AdminError::Unavailable(err.to_string())
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct AccountRecord {
+    id: String,
+    name: String,
+    created: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct TokenRecord {
+    id: String,
+    account: String,
+    name: String,
+    /// Hex SHA-256 of the whole token string.
+    hash: String,
+    created: i64,
+    expires: i64,
+    revoked: Option<i64>,
+}
+
+impl AccountRecord {
+    fn to_account(&self) -> Account {
+        Account { id: self.id.clone(), name: self.name.clone(), created: format_rfc3339(self.created), scim_path: scim_path(&self.id) }
+    }
+}
+
+impl TokenRecord {
+    fn to_info(&self) -> TokenInfo {
+        TokenInfo {
+            id: self.id.clone(),
+            account_id: self.account.clone(),
+            name: self.name.clone(),
+            created: format_rfc3339(self.created),
+            expires_at: format_rfc3339(self.expires),
+            revoked_at: self.revoked.map(format_rfc3339),
+        }
+    }
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Random identifiers drawn from the injected environment.
+pub(crate) fn random_alnum(env: &impl Env, len: usize) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut out = String::with_capacity(len);
+    let mut buf = [0u8; 1];
+    while out.len() < len {
+        env.fill_random(&mut buf);
+        // Rejection sampling keeps the distribution uniform.
+        if buf[0] < 248 {
+            out.push(ALPHABET[(buf[0] % 62) as usize] as char);
+        }
+    }
+    out
+}
+
+pub(crate) fn random_hex(env: &impl Env, bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    env.fill_random(&mut buf);
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A random (version 4) UUID, the id format Entra and Okta expect.
+pub(crate) fn random_uuid(env: &impl Env) -> String {
+    let mut b = [0u8; 16];
+    env.fill_random(&mut b);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+fn check_name(name: &str, what: &str) -> Result<String, AdminError> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > MAX_NAME || name.chars().any(char::is_control) {
+        return Err(AdminError::Invalid(format!("{what} must be 1 to {MAX_NAME} printable characters")));
+    }
+    Ok(name.to_owned())
+}
+
+impl<S: Store, E: Env> Service<S, E> {
+    /// Creates an account.
+    pub fn create_account(&self, name: &str) -> Result<Account, AdminError> {
+        let name = check_name(name, "account name")?;
+        self.insert_account(name, Vec::new())
+    }
+
+    fn insert_account(&self, name: String, extra: Vec<Write>) -> Result<Account, AdminError> {
+        for _ in 0..8 {
+            let record = AccountRecord { id: random_alnum(self.env(), 22), name: name.clone(), created: self.env().now_millis() };
+            let mut writes = vec![Write::create(keys::account(&record.id), to_vec(&record))];
+            writes.extend(extra.iter().cloned());
+            match self.store().commit(writes) {
+                Ok(_) => return Ok(record.to_account()),
+                // An id collision: draw again.
+                Err(StoreError::Conflict(0)) => continue,
+                Err(StoreError::Conflict(_)) => return Err(AdminError::Invalid("the store already has an account".into())),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(AdminError::Unavailable("could not draw a free account id".into()))
+    }
+
+    /// Lists every account, in id order.
+    pub fn list_accounts(&self) -> Result<Vec<Account>, AdminError> {
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.store().scan(keys::ACCOUNTS, after.as_deref(), 500)?;
+            for entry in &page {
+                if let Ok(record) = serde_json::from_slice::<AccountRecord>(&entry.value) {
+                    out.push(record.to_account());
+                }
+            }
+            if page.len() < 500 {
+                return Ok(out);
+            }
+            after = page.last().map(|e| e.key.clone());
+        }
+    }
+
+    fn account_record(&self, account_id: &str) -> Result<AccountRecord, AdminError> {
+        let entry = self.store().get(&keys::account(account_id))?.ok_or_else(|| AdminError::NotFound(format!("account {account_id:?}")))?;
+        serde_json::from_slice(&entry.value).map_err(|e| AdminError::Unavailable(format!("corrupt account record: {e}")))
+    }
+
+    /// Creates a token for an account, valid for `expires_in_days` (default
+    /// 365, at most 3650).
+    pub fn create_token(&self, account_id: &str, name: &str, expires_in_days: Option<u32>) -> Result<NewToken, AdminError> {
+        let account = self.account_record(account_id)?;
+        let name = check_name(name, "token name")?;
+        let days = expires_in_days.unwrap_or(DEFAULT_TOKEN_DAYS);
+        if !(1..=MAX_TOKEN_DAYS).contains(&days) {
+            return Err(AdminError::Invalid(format!("expires-in-days must be between 1 and {MAX_TOKEN_DAYS}")));
+        }
+        let (token, writes) = self.token_writes(&account.id, name, days);
+        self.store().commit(writes)?;
+        Ok(token)
+    }
+
+    fn token_writes(&self, account_id: &str, name: String, days: u32) -> (NewToken, Vec<Write>) {
+        let id = random_hex(self.env(), 8);
+        let secret = random_hex(self.env(), 32);
+        let token = format!("{TOKEN_PREFIX}{id}_{secret}");
+        let now = self.env().now_millis();
+        let record = TokenRecord {
+            id: id.clone(),
+            account: account_id.to_owned(),
+            name,
+            hash: sha256_hex(token.as_bytes()),
+            created: now,
+            expires: now + i64::from(days) * DAY_MS,
+            revoked: None,
+        };
+        let writes = vec![
+            Write::create(keys::token(&id), to_vec(&record)),
+            Write::create(AccountKeys::new(account_id).token_ref(&id), Vec::new()),
+        ];
+        (NewToken { info: record.to_info(), token }, writes)
+    }
+
+    /// Lists an account's tokens.
+    pub fn list_tokens(&self, account_id: &str) -> Result<Vec<TokenInfo>, AdminError> {
+        let account = self.account_record(account_id)?;
+        let refs = self.store().scan(&AccountKeys::new(&account.id).tokens(), None, 10_000)?;
+        let ids: Vec<String> = refs.iter().map(|e| keys::token(&keys::last_segment(&e.key))).collect();
+        let records = self.store().get_many(&ids)?;
+        Ok(records
+            .into_iter()
+            .flatten()
+            .filter_map(|e| serde_json::from_slice::<TokenRecord>(&e.value).ok())
+            .map(|r| r.to_info())
+            .collect())
+    }
+
+    /// Revokes a token; revoking twice keeps the first time.
+    pub fn revoke_token(&self, account_id: &str, token_id: &str) -> Result<TokenInfo, AdminError> {
+        let not_found = || AdminError::NotFound(format!("token {token_id:?} of account {account_id:?}"));
+        for _ in 0..16 {
+            let entry = self.store().get(&keys::token(token_id))?.ok_or_else(not_found)?;
+            let mut record: TokenRecord =
+                serde_json::from_slice(&entry.value).map_err(|e| AdminError::Unavailable(format!("corrupt token record: {e}")))?;
+            if record.account != account_id {
+                return Err(not_found());
+            }
+            if record.revoked.is_some() {
+                return Ok(record.to_info());
+            }
+            record.revoked = Some(self.env().now_millis());
+            match self.store().commit(vec![Write::replace(keys::token(token_id), to_vec(&record), entry.version)]) {
+                Ok(_) => return Ok(record.to_info()),
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(AdminError::Unavailable("the token is being changed concurrently; retry".into()))
+    }
+
+    /// On an empty store creates a first account and token; otherwise `None`.
+    pub fn bootstrap(&self, name: &str) -> Result<Option<(Account, NewToken)>, AdminError> {
+        let name = check_name(name, "account name")?;
+        if self.store().get(BOOTSTRAP_KEY)?.is_some() || !self.store().scan(keys::ACCOUNTS, None, 1)?.is_empty() {
+            return Ok(None);
+        }
+        // Account, first token and the marker land in one commit.
+        for _ in 0..8 {
+            let record = AccountRecord { id: random_alnum(self.env(), 22), name: name.clone(), created: self.env().now_millis() };
+            let (token, mut writes) = self.token_writes(&record.id, "bootstrap".into(), DEFAULT_TOKEN_DAYS);
+            writes.push(Write::create(BOOTSTRAP_KEY, record.id.clone().into_bytes()));
+            writes.push(Write::create(keys::account(&record.id), to_vec(&record)));
+            match self.store().commit(writes) {
+                Ok(_) => return Ok(Some((record.to_account(), token))),
+                Err(StoreError::Conflict(2)) => return Ok(None),
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(AdminError::Unavailable("could not draw free ids".into()))
+    }
+
+    /// Checks an `Authorization` header for `account_id`. Every failure is
+    /// the same `false`, so a client learns nothing about which check failed.
+    pub(crate) fn authenticate(&self, account_id: &str, authorization: Option<&str>) -> Result<bool, StoreError> {
+        let Some(header) = authorization else { return Ok(false) };
+        let Some((scheme, token)) = header.trim().split_once(' ') else { return Ok(false) };
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Ok(false);
+        }
+        let token = token.trim();
+        let Some(id) = token.strip_prefix(TOKEN_PREFIX).and_then(|rest| rest.split_once('_')).map(|(id, _)| id) else {
+            return Ok(false);
+        };
+        if id.is_empty() || id.len() > 64 {
+            return Ok(false);
+        }
+        let presented = sha256_hex(token.as_bytes());
+        let Some(entry) = self.store().get(&keys::token(id))? else {
+            // Spend the same comparison as a hit.
+            let _ = presented.as_bytes().ct_eq(sha256_hex(b"").as_bytes());
+            return Ok(false);
+        };
+        let Ok(record) = serde_json::from_slice::<TokenRecord>(&entry.value) else { return Ok(false) };
+        let hash_ok: bool = presented.as_bytes().ct_eq(record.hash.as_bytes()).into();
+        let now = self.env().now_millis();
+        Ok(hash_ok && record.account == account_id && record.revoked.is_none() && now < record.expires)
+    }
+}
+
+fn to_vec<T: Serialize>(value: &T) -> Vec<u8> {
+    // Plain structs of strings and integers always serialise.
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{MemStore, TestEnv};
+
+    #[test]
+    fn token_lifecycle() {
+        let store = MemStore::new();
+        let env = TestEnv::default();
+        let service = Service::new(&store, &env);
+        let account = service.create_account("Acme").unwrap();
+        let other = service.create_account("Other").unwrap();
+        let token = service.create_token(&account.id, "entra", Some(1)).unwrap();
+        let bearer = format!("Bearer {}", token.token);
+        assert!(service.authenticate(&account.id, Some(&bearer)).unwrap());
+        assert!(!service.authenticate(&other.id, Some(&bearer)).unwrap(), "another account's token");
+        assert!(!service.authenticate(&account.id, None).unwrap());
+        assert!(!service.authenticate(&account.id, Some("Basic abc")).unwrap());
+        let mut forged = token.token.clone();
+        forged.pop();
+        forged.push(if token.token.ends_with('0') { '1' } else { '0' });
+        assert!(!service.authenticate(&account.id, Some(&format!("Bearer {forged}"))).unwrap());
+        // Stored hashed only.
+        let raw = store.get(&keys::token(&token.info.id)).unwrap().unwrap();
+        assert!(!String::from_utf8_lossy(&raw.value).contains(&token.token));
+        // Expiry.
+        env.advance(DAY_MS);
+        assert!(!service.authenticate(&account.id, Some(&bearer)).unwrap());
+        // Revocation.
+        let t2 = service.create_token(&account.id, "okta", None).unwrap();
+        let b2 = format!("bearer {}", t2.token);
+        assert!(service.authenticate(&account.id, Some(&b2)).unwrap());
+        let revoked = service.revoke_token(&account.id, &t2.info.id).unwrap();
+        assert!(revoked.revoked_at.is_some());
+        assert!(!service.authenticate(&account.id, Some(&b2)).unwrap());
+        assert_eq!(service.revoke_token(&account.id, &t2.info.id).unwrap(), revoked);
+        assert!(matches!(service.revoke_token(&other.id, &t2.info.id), Err(AdminError::NotFound(_))));
+        assert_eq!(service.list_tokens(&account.id).unwrap().len(), 2);
+        assert!(matches!(service.create_token(&account.id, "x", Some(0)), Err(AdminError::Invalid(_))));
+        assert!(matches!(service.create_token("nope", "x", None), Err(AdminError::NotFound(_))));
+    }
+
+    #[test]
+    fn bootstrap_happens_once() {
+        let store = MemStore::new();
+        let env = TestEnv::default();
+        let service = Service::new(&store, &env);
+        let (account, token) = service.bootstrap("default").unwrap().unwrap();
+        assert_eq!(account.scim_path, format!("/gateway/ng/api/scim/account/{}", account.id));
+        assert!(token.token.starts_with("scimlet_"));
+        assert_eq!(service.bootstrap("default").unwrap(), None);
+        assert_eq!(service.list_accounts().unwrap(), vec![account]);
+    }
+}

@@ -1,0 +1,532 @@
+//! The Group resource. A group is one record (displayName, externalId)
+//! plus one edge record per member in each direction, so changing k members
+//! costs O(k) whatever the group's size, and reading a group without its
+//! members never touches them.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+use unicode_normalization::UnicodeNormalization;
+
+use crate::env::Env;
+use crate::error::ScimError;
+use crate::filter::IndexHint;
+use crate::http::Response;
+use crate::keys;
+use crate::list::{self, ListQuery, MAX_SCAN, Pager};
+use crate::patch::{self, OpKind, Operation};
+use crate::resource::{self, Projection};
+use crate::schema::{GROUP_TYPE, USER_TYPE};
+use crate::store::{Store, StoreError, Write};
+use crate::tenant::{self, Stored, Tenant};
+
+/// Most members one group may have: bounds the work of reading, replacing
+/// and deleting a group.
+pub(crate) const MAX_MEMBERS: usize = 100_000;
+const MAX_IDENTIFIER: usize = 128;
+
+/// Derives a group identifier from its displayName, the way the platform
+/// names user groups: `.` `-` and whitespace become `_`, accents are
+/// stripped, leading digits and `$` go, and anything outside
+/// `[0-9A-Za-z_$]` is dropped. A name that started with a digit gets a short
+/// hash suffix so that "2024 Interns" and "2025 Interns" stay apart.
+pub fn derive_identifier(display_name: &str) -> String {
+    let trimmed = display_name.trim();
+    let step1: String = trimmed.chars().map(|c| if c == '.' || c == '-' { '_' } else { c }).collect();
+    let stripped: String = step1.nfd().filter(|c| !unicode_normalization::char::is_combining_mark(*c)).collect();
+    let without_leading = stripped.trim_start_matches(|c: char| c.is_ascii_digit() || c == '-' || c == '$');
+    let mut id: String = without_leading
+        .chars()
+        .filter_map(|c| match c {
+            c if c.is_whitespace() => Some('_'),
+            c if c.is_ascii_alphanumeric() || c == '_' || c == '$' => Some(c),
+            _ => None,
+        })
+        .collect();
+    let hash = || -> String { Sha256::digest(trimmed.as_bytes()).iter().take(4).map(|b| format!("{b:02x}")).collect() };
+    if trimmed.starts_with(|c: char| c.is_ascii_digit()) && id != trimmed {
+        id.truncate(MAX_IDENTIFIER - 9);
+        id = format!("{id}_{}", hash());
+    }
+    if id.is_empty() {
+        id = format!("group_{}", hash());
+    }
+    id.truncate(MAX_IDENTIFIER);
+    id
+}
+
+/// Membership changes gathered from a PATCH, applied as edge writes.
+#[derive(Debug, Default)]
+struct MemberDelta {
+    /// Start from an empty membership (replace, or remove of all members).
+    clear: bool,
+    /// Final wish per user id: member or not.
+    wish: BTreeMap<String, bool>,
+}
+
+impl<S: Store, E: Env> Tenant<'_, S, E> {
+    fn load_group(&self, id: &str) -> Result<Option<(Stored, u64)>, ScimError> {
+        match self.store().get(&self.keys.group(id))? {
+            Some(entry) => Ok(Some((Stored::decode(&entry)?, entry.version))),
+            None => Ok(None),
+        }
+    }
+
+    fn group_not_found(id: &str) -> ScimError {
+        ScimError::not_found(format!("no group with id {id:?} in this account"))
+    }
+
+    fn member_ids(&self, group: &str) -> Result<Vec<String>, ScimError> {
+        let prefix = self.keys.members(group);
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.store().scan(&prefix, after.as_deref(), 1000)?;
+            out.extend(page.iter().map(|e| keys::last_segment(&e.key)));
+            if page.len() < 1000 || out.len() > MAX_MEMBERS {
+                return Ok(out);
+            }
+            after = page.last().map(|e| e.key.clone());
+        }
+    }
+
+    fn render_members(&self, group: &str) -> Result<Vec<Value>, ScimError> {
+        let ids = self.member_ids(group)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let docs = self.store().get_many(&chunk.iter().map(|u| self.keys.user(u)).collect::<Vec<_>>())?;
+            for (uid, doc) in chunk.iter().zip(docs) {
+                let Some(doc) = doc else { continue };
+                let user = Stored::decode(&doc)?;
+                let display = user.attrs.get("displayName").or_else(|| user.attrs.get("userName")).cloned().unwrap_or(Value::Null);
+                out.push(json!({"value": uid, "$ref": self.location(USER_TYPE.endpoint, uid), "display": display, "type": "User"}));
+            }
+        }
+        Ok(out)
+    }
+
+    fn render_group(&self, id: &str, stored: &Stored, version: u64, with_members: bool) -> Result<Value, ScimError> {
+        let mut computed = Vec::new();
+        if with_members {
+            let members = self.render_members(id)?;
+            if !members.is_empty() {
+                computed.push(("members", Value::Array(members)));
+            }
+        }
+        Ok(resource::render(&GROUP_TYPE, id, &stored.attrs, computed, &stored.meta(version), &self.location(GROUP_TYPE.endpoint, id)))
+    }
+
+    fn group_response(&self, status: u16, id: &str, stored: &Stored, version: u64, projection: &Projection) -> Result<Response, ScimError> {
+        let body = projection.apply(&GROUP_TYPE, self.render_group(id, stored, version, projection.wants("members"))?);
+        let location = self.location(GROUP_TYPE.endpoint, id);
+        Ok(tenant::resource_response(status, &body, version, (status == 201).then_some(location.as_str())))
+    }
+
+    /// Splits a full group body into stored attributes and member ids.
+    fn group_attrs(body: &Value) -> Result<(Map<String, Value>, Vec<String>), ScimError> {
+        let mut attrs = resource::normalize(&GROUP_TYPE, body)?;
+        let members = member_values(attrs.remove("members").as_ref())?;
+        match attrs.get("displayName").and_then(Value::as_str) {
+            Some(name) if !name.trim().is_empty() && name.len() <= 1024 => Ok((attrs, members)),
+            Some(name) if name.len() > 1024 => Err(ScimError::invalid_value("displayName is longer than 1024 bytes")),
+            _ => Err(ScimError::invalid_value("displayName is required and must be a non-empty string")),
+        }
+    }
+
+    /// Index writes for a group's attributes, the unique name first.
+    fn group_index_writes(&self, id: &str, old: Option<&Map<String, Value>>, new: Option<&Map<String, Value>>) -> (Vec<Write>, Option<usize>) {
+        let index = |attrs: &Map<String, Value>| {
+            let mut out = Vec::new();
+            if let Some(name) = attrs.get("displayName").and_then(Value::as_str) {
+                out.push((self.keys.group_name(name), id.as_bytes().to_vec(), true));
+            }
+            if let Some(ext) = attrs.get("externalId").and_then(Value::as_str) {
+                out.push((format!("{}{}", self.keys.group_external_ids(ext), keys::segment(id)), Vec::new(), false));
+            }
+            out
+        };
+        let old = old.map(index).unwrap_or_default();
+        let new = new.map(index).unwrap_or_default();
+        let mut writes = Vec::new();
+        let mut unique_at = None;
+        for (key, value, unique) in &new {
+            if !old.iter().any(|(k, _, _)| k == key) {
+                if *unique {
+                    unique_at = Some(writes.len());
+                    writes.push(Write::create(key.clone(), value.clone()));
+                } else {
+                    writes.push(Write::put(key.clone(), value.clone()));
+                }
+            }
+        }
+        for (key, _, _) in &old {
+            if !new.iter().any(|(k, _, _)| k == key) {
+                writes.push(Write::delete(key.clone()));
+            }
+        }
+        (writes, unique_at)
+    }
+
+    /// Edge writes that take membership from what the store holds to
+    /// `delta`, and version bumps for the users whose `groups` change.
+    /// Fails with 400 if an added member is not a user of this account.
+    fn member_writes(&self, group: &str, delta: &MemberDelta) -> Result<(Vec<Write>, bool), ScimError> {
+        let mut current: BTreeSet<String> = BTreeSet::new();
+        if delta.clear {
+            current.extend(self.member_ids(group)?);
+        }
+        let touched: Vec<&String> = delta.wish.keys().filter(|u| !current.contains(*u)).collect();
+        if !touched.is_empty() {
+            let edges = self.store().get_many(&touched.iter().map(|u| self.keys.member(group, u)).collect::<Vec<_>>())?;
+            for (uid, edge) in touched.into_iter().zip(edges) {
+                if edge.is_some() {
+                    current.insert(uid.clone());
+                }
+            }
+        }
+        let desired = |uid: &String| -> bool { delta.wish.get(uid).copied().unwrap_or(!delta.clear) };
+        let mut changed: Vec<(String, bool)> = Vec::new();
+        for uid in &current {
+            if !desired(uid) {
+                changed.push((uid.clone(), false));
+            }
+        }
+        for (uid, wish) in &delta.wish {
+            if *wish && !current.contains(uid) {
+                changed.push((uid.clone(), true));
+            }
+        }
+        let mut writes = Vec::new();
+        for chunk in changed.chunks(500) {
+            let docs = self.store().get_many(&chunk.iter().map(|(u, _)| self.keys.user(u)).collect::<Vec<_>>())?;
+            for ((uid, add), doc) in chunk.iter().zip(docs) {
+                match (doc, add) {
+                    (Some(doc), _) => {
+                        // Rewriting the user gives it a new version (its `groups`
+                        // changed) and, as a precondition, proves it still exists.
+                        writes.push(Write::replace(doc.key.clone(), doc.value.clone(), doc.version));
+                    }
+                    (None, true) => {
+                        return Err(ScimError::invalid_value(format!("member {uid:?} is not a user of this account")));
+                    }
+                    (None, false) => {}
+                }
+                if *add {
+                    writes.push(Write::put(self.keys.member(group, uid), Vec::new()));
+                    writes.push(Write::put(self.keys.membership(uid, group), Vec::new()));
+                } else {
+                    writes.push(Write::delete(self.keys.member(group, uid)));
+                    writes.push(Write::delete(self.keys.membership(uid, group)));
+                }
+            }
+        }
+        if current.len() + changed.iter().filter(|(_, add)| *add).count() > MAX_MEMBERS {
+            return Err(ScimError::invalid_value(format!("a group holds at most {MAX_MEMBERS} members")));
+        }
+        Ok((writes, !changed.is_empty()))
+    }
+
+    /// `POST /Groups`. The id is derived from displayName; when another
+    /// group already has that identifier, a numbered suffix keeps both.
+    pub(crate) fn create_group(&self, body: &Value, projection: &Projection) -> Result<Response, ScimError> {
+        let (attrs, members) = Self::group_attrs(body)?;
+        let name = attrs.get("displayName").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let base = derive_identifier(&name);
+        let now = self.now();
+        let stored = Stored { created: now, modified: now, attrs };
+        let delta = MemberDelta { clear: false, wish: members.into_iter().map(|m| (m, true)).collect() };
+        let mut suffix = 1usize;
+        let (id, version) = tenant::retry(|| {
+            let id = if suffix == 1 { base.clone() } else { format!("{base}_{suffix}") };
+            let (index, unique_at) = self.group_index_writes(&id, None, Some(&stored.attrs));
+            let (edges, _) = self.member_writes(&id, &delta)?;
+            let mut writes = vec![Write::create(self.keys.group(&id), stored.encode())];
+            writes.extend(index);
+            writes.extend(edges);
+            match self.store().commit(writes) {
+                Ok(v) => Ok(Ok((id, v))),
+                Err(StoreError::Conflict(0)) => {
+                    suffix += 1;
+                    Ok(Err(StoreError::Conflict(0)))
+                }
+                Err(StoreError::Conflict(i)) if unique_at.map(|u| u + 1) == Some(i as usize) => Err(name_taken(&name)),
+                Err(e) => Ok(Err(e)),
+            }
+        })?;
+        self.group_response(201, &id, &stored, version, projection)
+    }
+
+    /// `GET /Groups/{id}`.
+    pub(crate) fn get_group(&self, id: &str, projection: &Projection, if_none_match: Option<&str>) -> Result<Response, ScimError> {
+        let (stored, version) = self.load_group(id)?.ok_or_else(|| Self::group_not_found(id))?;
+        if tenant::not_modified(if_none_match, version) {
+            return Ok(Response::empty(304).with_header("etag", resource::Meta::etag(version)));
+        }
+        self.group_response(200, id, &stored, version, projection)
+    }
+
+    /// `PUT /Groups/{id}`: name, externalId and the full member list.
+    pub(crate) fn replace_group(&self, id: &str, body: &Value, if_match: Option<&str>, projection: &Projection) -> Result<Response, ScimError> {
+        let (attrs, members) = Self::group_attrs(body)?;
+        let delta = MemberDelta { clear: true, wish: members.into_iter().map(|m| (m, true)).collect() };
+        let (stored, version) = self.update_group(id, if_match, &delta, |_| Ok(attrs.clone()))?;
+        self.group_response(200, id, &stored, version, projection)
+    }
+
+    /// `PATCH /Groups/{id}`; answers 204 as Entra prefers (RFC 7644 §3.5.2
+    /// allows it), or 200 with the group when the client asks for
+    /// attributes.
+    pub(crate) fn patch_group(&self, id: &str, body: &Value, if_match: Option<&str>, projection: Option<&Projection>) -> Result<Response, ScimError> {
+        let ops = patch::parse(&GROUP_TYPE, body)?;
+        let (member_ops, attr_ops): (Vec<&Operation>, Vec<&Operation>) = ops.iter().partition(|op| op.path.attribute.name == "members" && op.path.extension.is_none());
+        let delta = self.member_delta(id, &member_ops)?;
+        let (stored, version) = self.update_group(id, if_match, &delta, |old| {
+            let mut attrs = old.clone();
+            for op in &attr_ops {
+                patch::apply(&mut attrs, op)?;
+            }
+            let mut body = attrs;
+            body.remove("members");
+            let (attrs, _) = Self::group_attrs(&Value::Object(body))?;
+            Ok(attrs)
+        })?;
+        match projection {
+            Some(projection) => self.group_response(200, id, &stored, version, projection),
+            None => Ok(Response::empty(204).with_header("etag", resource::Meta::etag(version))),
+        }
+    }
+
+    /// Turns member operations into wishes, in order.
+    fn member_delta(&self, group: &str, ops: &[&Operation]) -> Result<MemberDelta, ScimError> {
+        let mut delta = MemberDelta::default();
+        for op in ops {
+            if op.path.sub.is_some() {
+                return Err(ScimError::mutability("member sub-attributes cannot be changed; add or remove the member instead"));
+            }
+            match (op.kind, &op.path.filter) {
+                (OpKind::Add, None) => {
+                    for uid in member_values(op.value.as_ref())? {
+                        delta.wish.insert(uid, true);
+                    }
+                }
+                (OpKind::Replace, None) => {
+                    delta.clear = true;
+                    delta.wish.clear();
+                    for uid in member_values(op.value.as_ref())? {
+                        delta.wish.insert(uid, true);
+                    }
+                }
+                (OpKind::Remove, None) => match &op.value {
+                    // Quirk::RemoveWithValue (Entra's default removal).
+                    Some(value) => {
+                        for uid in member_values(Some(value))? {
+                            delta.wish.insert(uid, false);
+                        }
+                    }
+                    None => {
+                        delta.clear = true;
+                        delta.wish.clear();
+                    }
+                },
+                (OpKind::Remove, Some(filter)) => match filter.required_equalities().as_deref() {
+                    Some([("value", Value::String(uid))]) => {
+                        delta.wish.insert(uid.clone(), false);
+                    }
+                    _ => {
+                        // A general filter: evaluate it on the rendered members.
+                        for member in self.render_members(group)? {
+                            if filter.matches(&member) {
+                                if let Some(uid) = member.get("value").and_then(Value::as_str) {
+                                    delta.wish.insert(uid.to_owned(), false);
+                                }
+                            }
+                        }
+                    }
+                },
+                (_, Some(_)) => {
+                    return Err(ScimError::invalid_path("members[filter] can only be removed; add members by value"));
+                }
+            }
+        }
+        Ok(delta)
+    }
+
+    fn update_group(
+        &self,
+        id: &str,
+        if_match: Option<&str>,
+        delta: &MemberDelta,
+        mut change: impl FnMut(&Map<String, Value>) -> Result<Map<String, Value>, ScimError>,
+    ) -> Result<(Stored, u64), ScimError> {
+        tenant::retry(|| {
+            let (old, version) = self.load_group(id)?.ok_or_else(|| Self::group_not_found(id))?;
+            tenant::check_if_match(if_match, version)?;
+            let attrs = change(&old.attrs)?;
+            let (edges, members_changed) = self.member_writes(id, delta)?;
+            if attrs == old.attrs && !members_changed {
+                return Ok(Ok((old, version)));
+            }
+            let name = attrs.get("displayName").and_then(Value::as_str).unwrap_or_default().to_owned();
+            let new = Stored { created: old.created, modified: self.now(), attrs };
+            let (index, unique_at) = self.group_index_writes(id, Some(&old.attrs), Some(&new.attrs));
+            let mut writes = vec![Write::replace(self.keys.group(id), new.encode(), version)];
+            writes.extend(index);
+            writes.extend(edges);
+            match self.store().commit(writes) {
+                Ok(v) => Ok(Ok((new, v))),
+                Err(StoreError::Conflict(i)) if unique_at.map(|u| u + 1) == Some(i as usize) => Err(name_taken(&name)),
+                Err(e) => Ok(Err(e)),
+            }
+        })
+    }
+
+    /// `DELETE /Groups/{id}`: the group, its indexes and every edge in one
+    /// commit. The users stay.
+    pub(crate) fn delete_group(&self, id: &str, if_match: Option<&str>) -> Result<Response, ScimError> {
+        tenant::retry(|| {
+            let (old, version) = self.load_group(id)?.ok_or_else(|| Self::group_not_found(id))?;
+            tenant::check_if_match(if_match, version)?;
+            let mut writes = vec![Write::delete_at(self.keys.group(id), version)];
+            writes.extend(self.group_index_writes(id, Some(&old.attrs), None).0);
+            for uid in self.member_ids(id)? {
+                writes.push(Write::delete(self.keys.member(id, &uid)));
+                writes.push(Write::delete(self.keys.membership(&uid, id)));
+            }
+            Ok(self.store().commit(writes).map(|_| ()))
+        })?;
+        Ok(Response::empty(204))
+    }
+
+    /// `GET /Groups` with filter and paging, in displayName order.
+    pub(crate) fn list_groups(&self, query: &ListQuery) -> Result<Response, ScimError> {
+        let needs_members = query.filter.as_ref().is_some_and(|f| f.mentions("members"));
+        let hint = query.filter.as_ref().and_then(|f| f.index_hint());
+        let candidates: Option<Vec<String>> = match hint {
+            Some(IndexHint::DisplayName(v)) => Some(self.store().get(&self.keys.group_name(&v))?.map(|e| String::from_utf8_lossy(&e.value).into_owned()).into_iter().collect()),
+            Some(IndexHint::Id(v)) => Some(vec![v]),
+            Some(IndexHint::ExternalId(v)) => Some(self.ids_under(&self.keys.group_external_ids(&v))?),
+            Some(IndexHint::Member(v)) => Some(self.ids_under(&self.keys.memberships(&v))?),
+            _ => None,
+        };
+        let mut pager = Pager::new(query.start_index, query.count);
+        let mut examined = 0usize;
+        let mut consider = |ids: &[String], pager: &mut Pager<Value>| -> Result<(), ScimError> {
+            examined += ids.len();
+            if query.filter.is_some() && examined > MAX_SCAN {
+                return Err(ScimError::new(400, Some(crate::error::ScimType::TooMany), format!(
+                    "the filter would examine more than {MAX_SCAN} groups; add an equality on displayName, externalId, id or members.value"
+                )));
+            }
+            if query.filter.is_none() {
+                // Unfiltered: every id is a match; fetch only the page.
+                let wanted: Vec<&String> = ids.iter().filter(|_| { let on = pager.next_is_on_page(); pager.total += 1; on }).collect();
+                if wanted.is_empty() {
+                    return Ok(());
+                }
+                let docs = self.store().get_many(&wanted.iter().map(|id| self.keys.group(id)).collect::<Vec<_>>())?;
+                for (id, doc) in wanted.into_iter().zip(docs) {
+                    let Some(doc) = doc else { continue };
+                    let stored = Stored::decode(&doc)?;
+                    let full = self.render_group(id, &stored, doc.version, query.projection.wants("members"))?;
+                    pager.page.push(query.projection.apply(&GROUP_TYPE, full));
+                }
+                return Ok(());
+            }
+            let docs = self.store().get_many(&ids.iter().map(|id| self.keys.group(id)).collect::<Vec<_>>())?;
+            for (id, doc) in ids.iter().zip(docs) {
+                let Some(doc) = doc else { continue };
+                let stored = Stored::decode(&doc)?;
+                let full = self.render_group(id, &stored, doc.version, needs_members)?;
+                if query.filter.as_ref().is_none_or(|f| f.matches(&full)) {
+                    let projection = &query.projection;
+                    let full = if !needs_members && projection.wants("members") && pager.next_is_on_page() {
+                        self.render_group(id, &stored, doc.version, true)?
+                    } else {
+                        full
+                    };
+                    pager.push(|| projection.apply(&GROUP_TYPE, full));
+                }
+            }
+            Ok(())
+        };
+        match candidates {
+            Some(mut ids) => {
+                ids.sort();
+                ids.dedup();
+                consider(&ids, &mut pager)?;
+            }
+            None => {
+                let prefix = self.keys.group_names();
+                let mut after: Option<String> = None;
+                loop {
+                    let page = self.store().scan(&prefix, after.as_deref(), 500)?;
+                    let ids: Vec<String> = page.iter().map(|e| String::from_utf8_lossy(&e.value).into_owned()).collect();
+                    consider(&ids, &mut pager)?;
+                    if page.len() < 500 {
+                        break;
+                    }
+                    after = page.last().map(|e| e.key.clone());
+                }
+            }
+        }
+        Ok(Response::scim_json(200, &list::list_response(pager.total, query.start_index, pager.page)))
+    }
+}
+
+/// Member ids from a `members` value: a list of `{"value": id, …}` (or a
+/// single one). `$ref`, `display` and `type` are informative and ignored.
+fn member_values(value: Option<&Value>) -> Result<Vec<String>, ScimError> {
+    let items: Vec<&Value> = match value {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(items)) => items.iter().collect(),
+        Some(single) => vec![single],
+    };
+    if items.len() > MAX_MEMBERS {
+        return Err(ScimError::invalid_value(format!("a group holds at most {MAX_MEMBERS} members")));
+    }
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let id = match item {
+            Value::Object(m) => m.iter().find(|(k, _)| k.eq_ignore_ascii_case("value")).and_then(|(_, v)| v.as_str()),
+            Value::String(s) => Some(s.as_str()),
+            _ => None,
+        };
+        match id {
+            Some(id) if !id.is_empty() => out.push(id.to_owned()),
+            _ => return Err(ScimError::invalid_value("each member needs a \"value\" holding the user's id")),
+        }
+    }
+    Ok(out)
+}
+
+fn name_taken(name: &str) -> ScimError {
+    ScimError::uniqueness(format!("a group named {name:?} already exists in this account (displayName is case-insensitive)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::derive_identifier;
+
+    #[test]
+    fn identifiers_follow_the_platform_rules() {
+        for (name, id) in [
+            ("example-group", "example_group"),
+            ("Eng Team.Alpha", "Eng_Team_Alpha"),
+            ("Dev-Ops", "Dev_Ops"),
+            ("Dev.Ops", "Dev_Ops"),
+            ("Dev Ops", "Dev_Ops"),
+            ("R&D (EU)", "RD_EU"),
+            ("Ünïcode Grüppe", "Unicode_Gruppe"),
+            ("$team", "team"),
+            ("2024 Interns", "_Interns_455ca499"),
+            ("2025 Interns", "_Interns_6aa44d9a"),
+        ] {
+            assert_eq!(derive_identifier(name), id, "{name}");
+        }
+        // Nothing survives but the hash.
+        assert_eq!(derive_identifier("42").len(), 9);
+        assert!(derive_identifier("!!!").starts_with("group_"));
+        assert!(derive_identifier(&"x".repeat(500)).len() <= 128);
+    }
+}

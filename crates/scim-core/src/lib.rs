@@ -1,0 +1,69 @@
+//! scim-core: the SCIM 2.0 protocol (RFC 7643, RFC 7644) and scimlet's
+//! provisioning rules, as a deterministic library without I/O.
+//!
+//! The core does not serve HTTP, read clocks, draw random numbers or touch a
+//! database. A host hands it a [`Request`] and gets a [`Response`]; durable
+//! state goes through the small [`Store`] contract and time and randomness
+//! through [`Env`]. That is what lets one implementation run natively in tests
+//! against [`MemStore`], inside the WebAssembly component on the `scimlet`
+//! runner, and on Spin, with identical responses.
+#![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
+
+pub mod accounts;
+mod discovery;
+pub mod env;
+pub mod error;
+pub mod filter;
+mod groups;
+pub mod http;
+mod keys;
+mod list;
+pub mod patch;
+mod resource;
+mod router;
+mod tenant;
+pub mod schema;
+pub mod store;
+mod users;
+
+pub use accounts::{Account, AdminError, NewToken, TokenInfo};
+pub use groups::derive_identifier;
+pub use router::MAX_BODY;
+pub use env::{Env, TestEnv};
+pub use error::ScimError;
+pub use http::{Request, Response};
+pub use store::{Entry, MemStore, Precondition, Store, StoreError, Write};
+
+/// Media type of every SCIM response (RFC 7644 §3.1).
+pub const SCIM_MEDIA_TYPE: &str = "application/scim+json";
+
+/// The SCIM service of every account held in one store.
+///
+/// Cheap to build: hosts may create one per request.
+#[derive(Debug)]
+pub struct Service<S, E> {
+    store: S,
+    env: E,
+}
+
+impl<S: Store, E: Env> Service<S, E> {
+    /// A service over `store`, taking time and randomness from `env`.
+    pub fn new(store: S, env: E) -> Self {
+        Service { store, env }
+    }
+
+    /// Answers one HTTP request. Never panics on any input: bad input becomes
+    /// a SCIM error response, a storage failure a 503.
+    pub fn handle(&self, request: &Request) -> Response {
+        router::handle(self, request)
+    }
+
+    pub(crate) fn store(&self) -> &S {
+        &self.store
+    }
+
+    pub(crate) fn env(&self) -> &E {
+        &self.env
+    }
+}

@@ -1,0 +1,596 @@
+//! PATCH (RFC 7644 §3.5.2): parsing a PatchOp into operations and applying
+//! them to a resource's stored attributes.
+//!
+//! Identity providers deviate from the RFC in a few well-known ways. Each
+//! deviation is accepted by a named normaliser in [`parse`] (see
+//! [`Quirk`]), so the engine itself ([`apply`]) stays spec-pure:
+//! - [`Quirk::OpCase`]: Entra sends `Add`/`Replace`/`Remove`.
+//! - [`Quirk::PathlessObject`]: Okta and Entra (`aadOptscim062020`) send a
+//!   path-less `replace` whose value keys are attribute paths
+//!   (`name.givenName`, URN-qualified extension attributes).
+//! - [`Quirk::StringBoolean`]: Entra's default mode sends `"False"`/`"True"`
+//!   (accepted wherever a boolean is coerced, see `resource::coerce`).
+//! - [`Quirk::BareManager`]: Entra sends the enterprise `manager` as a bare id.
+//! - [`Quirk::FilterMissCreates`]: Entra's `Add`/`Replace` on
+//!   `emails[type eq "work"].value` when no such e-mail exists creates it.
+//! - [`Quirk::RemoveWithValue`]: Entra's default removal of members,
+//!   `{"op":"Remove","path":"members","value":[{"value":"id"}]}`.
+
+use serde_json::{Map, Value};
+
+use crate::error::ScimError;
+use crate::filter::Filter;
+use crate::resource::coerce;
+use crate::schema::{self, Attribute, Mutability, ResourceType, Type};
+
+/// Most operations accepted in one PatchOp: bounds per-request work.
+pub const MAX_OPERATIONS: usize = 1000;
+
+/// The client deviations PATCH accepts; see the module documentation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quirk {
+    /// Capitalised `op` values.
+    OpCase,
+    /// Path-less value objects keyed by attribute paths.
+    PathlessObject,
+    /// Booleans as strings.
+    StringBoolean,
+    /// `manager` as a bare string.
+    BareManager,
+    /// Filtered add/replace that matches nothing creates the element.
+    FilterMissCreates,
+    /// Removal of multi-valued entries named in `value`.
+    RemoveWithValue,
+}
+
+/// PATCH operation kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpKind {
+    /// add
+    Add,
+    /// replace
+    Replace,
+    /// remove
+    Remove,
+}
+
+/// A parsed PATCH path: `attr`, `attr.sub`, `attr[filter]` or
+/// `attr[filter].sub`, each optionally URN-qualified.
+#[derive(Debug, Clone)]
+pub struct Path {
+    /// Extension URN the attribute lives under.
+    pub extension: Option<&'static str>,
+    /// The top-level attribute.
+    pub attribute: &'static Attribute,
+    /// `attr.sub` or `attr[filter].sub`.
+    pub sub: Option<&'static Attribute>,
+    /// The value filter of `attr[filter]`.
+    pub filter: Option<Filter>,
+}
+
+/// One operation, normalised.
+#[derive(Debug, Clone)]
+pub struct Operation {
+    /// What to do.
+    pub kind: OpKind,
+    /// Where; `None` only for `add`/`replace` of whole-resource objects that
+    /// could not be split (never produced by [`parse`]).
+    pub path: Path,
+    /// The value, if any.
+    pub value: Option<Value>,
+}
+
+/// Parses a PatchOp body into operations with paths resolved, applying the
+/// normalisers.
+pub fn parse(rt: &ResourceType, body: &Value) -> Result<Vec<Operation>, ScimError> {
+    let Value::Object(map) = body else {
+        return Err(ScimError::invalid_syntax("a PATCH body must be a PatchOp JSON object"));
+    };
+    if let Some(schemas) = field(map, "schemas") {
+        let ok = schemas.as_array().is_some_and(|a| a.iter().any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(schema::PATCH_OP))));
+        if !ok {
+            return Err(ScimError::invalid_syntax(format!("a PatchOp must list the schema {:?}", schema::PATCH_OP)));
+        }
+    }
+    let Some(Value::Array(ops)) = field(map, "Operations") else {
+        return Err(ScimError::invalid_syntax("a PatchOp needs an \"Operations\" array"));
+    };
+    if ops.is_empty() {
+        return Err(ScimError::invalid_syntax("\"Operations\" is empty"));
+    }
+    if ops.len() > MAX_OPERATIONS {
+        return Err(ScimError::invalid_syntax(format!("more than {MAX_OPERATIONS} operations in one PatchOp")));
+    }
+    let mut out = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        let Value::Object(op) = op else {
+            return Err(ScimError::invalid_syntax(format!("Operations[{i}] is not an object")));
+        };
+        let kind = match field(op, "op").and_then(Value::as_str) {
+            // Quirk::OpCase
+            Some(s) if s.eq_ignore_ascii_case("add") => OpKind::Add,
+            Some(s) if s.eq_ignore_ascii_case("replace") => OpKind::Replace,
+            Some(s) if s.eq_ignore_ascii_case("remove") => OpKind::Remove,
+            Some(s) => {
+                return Err(ScimError::invalid_syntax(format!("Operations[{i}].op is {s:?}; it must be add, replace or remove")));
+            }
+            None => return Err(ScimError::invalid_syntax(format!("Operations[{i}] has no \"op\""))),
+        };
+        let value = field(op, "value").cloned();
+        let path = match field(op, "path") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(p)) if p.trim().is_empty() => None,
+            Some(Value::String(p)) => Some(p.trim()),
+            Some(_) => return Err(ScimError::invalid_path(format!("Operations[{i}].path must be a string"))),
+        };
+        match path {
+            Some(p) => {
+                let path = parse_path(rt, p)?;
+                if kind != OpKind::Remove && value.is_none() {
+                    return Err(ScimError::invalid_value(format!("Operations[{i}] ({p}) needs a \"value\"")));
+                }
+                out.push(Operation { kind, path, value });
+            }
+            None if kind == OpKind::Remove => {
+                return Err(ScimError::no_target(format!("Operations[{i}] is a remove without a \"path\"")));
+            }
+            None => {
+                // Quirk::PathlessObject: split into one operation per key.
+                let Some(Value::Object(fields)) = value else {
+                    return Err(ScimError::invalid_value(format!("Operations[{i}] has no path, so its value must be an object of attributes")));
+                };
+                expand(rt, kind, &fields, &mut out)?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn field<'v>(map: &'v Map<String, Value>, name: &str) -> Option<&'v Value> {
+    map.get(name).or_else(|| map.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v))
+}
+
+fn expand(rt: &ResourceType, kind: OpKind, fields: &Map<String, Value>, out: &mut Vec<Operation>) -> Result<(), ScimError> {
+    for (key, value) in fields {
+        if key.eq_ignore_ascii_case("schemas") {
+            continue;
+        }
+        if let Some(ext) = rt.extension(key) {
+            if let Value::Object(inner) = value {
+                for (name, v) in inner {
+                    let Some(attribute) = ext.attribute(name) else { continue };
+                    if attribute.mutability == Mutability::ReadOnly {
+                        continue;
+                    }
+                    out.push(Operation { kind, path: Path { extension: Some(ext.id), attribute, sub: None, filter: None }, value: Some(v.clone()) });
+                }
+            }
+            continue;
+        }
+        let Ok(path) = parse_path(rt, key) else { continue };
+        // Okta repeats `id` (and clients echo `meta`) inside value objects.
+        if path.attribute.mutability == Mutability::ReadOnly || path.sub.is_some_and(|s| s.mutability == Mutability::ReadOnly) {
+            continue;
+        }
+        out.push(Operation { kind, path, value: Some(value.clone()) });
+    }
+    Ok(())
+}
+
+/// Parses a PATCH `path` (RFC 7644 §3.5.2, `PATH = attrPath / valuePath [subAttr]`).
+pub fn parse_path(rt: &ResourceType, text: &str) -> Result<Path, ScimError> {
+    let unknown = || ScimError::invalid_path(format!("{text:?} does not name an attribute of {}", rt.name));
+    let (attr_part, filter, after) = match text.find('[') {
+        Some(open) => {
+            let close = text.rfind(']').filter(|&c| c > open).ok_or_else(|| ScimError::invalid_path(format!("{text:?} has '[' without a matching ']'")))?;
+            let after = &text[close + 1..];
+            let after = if after.is_empty() {
+                None
+            } else {
+                Some(after.strip_prefix('.').ok_or_else(|| ScimError::invalid_path(format!("{text:?}: expected '.subAttribute' after ']'")))?)
+            };
+            (&text[..open], Some(&text[open + 1..close]), after)
+        }
+        None => (text, None, None),
+    };
+    let resolved = schema::resolve(rt, attr_part).ok_or_else(unknown)?;
+    let extension = resolved.extension.then_some(resolved.schema.id);
+    match filter {
+        None => Ok(Path { extension, attribute: resolved.attribute, sub: resolved.sub, filter: None }),
+        Some(filter_text) => {
+            let attribute = resolved.attribute;
+            if resolved.sub.is_some() || attribute.ty != Type::Complex || !attribute.multi_valued {
+                return Err(ScimError::invalid_path(format!("{text:?}: only multi-valued complex attributes take a [filter]")));
+            }
+            let filter = Filter::parse_within(rt, attribute, filter_text)
+                .map_err(|e| ScimError::invalid_path(format!("{text:?}: {}", e.detail)))?;
+            let sub = match after {
+                Some(name) => Some(attribute.sub(name).ok_or_else(unknown)?),
+                None => None,
+            };
+            Ok(Path { extension, attribute, sub, filter: Some(filter) })
+        }
+    }
+}
+
+/// Applies one operation to stored attributes (not to group members, which
+/// are edges and handled by the group service).
+pub fn apply(attrs: &mut Map<String, Value>, op: &Operation) -> Result<(), ScimError> {
+    let path = &op.path;
+    let attr = path.attribute;
+    if attr.mutability == Mutability::ReadOnly || path.sub.is_some_and(|s| s.mutability == Mutability::ReadOnly) {
+        return Err(ScimError::mutability(format!("{} is read-only", display_path(path))));
+    }
+    if attr.name == "password" {
+        // Accepted (Okta password sync) and, like on create, never stored.
+        return Ok(());
+    }
+    let dispatch = |holder: &mut Map<String, Value>| match (&path.filter, path.sub) {
+        (None, None) => apply_whole(holder, attr, op),
+        (None, Some(sub)) => apply_sub(holder, attr, sub, op),
+        (Some(filter), sub) => apply_filtered(holder, attr, filter, sub, op),
+    };
+    match path.extension {
+        None => dispatch(attrs),
+        Some(urn) => {
+            let mut inner = match attrs.remove(urn) {
+                Some(Value::Object(m)) => m,
+                _ => Map::new(),
+            };
+            let result = dispatch(&mut inner);
+            if !inner.is_empty() {
+                attrs.insert(urn.to_owned(), Value::Object(inner));
+            }
+            result
+        }
+    }
+}
+
+fn display_path(path: &Path) -> String {
+    let mut s = String::new();
+    if let Some(urn) = path.extension {
+        s.push_str(urn);
+        s.push(':');
+    }
+    s.push_str(path.attribute.name);
+    if path.filter.is_some() {
+        s.push_str("[…]");
+    }
+    if let Some(sub) = path.sub {
+        s.push('.');
+        s.push_str(sub.name);
+    }
+    s
+}
+
+fn apply_whole(holder: &mut Map<String, Value>, attr: &'static Attribute, op: &Operation) -> Result<(), ScimError> {
+    let name = attr.name;
+    match op.kind {
+        OpKind::Remove => {
+            match (&op.value, holder.get_mut(name)) {
+                // Quirk::RemoveWithValue: remove the listed entries only.
+                (Some(value), Some(Value::Array(items))) if attr.multi_valued => {
+                    let Some(Value::Array(remove)) = coerce(attr, value)? else { return Ok(()) };
+                    items.retain(|item| !remove.iter().any(|r| same_entry(item, r)));
+                    if items.is_empty() {
+                        holder.remove(name);
+                    }
+                }
+                (Some(_), None) if attr.multi_valued => {}
+                _ => {
+                    holder.remove(name);
+                }
+            }
+            Ok(())
+        }
+        OpKind::Add | OpKind::Replace => {
+            let value = op.value.as_ref().unwrap_or(&Value::Null);
+            let Some(new) = coerce(attr, value)? else {
+                if op.kind == OpKind::Replace {
+                    holder.remove(name);
+                }
+                return Ok(());
+            };
+            match (attr.multi_valued, attr.ty, op.kind) {
+                (true, _, OpKind::Add) => {
+                    let Value::Array(new_items) = new else { return Ok(()) };
+                    let slot = holder.entry(name.to_owned()).or_insert_with(|| Value::Array(Vec::new()));
+                    if !slot.is_array() {
+                        *slot = Value::Array(Vec::new());
+                    }
+                    if let Value::Array(items) = slot {
+                        for item in new_items {
+                            if item.get("primary") == Some(&Value::Bool(true)) {
+                                clear_primary(items);
+                            }
+                            if let Some(existing) = items.iter_mut().find(|i| same_entry(i, &item)) {
+                                *existing = item;
+                            } else {
+                                items.push(item);
+                            }
+                        }
+                    }
+                }
+                (false, Type::Complex, _) => {
+                    // Sub-attributes not given are left unchanged (§3.5.2.3).
+                    let slot = holder.entry(name.to_owned()).or_insert_with(|| Value::Object(Map::new()));
+                    match (slot, new) {
+                        (Value::Object(existing), Value::Object(fields)) => existing.extend(fields),
+                        (slot, new) => *slot = new,
+                    }
+                }
+                _ => {
+                    holder.insert(name.to_owned(), new);
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn apply_sub(holder: &mut Map<String, Value>, attr: &'static Attribute, sub: &'static Attribute, op: &Operation) -> Result<(), ScimError> {
+    let new = match op.kind {
+        OpKind::Remove => None,
+        _ => coerce(sub, op.value.as_ref().unwrap_or(&Value::Null))?,
+    };
+    if attr.multi_valued {
+        // No filter: the change applies to every value (§3.5.2.3).
+        let slot = holder.entry(attr.name.to_owned()).or_insert_with(|| Value::Array(Vec::new()));
+        if let Value::Array(items) = slot {
+            if items.is_empty() {
+                if let Some(v) = new {
+                    let mut element = Map::new();
+                    element.insert(sub.name.to_owned(), v);
+                    items.push(Value::Object(element));
+                }
+            } else {
+                for item in items.iter_mut() {
+                    set_in(item, sub, new.clone());
+                }
+                items.retain(|i| i.as_object().is_some_and(|m| !m.is_empty()));
+            }
+        }
+        if holder.get(attr.name).and_then(Value::as_array).is_some_and(Vec::is_empty) {
+            holder.remove(attr.name);
+        }
+        return Ok(());
+    }
+    let slot = holder.entry(attr.name.to_owned()).or_insert_with(|| Value::Object(Map::new()));
+    if !slot.is_object() {
+        *slot = Value::Object(Map::new());
+    }
+    set_in(slot, sub, new);
+    if holder.get(attr.name).and_then(Value::as_object).is_some_and(Map::is_empty) {
+        holder.remove(attr.name);
+    }
+    Ok(())
+}
+
+fn set_in(element: &mut Value, sub: &'static Attribute, value: Option<Value>) {
+    if let Value::Object(m) = element {
+        match value {
+            Some(v) => {
+                m.insert(sub.name.to_owned(), v);
+            }
+            None => {
+                m.remove(sub.name);
+            }
+        }
+    }
+}
+
+fn apply_filtered(
+    holder: &mut Map<String, Value>,
+    attr: &'static Attribute,
+    filter: &Filter,
+    sub: Option<&'static Attribute>,
+    op: &Operation,
+) -> Result<(), ScimError> {
+    let name = attr.name;
+    let new = match (op.kind, sub) {
+        (OpKind::Remove, _) => None,
+        (_, Some(sub)) => coerce(sub, op.value.as_ref().unwrap_or(&Value::Null))?,
+        (_, None) => {
+            let single = Attribute { multi_valued: false, ..*attr };
+            coerce(&single, op.value.as_ref().unwrap_or(&Value::Null))?
+        }
+    };
+    let items: Vec<Value> = match holder.remove(name) {
+        Some(Value::Array(items)) => items,
+        Some(other) => vec![other],
+        None => Vec::new(),
+    };
+    let mut matched = false;
+    let mut out = Vec::with_capacity(items.len() + 1);
+    for mut item in items {
+        if !filter.matches(&item) {
+            out.push(item);
+            continue;
+        }
+        matched = true;
+        match (op.kind, sub) {
+            (OpKind::Remove, None) => continue,
+            (OpKind::Remove, Some(sub)) => set_in(&mut item, sub, None),
+            (_, Some(sub)) => set_in(&mut item, sub, new.clone()),
+            (_, None) => {
+                if let (Value::Object(m), Some(Value::Object(fields))) = (&mut item, new.clone()) {
+                    m.extend(fields);
+                }
+            }
+        }
+        if item.as_object().is_some_and(|m| !m.is_empty()) {
+            out.push(item);
+        }
+    }
+    if !matched && op.kind != OpKind::Remove {
+        // Quirk::FilterMissCreates: build the element the filter describes.
+        let Some(equalities) = filter.required_equalities() else {
+            return Err(ScimError::no_target(format!("no value of {name} matches the filter, and the filter does not describe one to create")));
+        };
+        let mut element = Map::new();
+        for (k, v) in equalities {
+            element.insert(k.to_owned(), v);
+        }
+        match (sub, new) {
+            (Some(sub), Some(v)) => {
+                element.insert(sub.name.to_owned(), v);
+            }
+            (None, Some(Value::Object(fields))) => element.extend(fields),
+            _ => {}
+        }
+        let element = coerce(&Attribute { multi_valued: false, ..*attr }, &Value::Object(element))?;
+        if let Some(element) = element {
+            out.push(element);
+        }
+    }
+    if out.iter().filter(|i| i.get("primary") == Some(&Value::Bool(true))).count() > 1 {
+        return Err(ScimError::invalid_value(format!("{name} would have more than one primary value")));
+    }
+    if !out.is_empty() {
+        holder.insert(name.to_owned(), Value::Array(out));
+    }
+    Ok(())
+}
+
+fn clear_primary(items: &mut [Value]) {
+    for item in items {
+        if let Value::Object(m) = item {
+            if m.get("primary") == Some(&Value::Bool(true)) {
+                m.remove("primary");
+            }
+        }
+    }
+}
+
+/// Two entries of a multi-valued attribute are the same value when their
+/// `value` (and `type`, when both have one) agree, or when equal outright.
+fn same_entry(a: &Value, b: &Value) -> bool {
+    match (a.get("value"), b.get("value")) {
+        (Some(x), Some(y)) => {
+            x == y
+                && match (a.get("type"), b.get("type")) {
+                    (Some(s), Some(t)) => s == t,
+                    _ => true,
+                }
+        }
+        _ => a == b,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{GROUP_TYPE, USER_TYPE};
+    use serde_json::json;
+
+    fn run(start: Value, patch: Value) -> Result<Value, ScimError> {
+        let mut attrs = start.as_object().cloned().unwrap();
+        for op in parse(&USER_TYPE, &patch)? {
+            apply(&mut attrs, &op)?;
+        }
+        Ok(Value::Object(attrs))
+    }
+
+    fn ops(list: Value) -> Value {
+        json!({"schemas": [schema::PATCH_OP], "Operations": list})
+    }
+
+    #[test]
+    fn entra_default_mode() {
+        let start = json!({"userName": "m@x", "active": true, "emails": [{"value": "m@x", "type": "work", "primary": true}], "name": {"familyName": "H"}});
+        let out = run(
+            start,
+            ops(json!([
+                {"op": "Replace", "path": "emails[type eq \"work\"].value", "value": "mh@x"},
+                {"op": "Replace", "path": "name.familyName", "value": "Hamilton"},
+                {"op": "Add", "path": "phoneNumbers[type eq \"mobile\"].value", "value": "+1 555"},
+                {"op": "Replace", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber", "value": "A-11"},
+                {"op": "Add", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager", "value": "boss"},
+                {"op": "Replace", "path": "active", "value": "False"},
+                {"op": "Add", "path": "nickName", "value": "Maggie"}
+            ])),
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            json!({
+                "userName": "m@x", "active": false,
+                "emails": [{"value": "mh@x", "type": "work", "primary": true}],
+                "name": {"familyName": "Hamilton"},
+                "phoneNumbers": [{"type": "mobile", "value": "+1 555"}],
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"employeeNumber": "A-11", "manager": {"value": "boss"}},
+                "nickName": "Maggie"
+            })
+        );
+    }
+
+    #[test]
+    fn pathless_objects_with_dotted_and_urn_keys() {
+        let out = run(
+            json!({"userName": "a", "name": {"givenName": "A", "familyName": "B"}}),
+            ops(json!([{"op": "replace", "value": {
+                "id": "ignored", "active": false, "name.givenName": "Ann", "displayName": "Ann B",
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department": "Ops",
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"costCenter": "7"}
+            }}])),
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            json!({"userName": "a", "name": {"givenName": "Ann", "familyName": "B"}, "active": false, "displayName": "Ann B",
+                   "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "Ops", "costCenter": "7"}})
+        );
+    }
+
+    #[test]
+    fn multi_valued_add_dedups_and_keeps_one_primary() {
+        let out = run(
+            json!({"userName": "a", "emails": [{"value": "a@x", "type": "work", "primary": true}]}),
+            ops(json!([
+                {"op": "add", "path": "emails", "value": [{"value": "a@x", "type": "work"}, {"value": "b@x", "type": "home", "primary": true}]}
+            ])),
+        )
+        .unwrap();
+        assert_eq!(out["emails"], json!([{"value": "a@x", "type": "work"}, {"value": "b@x", "type": "home", "primary": true}]));
+    }
+
+    #[test]
+    fn removes() {
+        let start = json!({"userName": "a", "title": "t", "emails": [{"value": "a@x", "type": "work"}, {"value": "b@x", "type": "home"}]});
+        let out = run(start.clone(), ops(json!([{"op": "remove", "path": "emails[type eq \"home\"]"}, {"op": "remove", "path": "title"}]))).unwrap();
+        assert_eq!(out, json!({"userName": "a", "emails": [{"value": "a@x", "type": "work"}]}));
+        // Removing what is not there is not an error.
+        let out = run(start.clone(), ops(json!([{"op": "remove", "path": "emails[type eq \"other\"]"}]))).unwrap();
+        assert_eq!(out, start);
+        let out = run(start, ops(json!([{"op": "remove", "path": "emails", "value": [{"value": "b@x"}]}]))).unwrap();
+        assert_eq!(out["emails"], json!([{"value": "a@x", "type": "work"}]));
+    }
+
+    #[test]
+    fn invalid_operations_are_refused() {
+        let start = json!({"userName": "a"});
+        for (patch, status_type) in [
+            (json!({"schemas": [schema::PATCH_OP]}), "invalidSyntax"),
+            (ops(json!([])), "invalidSyntax"),
+            (ops(json!([{"op": "move", "path": "title", "value": "x"}])), "invalidSyntax"),
+            (ops(json!([{"op": "remove"}])), "noTarget"),
+            (ops(json!([{"op": "add", "path": "nope", "value": "x"}])), "invalidPath"),
+            (ops(json!([{"op": "add", "path": "emails[type eq]", "value": "x"}])), "invalidPath"),
+            (ops(json!([{"op": "replace", "path": "id", "value": "x"}])), "mutability"),
+            (ops(json!([{"op": "replace", "path": "meta.created", "value": "2026-01-01T00:00:00Z"}])), "mutability"),
+            (ops(json!([{"op": "replace", "path": "active", "value": "maybe"}])), "invalidValue"),
+            (ops(json!([{"op": "add", "path": "emails[type co \"w\"].value", "value": "x"}])), "noTarget"),
+            (json!({"schemas": ["urn:wrong"], "Operations": [{"op": "add", "path": "title", "value": "x"}]}), "invalidSyntax"),
+        ] {
+            let err = run(start.clone(), patch.clone()).unwrap_err();
+            assert_eq!((err.status, err.scim_type.map(|t| t.as_str())), (400, Some(status_type)), "{patch}");
+        }
+    }
+
+    #[test]
+    fn group_paths_parse() {
+        let p = parse_path(&GROUP_TYPE, "members[value eq \"u1\"]").unwrap();
+        assert_eq!(p.attribute.name, "members");
+        assert!(p.filter.is_some());
+    }
+}

@@ -1,0 +1,99 @@
+//! Routing: from a request to the operation that answers it.
+//!
+//! Order of checks: route shape, request size, authentication, then the
+//! operation. Authentication comes before anything that reads account data,
+//! and an unknown account is indistinguishable from a bad token.
+
+use serde_json::Value;
+
+use crate::env::Env;
+use crate::error::ScimError;
+use crate::http::{self, Request, Response};
+use crate::keys::AccountKeys;
+use crate::list::{self, ListQuery};
+use crate::schema::{GROUP_TYPE, USER_TYPE};
+use crate::store::Store;
+use crate::tenant::{self, Tenant};
+use crate::{Service, discovery};
+
+/// Largest request body accepted, in bytes.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// Path prefixes under which an account's SCIM API is served: NextGen,
+/// FirstGen and self-managed forms of the reference platform's tenant URL.
+const PREFIXES: [&str; 3] = ["/gateway/ng/api/scim/account/", "/gateway/api/scim/account/", "/api/scim/account/"];
+
+pub(crate) fn handle<S: Store, E: Env>(service: &Service<S, E>, request: &Request) -> Response {
+    match route(service, request) {
+        Ok(response) => response,
+        Err(err) => err.to_response(),
+    }
+}
+
+fn route<S: Store, E: Env>(service: &Service<S, E>, request: &Request) -> Result<Response, ScimError> {
+    let (path, params) = http::split_query(&request.path_with_query);
+    let Some((prefix, rest)) = PREFIXES.iter().find_map(|p| path.strip_prefix(p).map(|rest| (*p, rest))) else {
+        return Err(ScimError::not_found(format!("no SCIM endpoint at {path:?}; SCIM lives under /gateway/ng/api/scim/account/<accountId>/")));
+    };
+    let (account_raw, resource_path) = match rest.split_once('/') {
+        Some((a, r)) => (a, r.trim_end_matches('/')),
+        None => (rest, ""),
+    };
+    let account = http::percent_decode(account_raw);
+    if account.is_empty() {
+        return Err(ScimError::not_found("the path names no account"));
+    }
+    if request.body.len() > MAX_BODY {
+        return Err(ScimError::new(413, None, format!("request bodies are limited to {MAX_BODY} bytes")));
+    }
+    if !service.authenticate(&account, request.header("authorization"))? {
+        return Err(ScimError::unauthorized());
+    }
+    let tenant = Tenant {
+        service,
+        keys: AccountKeys::new(&account),
+        base_url: format!("{}{prefix}{account_raw}", request.origin()),
+    };
+    let segments: Vec<String> = resource_path.split('/').filter(|s| !s.is_empty()).map(http::percent_decode).collect();
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let method = request.method.as_str();
+    let if_match = request.header("if-match");
+    let if_none_match = request.header("if-none-match");
+    let body = || tenant::parse_body(&request.body);
+    match (segments.as_slice(), method) {
+        (["Users"], "GET") => tenant.list_users(&ListQuery::parse(&USER_TYPE, &params)?),
+        (["Users"], "POST") => tenant.create_user(&body()?, &list::projection(&USER_TYPE, &params)),
+        (["Users", id], "GET") => tenant.get_user(id, &list::projection(&USER_TYPE, &params), if_none_match),
+        (["Users", id], "PUT") => tenant.replace_user(id, &body()?, if_match, &list::projection(&USER_TYPE, &params)),
+        (["Users", id], "PATCH") => tenant.patch_user(id, &body()?, if_match, &list::projection(&USER_TYPE, &params)),
+        (["Users", id], "DELETE") => tenant.delete_user(id, if_match),
+        (["Groups"], "GET") => tenant.list_groups(&ListQuery::parse(&GROUP_TYPE, &params)?),
+        (["Groups"], "POST") => tenant.create_group(&body()?, &list::projection(&GROUP_TYPE, &params)),
+        (["Groups", id], "GET") => tenant.get_group(id, &list::projection(&GROUP_TYPE, &params), if_none_match),
+        (["Groups", id], "PUT") => tenant.replace_group(id, &body()?, if_match, &list::projection(&GROUP_TYPE, &params)),
+        (["Groups", id], "PATCH") => {
+            let asks = params.iter().any(|(k, _)| k.eq_ignore_ascii_case("attributes") || k.eq_ignore_ascii_case("excludedAttributes"));
+            let projection = asks.then(|| list::projection(&GROUP_TYPE, &params));
+            tenant.patch_group(id, &body()?, if_match, projection.as_ref())
+        }
+        (["Groups", id], "DELETE") => tenant.delete_group(id, if_match),
+        (["ServiceProviderConfig"], "GET") => Ok(Response::scim_json(200, &discovery::service_provider_config(&tenant.base_url))),
+        (["ResourceTypes"], "GET") => Ok(Response::scim_json(200, &discovery::resource_types(&tenant.base_url, None).unwrap_or(Value::Null))),
+        (["ResourceTypes", id], "GET") => discovery::resource_types(&tenant.base_url, Some(id))
+            .map(|v| Response::scim_json(200, &v))
+            .ok_or_else(|| ScimError::not_found(format!("no resource type {id:?}"))),
+        (["Schemas"], "GET") => Ok(Response::scim_json(200, &discovery::schemas(&tenant.base_url, None).unwrap_or(Value::Null))),
+        (["Schemas", id], "GET") => discovery::schemas(&tenant.base_url, Some(id))
+            .map(|v| Response::scim_json(200, &v))
+            .ok_or_else(|| ScimError::not_found(format!("no schema {id:?}"))),
+        (["Me", ..], _) => Err(ScimError::new(501, None, "/Me is not supported: scimlet authenticates provisioning clients, not end users")),
+        (["Users" | "Groups"], _) => Err(not_allowed("GET, POST")),
+        (["Users" | "Groups", _], _) => Err(not_allowed("GET, PUT, PATCH, DELETE")),
+        (["ServiceProviderConfig" | "ResourceTypes" | "Schemas", ..], _) => Err(not_allowed("GET")),
+        _ => Err(ScimError::not_found(format!("no SCIM endpoint at {path:?}"))),
+    }
+}
+
+fn not_allowed(allow: &str) -> ScimError {
+    ScimError::new(405, None, format!("method not allowed here; allowed: {allow}")).with_header("allow", allow)
+}

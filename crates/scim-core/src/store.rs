@@ -1,0 +1,266 @@
+//! The storage contract the core runs on, and an in-memory implementation.
+//!
+//! This mirrors the WIT `storage` interface one to one, so the component's
+//! adapter is a few lines and every host (SQLite, Spin, a test map) offers the
+//! same semantics. SCIM structures (indexes, membership edges, reservations)
+//! are built by the core out of these primitives; no backend knows SCIM.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+/// A stored record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The record's key.
+    pub key: String,
+    /// The bytes last written.
+    pub value: Vec<u8>,
+    /// Version given by the commit that last wrote the record; never 0.
+    pub version: u64,
+}
+
+/// What a write requires of its key at commit time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precondition {
+    /// No requirement.
+    None,
+    /// The key must not exist.
+    Absent,
+    /// The key must exist with exactly this version.
+    Version(u64),
+}
+
+/// One write of an atomic commit; `value: None` deletes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Write {
+    /// Key written or deleted.
+    pub key: String,
+    /// New bytes, or `None` to delete.
+    pub value: Option<Vec<u8>>,
+    /// Checked before anything is applied.
+    pub precondition: Precondition,
+}
+
+impl Write {
+    /// An unconditional put.
+    pub fn put(key: impl Into<String>, value: Vec<u8>) -> Self {
+        Write { key: key.into(), value: Some(value), precondition: Precondition::None }
+    }
+    /// A put that requires the key to be absent (a reservation).
+    pub fn create(key: impl Into<String>, value: Vec<u8>) -> Self {
+        Write { key: key.into(), value: Some(value), precondition: Precondition::Absent }
+    }
+    /// A put that requires the key to be at `version` (optimistic concurrency).
+    pub fn replace(key: impl Into<String>, value: Vec<u8>, version: u64) -> Self {
+        Write { key: key.into(), value: Some(value), precondition: Precondition::Version(version) }
+    }
+    /// An unconditional delete.
+    pub fn delete(key: impl Into<String>) -> Self {
+        Write { key: key.into(), value: None, precondition: Precondition::None }
+    }
+    /// A delete that requires the key to be at `version`.
+    pub fn delete_at(key: impl Into<String>, version: u64) -> Self {
+        Write { key: key.into(), value: None, precondition: Precondition::Version(version) }
+    }
+}
+
+/// Why a storage call failed. Either way nothing was applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The precondition of the write at this index did not hold.
+    #[error("precondition of write {0} did not hold")]
+    Conflict(u32),
+    /// The backend could not serve the call; the text is for operators.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The storage contract (see `wit/scimlet.wit`, interface `storage`).
+pub trait Store {
+    /// Reads one record.
+    fn get(&self, key: &str) -> Result<Option<Entry>, StoreError>;
+    /// Reads many records, answering in the order of `keys`.
+    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Entry>>, StoreError>;
+    /// Ordered scan of `prefix`, strictly after `after`, at most `limit` entries.
+    fn scan(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<Vec<Entry>, StoreError>;
+    /// Applies all writes or none; returns the version given to written records.
+    fn commit(&self, writes: Vec<Write>) -> Result<u64, StoreError>;
+}
+
+impl<S: Store + ?Sized> Store for &S {
+    fn get(&self, key: &str) -> Result<Option<Entry>, StoreError> {
+        (**self).get(key)
+    }
+    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Entry>>, StoreError> {
+        (**self).get_many(keys)
+    }
+    fn scan(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<Vec<Entry>, StoreError> {
+        (**self).scan(prefix, after, limit)
+    }
+    fn commit(&self, writes: Vec<Write>) -> Result<u64, StoreError> {
+        (**self).commit(writes)
+    }
+}
+
+#[derive(Debug, Default)]
+struct MemState {
+    records: BTreeMap<String, (Vec<u8>, u64)>,
+    seq: u64,
+}
+
+/// The reference implementation of the contract: a sorted map behind a mutex.
+///
+/// Clones share the same data, which is how tests model "restart the host on
+/// the same storage". Every other backend must behave exactly like this one.
+#[derive(Debug, Clone, Default)]
+pub struct MemStore {
+    state: Arc<Mutex<MemState>>,
+}
+
+impl MemStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, MemState> {
+        // A panic while holding the lock cannot leave a half-applied commit
+        // (commits validate before mutating), so the data is still coherent.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Number of records, for tests that assert nothing was left behind.
+    pub fn len(&self) -> usize {
+        self.lock().records.len()
+    }
+
+    /// Whether the store holds no record.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every key, in order; for tests.
+    pub fn keys(&self) -> Vec<String> {
+        self.lock().records.keys().cloned().collect()
+    }
+}
+
+impl Store for MemStore {
+    fn get(&self, key: &str) -> Result<Option<Entry>, StoreError> {
+        let state = self.lock();
+        Ok(state.records.get(key).map(|(value, version)| Entry {
+            key: key.to_owned(),
+            value: value.clone(),
+            version: *version,
+        }))
+    }
+
+    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Entry>>, StoreError> {
+        let state = self.lock();
+        Ok(keys
+            .iter()
+            .map(|key| {
+                state.records.get(key).map(|(value, version)| Entry {
+                    key: key.clone(),
+                    value: value.clone(),
+                    version: *version,
+                })
+            })
+            .collect())
+    }
+
+    fn scan(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<Vec<Entry>, StoreError> {
+        use std::ops::Bound;
+        let state = self.lock();
+        let start = match after {
+            Some(after) if after >= prefix => Bound::Excluded(after.to_owned()),
+            _ => Bound::Included(prefix.to_owned()),
+        };
+        Ok(state
+            .records
+            .range((start, Bound::Unbounded))
+            .take_while(|(key, _)| key.starts_with(prefix))
+            .take(limit as usize)
+            .map(|(key, (value, version))| Entry {
+                key: key.clone(),
+                value: value.clone(),
+                version: *version,
+            })
+            .collect())
+    }
+
+    fn commit(&self, writes: Vec<Write>) -> Result<u64, StoreError> {
+        let mut state = self.lock();
+        for (index, write) in writes.iter().enumerate() {
+            let current = state.records.get(&write.key).map(|(_, version)| *version);
+            let holds = match write.precondition {
+                Precondition::None => true,
+                Precondition::Absent => current.is_none(),
+                Precondition::Version(v) => current == Some(v),
+            };
+            if !holds {
+                return Err(StoreError::Conflict(index as u32));
+            }
+            if writes[..index].iter().any(|w| w.key == write.key) {
+                return Err(StoreError::Unavailable(format!("key {:?} written twice in one commit", write.key)));
+            }
+        }
+        state.seq += 1;
+        let version = state.seq;
+        for write in writes {
+            match write.value {
+                Some(value) => {
+                    state.records.insert(write.key, (value, version));
+                }
+                None => {
+                    state.records.remove(&write.key);
+                }
+            }
+        }
+        Ok(version)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scan_is_ordered_bounded_and_resumable() {
+        let store = MemStore::new();
+        store
+            .commit(vec![
+                Write::put("a/1", b"x".to_vec()),
+                Write::put("a/2", b"y".to_vec()),
+                Write::put("a/3", b"z".to_vec()),
+                Write::put("b/1", b"w".to_vec()),
+            ])
+            .unwrap();
+        let first: Vec<_> = store.scan("a/", None, 2).unwrap().into_iter().map(|e| e.key).collect();
+        assert_eq!(first, ["a/1", "a/2"]);
+        let rest: Vec<_> = store.scan("a/", Some("a/2"), 10).unwrap().into_iter().map(|e| e.key).collect();
+        assert_eq!(rest, ["a/3"]);
+    }
+
+    #[test]
+    fn failed_precondition_applies_nothing() {
+        let store = MemStore::new();
+        let v = store.commit(vec![Write::put("k", b"1".to_vec())]).unwrap();
+        let err = store
+            .commit(vec![Write::put("other", b"2".to_vec()), Write::create("k", b"3".to_vec())])
+            .unwrap_err();
+        assert_eq!(err, StoreError::Conflict(1));
+        assert!(store.get("other").unwrap().is_none());
+        assert_eq!(store.get("k").unwrap().unwrap().version, v);
+    }
+
+    #[test]
+    fn versions_never_repeat_after_delete() {
+        let store = MemStore::new();
+        let v1 = store.commit(vec![Write::create("k", vec![])]).unwrap();
+        store.commit(vec![Write::delete_at("k", v1)]).unwrap();
+        let v3 = store.commit(vec![Write::create("k", vec![])]).unwrap();
+        assert!(v3 > v1);
+        assert_eq!(store.commit(vec![Write::replace("k", vec![], v1)]), Err(StoreError::Conflict(0)));
+    }
+}
