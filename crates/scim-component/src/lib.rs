@@ -1,0 +1,229 @@
+//! scimlet as a WASI component (`wasm32-wasip2`): glue between the WIT world
+//! `scimlet:provider/scimlet` and `scim-core`. No SCIM rule lives here; this
+//! crate only converts records and forwards calls.
+//!
+//! Exports: the typed `handler`, the operator's `admin` and
+//! `wasi:http/incoming-handler`. Imports: `storage`, plus the WASI clock and
+//! random source that become the core's [`Env`].
+
+use std::io::{Read as _, Write as _};
+
+use scim_core::{Entry, Env, Precondition, Service, Store, StoreError, Write};
+
+#[doc(hidden)]
+mod wit {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "scimlet:provider/scimlet-core",
+    });
+}
+
+use wit::exports::scimlet::provider::{admin, handler};
+use wit::scimlet::provider::{storage, types};
+
+/// The storage import as a core [`Store`].
+struct WitStore;
+
+fn entry(e: storage::Entry) -> Entry {
+    Entry { key: e.key, value: e.value, version: e.version }
+}
+
+fn error(e: storage::Error) -> StoreError {
+    match e {
+        storage::Error::Conflict(i) => StoreError::Conflict(i),
+        storage::Error::Unavailable(s) => StoreError::Unavailable(s),
+    }
+}
+
+impl Store for WitStore {
+    fn get(&self, key: &str) -> Result<Option<Entry>, StoreError> {
+        storage::get(key).map(|e| e.map(entry)).map_err(error)
+    }
+
+    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Entry>>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        storage::get_many(keys).map(|v| v.into_iter().map(|e| e.map(entry)).collect()).map_err(error)
+    }
+
+    fn scan(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<Vec<Entry>, StoreError> {
+        storage::scan(prefix, after, limit).map(|v| v.into_iter().map(entry).collect()).map_err(error)
+    }
+
+    fn commit(&self, writes: Vec<Write>) -> Result<u64, StoreError> {
+        let writes: Vec<storage::Write> = writes
+            .into_iter()
+            .map(|w| storage::Write {
+                key: w.key,
+                value: w.value,
+                precondition: match w.precondition {
+                    Precondition::None => storage::Precondition::None,
+                    Precondition::Absent => storage::Precondition::Absent,
+                    Precondition::Version(v) => storage::Precondition::Version(v),
+                },
+            })
+            .collect();
+        storage::commit(&writes).map_err(error)
+    }
+}
+
+/// WASI's wall clock and secure random source.
+struct WasiEnv;
+
+impl Env for WasiEnv {
+    fn now_millis(&self) -> i64 {
+        let now = wasip2::clocks::wall_clock::now();
+        (now.seconds as i64).saturating_mul(1000) + i64::from(now.nanoseconds / 1_000_000)
+    }
+
+    fn fill_random(&self, buf: &mut [u8]) {
+        let bytes = wasip2::random::random::get_random_bytes(buf.len() as u64);
+        let n = bytes.len().min(buf.len());
+        buf[..n].copy_from_slice(&bytes[..n]);
+    }
+}
+
+fn service() -> Service<WitStore, WasiEnv> {
+    Service::new(WitStore, WasiEnv)
+}
+
+struct Component;
+
+impl handler::Guest for Component {
+    fn handle(req: types::Request) -> types::Response {
+        let response = service().handle(&scim_core::Request {
+            method: req.method,
+            path_with_query: req.path_with_query,
+            scheme: req.scheme,
+            authority: req.authority,
+            headers: req.headers,
+            body: req.body,
+        });
+        types::Response { status: response.status, headers: response.headers, body: response.body }
+    }
+}
+
+fn account(a: scim_core::Account) -> admin::Account {
+    admin::Account { id: a.id, name: a.name, created: a.created, scim_path: a.scim_path }
+}
+
+fn token_info(t: scim_core::TokenInfo) -> admin::TokenInfo {
+    admin::TokenInfo {
+        id: t.id,
+        account_id: t.account_id,
+        name: t.name,
+        created: t.created,
+        expires_at: t.expires_at,
+        revoked_at: t.revoked_at,
+    }
+}
+
+fn new_token(t: scim_core::NewToken) -> admin::NewToken {
+    admin::NewToken { info: token_info(t.info), token: t.token }
+}
+
+fn admin_error(e: scim_core::AdminError) -> admin::AdminError {
+    match e {
+        scim_core::AdminError::NotFound(s) => admin::AdminError::NotFound(s),
+        scim_core::AdminError::Invalid(s) => admin::AdminError::Invalid(s),
+        scim_core::AdminError::Unavailable(s) => admin::AdminError::Unavailable(s),
+    }
+}
+
+impl admin::Guest for Component {
+    fn create_account(name: String) -> Result<admin::Account, admin::AdminError> {
+        service().create_account(&name).map(account).map_err(admin_error)
+    }
+
+    fn list_accounts() -> Result<Vec<admin::Account>, admin::AdminError> {
+        service().list_accounts().map(|v| v.into_iter().map(account).collect()).map_err(admin_error)
+    }
+
+    fn create_token(account_id: String, name: String, expires_in_days: Option<u32>) -> Result<admin::NewToken, admin::AdminError> {
+        service().create_token(&account_id, &name, expires_in_days).map(new_token).map_err(admin_error)
+    }
+
+    fn list_tokens(account_id: String) -> Result<Vec<admin::TokenInfo>, admin::AdminError> {
+        service().list_tokens(&account_id).map(|v| v.into_iter().map(token_info).collect()).map_err(admin_error)
+    }
+
+    fn revoke_token(account_id: String, token_id: String) -> Result<admin::TokenInfo, admin::AdminError> {
+        service().revoke_token(&account_id, &token_id).map(token_info).map_err(admin_error)
+    }
+
+    fn bootstrap(name: String) -> Result<Option<(admin::Account, admin::NewToken)>, admin::AdminError> {
+        service().bootstrap(&name).map(|o| o.map(|(a, t)| (account(a), new_token(t)))).map_err(admin_error)
+    }
+}
+
+wit::export!(Component with_types_in wit);
+
+// ---------------------------------------------------------------- wasi:http
+
+use wasip2::http::types::{Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam, Scheme};
+
+fn method_name(method: Method) -> String {
+    match method {
+        Method::Get => "GET".into(),
+        Method::Head => "HEAD".into(),
+        Method::Post => "POST".into(),
+        Method::Put => "PUT".into(),
+        Method::Delete => "DELETE".into(),
+        Method::Connect => "CONNECT".into(),
+        Method::Options => "OPTIONS".into(),
+        Method::Trace => "TRACE".into(),
+        Method::Patch => "PATCH".into(),
+        Method::Other(s) => s,
+    }
+}
+
+/// Reads at most `MAX_BODY + 1` bytes: enough for the core to see that a
+/// body is too large, never more.
+fn read_body(request: &IncomingRequest) -> Vec<u8> {
+    let mut body = Vec::new();
+    let Ok(incoming) = request.consume() else { return body };
+    if let Ok(stream) = incoming.stream() {
+        let _ = stream.take(scim_core::MAX_BODY as u64 + 1).read_to_end(&mut body);
+    }
+    body
+}
+
+impl wasip2::exports::http::incoming_handler::Guest for Component {
+    fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
+        let headers = request
+            .headers()
+            .entries()
+            .into_iter()
+            .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
+            .collect();
+        let core_request = scim_core::Request {
+            method: method_name(request.method()),
+            path_with_query: request.path_with_query().unwrap_or_else(|| "/".into()),
+            scheme: request.scheme().map(|s| match s {
+                Scheme::Http => "http".into(),
+                Scheme::Https => "https".into(),
+                Scheme::Other(s) => s,
+            }),
+            authority: request.authority(),
+            headers,
+            body: read_body(&request),
+        };
+        let response = service().handle(&core_request);
+        let entries: Vec<(String, Vec<u8>)> = response.headers.into_iter().map(|(n, v)| (n, v.into_bytes())).collect();
+        let fields = Fields::from_list(&entries).unwrap_or_else(|_| Fields::new());
+        let outgoing = OutgoingResponse::new(fields);
+        let _ = outgoing.set_status_code(response.status);
+        let Ok(body) = outgoing.body() else { return };
+        ResponseOutparam::set(response_out, Ok(outgoing));
+        if let Ok(mut stream) = body.write() {
+            // The stream accepts at most 4096 bytes per blocking write; the
+            // std::io::Write impl chunks for us.
+            let _ = stream.write_all(&response.body);
+            let _ = stream.flush();
+        }
+        let _ = OutgoingBody::finish(body, None);
+    }
+}
+
+wasip2::http::proxy::export!(Component);
