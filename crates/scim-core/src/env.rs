@@ -3,6 +3,8 @@
 //! The component passes the WASI clock and random source; tests pass a
 //! virtual clock and a seeded generator, so every response is reproducible.
 
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
 /// The core's only window on the outside world besides the [`Store`](crate::Store).
 pub trait Env {
     /// Milliseconds since the Unix epoch, UTC.
@@ -22,22 +24,23 @@ impl<E: Env + ?Sized> Env for &E {
 }
 
 /// A deterministic environment for tests: a clock that advances by one
-/// second on every reading and a counter-based byte stream.
+/// second on every reading and a counter-based byte stream. Shareable
+/// between threads for concurrency tests.
 #[derive(Debug)]
 pub struct TestEnv {
-    clock: std::cell::Cell<i64>,
-    counter: std::cell::Cell<u64>,
+    clock: AtomicI64,
+    counter: AtomicU64,
 }
 
 impl TestEnv {
     /// Starts the virtual clock at `start_millis`.
     pub fn new(start_millis: i64) -> Self {
-        TestEnv { clock: std::cell::Cell::new(start_millis), counter: std::cell::Cell::new(0) }
+        TestEnv { clock: AtomicI64::new(start_millis), counter: AtomicU64::new(0) }
     }
 
     /// Moves the virtual clock forward.
     pub fn advance(&self, millis: i64) {
-        self.clock.set(self.clock.get() + millis);
+        self.clock.fetch_add(millis, Ordering::SeqCst);
     }
 }
 
@@ -50,16 +53,13 @@ impl Default for TestEnv {
 
 impl Env for TestEnv {
     fn now_millis(&self) -> i64 {
-        let now = self.clock.get();
-        self.clock.set(now + 1000);
-        now
+        self.clock.fetch_add(1000, Ordering::SeqCst)
     }
 
     fn fill_random(&self, buf: &mut [u8]) {
         // splitmix64: distinct, well-spread bytes; not secret, only for tests.
         for chunk in buf.chunks_mut(8) {
-            let mut z = self.counter.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
-            self.counter.set(z);
+            let mut z = self.counter.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::SeqCst).wrapping_add(0x9E37_79B9_7F4A_7C15);
             z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
             z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
             z ^= z >> 31;

@@ -1,0 +1,248 @@
+//! Behaviour of the whole service over the in-memory store: paging,
+//! concurrency, tenant isolation, atomicity and preconditions.
+
+use std::sync::Arc;
+
+use scim_core::{MemStore, Request, Service, TestEnv};
+use serde_json::{Value, json};
+
+struct Client {
+    store: MemStore,
+    env: Arc<TestEnv>,
+    base: String,
+    token: String,
+}
+
+impl Client {
+    fn new() -> Self {
+        Self::on(MemStore::new(), Arc::new(TestEnv::default()))
+    }
+
+    fn on(store: MemStore, env: Arc<TestEnv>) -> Self {
+        let service = Service::new(store.clone(), &*env);
+        let account = service.create_account("test").unwrap();
+        let token = service.create_token(&account.id, "t", None).unwrap().token;
+        Client { store, env, base: account.scim_path, token }
+    }
+
+    fn send(&self, method: &str, path: &str, body: Option<Value>, headers: &[(&str, &str)]) -> (u16, Value, Vec<(String, String)>) {
+        let service = Service::new(self.store.clone(), &*self.env);
+        let mut all = vec![("Authorization".to_owned(), format!("Bearer {}", self.token))];
+        all.extend(headers.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let response = service.handle(&Request {
+            method: method.into(),
+            path_with_query: format!("{}{path}", self.base),
+            scheme: None,
+            authority: Some("scim.test".into()),
+            headers: all,
+            body: body.map(|b| serde_json::to_vec(&b).unwrap()).unwrap_or_default(),
+        });
+        let value = if response.body.is_empty() { Value::Null } else { serde_json::from_slice(&response.body).unwrap() };
+        (response.status, value, response.headers)
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let (s, v, _) = self.send(method, path, body, &[]);
+        (s, v)
+    }
+
+    fn user(&self, name: &str) -> String {
+        let (status, body) = self.call("POST", "/Users", Some(json!({"userName": name, "emails": [{"value": name, "type": "work", "primary": true}]})));
+        assert_eq!(status, 201, "{body}");
+        body["id"].as_str().unwrap().to_owned()
+    }
+}
+
+fn patch(ops: Value) -> Option<Value> {
+    Some(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops}))
+}
+
+#[test]
+fn paging_is_stable_complete_and_counted() {
+    let c = Client::new();
+    let mut ids: Vec<String> = (0..25).map(|i| c.user(&format!("user{i:02}@example.com"))).collect();
+    let mut seen = Vec::new();
+    let mut start = 1;
+    loop {
+        let (status, page) = c.call("GET", &format!("/Users?startIndex={start}&count=7"), None);
+        assert_eq!(status, 200);
+        assert_eq!(page["totalResults"], 25);
+        assert_eq!(page["startIndex"], start);
+        let n = page["Resources"].as_array().unwrap().len();
+        assert_eq!(page["itemsPerPage"], n);
+        assert_eq!(n, (25 - (start - 1)).min(7));
+        seen.extend(page["Resources"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_owned()));
+        start += 7;
+        if start > 25 {
+            break;
+        }
+    }
+    let names: Vec<String> = (0..25).map(|i| format!("user{i:02}@example.com")).collect();
+    let (_, all) = c.call("GET", "/Users?count=1000", None);
+    let listed: Vec<&str> = all["Resources"].as_array().unwrap().iter().map(|r| r["userName"].as_str().unwrap()).collect();
+    assert_eq!(listed, names, "listing order is userName order");
+    ids.sort();
+    seen.sort();
+    assert_eq!(seen, ids);
+    let (_, past) = c.call("GET", "/Users?startIndex=100&count=5", None);
+    assert_eq!((past["totalResults"].clone(), past["itemsPerPage"].clone()), (json!(25), json!(0)));
+    let (_, zero) = c.call("GET", "/Users?count=0", None);
+    assert_eq!((zero["totalResults"].clone(), zero["Resources"].clone()), (json!(25), json!([])));
+    let (_, filtered) = c.call("GET", "/Users?filter=userName%20sw%20%22user1%22&startIndex=3&count=5", None);
+    assert_eq!(filtered["totalResults"], 10);
+    assert_eq!(filtered["Resources"].as_array().unwrap().len(), 5);
+    assert_eq!(filtered["Resources"][0]["userName"], "user12@example.com");
+}
+
+#[test]
+fn concurrent_member_patches_lose_nothing() {
+    let c = Arc::new(Client::new());
+    let users: Vec<String> = (0..40).map(|i| c.user(&format!("m{i}@example.com"))).collect();
+    let (status, group) = c.call("POST", "/Groups", Some(json!({"displayName": "Everyone"})));
+    assert_eq!(status, 201);
+    let gid = group["id"].as_str().unwrap().to_owned();
+    let threads: Vec<_> = users
+        .chunks(5)
+        .map(|chunk| {
+            let c = c.clone();
+            let gid = gid.clone();
+            let values: Vec<Value> = chunk.iter().map(|u| json!({"value": u})).collect();
+            std::thread::spawn(move || {
+                let (status, body) = c.call("PATCH", &format!("/Groups/{gid}"), patch(json!([{"op": "add", "path": "members", "value": values}])));
+                assert_eq!(status, 204, "{body}");
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let (_, group) = c.call("GET", &format!("/Groups/{gid}"), None);
+    let mut members: Vec<String> = group["members"].as_array().unwrap().iter().map(|m| m["value"].as_str().unwrap().to_owned()).collect();
+    members.sort();
+    let mut expected = users.clone();
+    expected.sort();
+    assert_eq!(members, expected);
+    let (_, user) = c.call("GET", &format!("/Users/{}", users[0]), None);
+    assert_eq!(user["groups"], json!([{"value": "Everyone", "$ref": format!("http://scim.test{}/Groups/Everyone", c.base), "display": "Everyone", "type": "direct"}]));
+}
+
+#[test]
+fn accounts_cannot_see_each_other() {
+    let store = MemStore::new();
+    let env = Arc::new(TestEnv::default());
+    let a = Client::on(store.clone(), env.clone());
+    let b = Client::on(store, env);
+    let uid = a.user("alice@a.example");
+    let intruder = Client { store: a.store.clone(), env: a.env.clone(), base: a.base.clone(), token: b.token.clone() };
+    for (method, path) in [("GET", format!("/Users/{uid}")), ("GET", "/Users".into()), ("DELETE", format!("/Users/{uid}")), ("GET", "/Schemas".into())] {
+        let (status, body) = intruder.call(method, &path, None);
+        assert_eq!(status, 401, "{method} {path}");
+        assert_eq!(body["schemas"], json!(["urn:ietf:params:scim:api:messages:2.0:Error"]));
+    }
+    let (_, list) = b.call("GET", "/Users?filter=userName%20eq%20%22alice%40a.example%22", None);
+    assert_eq!(list["totalResults"], 0);
+    assert_eq!(b.call("GET", &format!("/Users/{uid}"), None).0, 404);
+    // The same userName may exist in both accounts.
+    b.user("alice@a.example");
+}
+
+#[test]
+fn refused_writes_leave_nothing_behind() {
+    let c = Client::new();
+    let uid = c.user("taken@example.com");
+    let before = c.store.keys();
+    let attempts = [
+        ("POST", "/Users".to_owned(), Some(json!({"userName": "TAKEN@example.com"})), 409),
+        ("POST", "/Users".to_owned(), Some(json!({"displayName": "no userName"})), 400),
+        ("POST", "/Groups".to_owned(), Some(json!({"displayName": "G", "members": [{"value": uid}, {"value": "ghost"}]})), 400),
+        ("PATCH", format!("/Users/{uid}"), patch(json!([{"op": "replace", "path": "title", "value": "ok"}, {"op": "jump"}])), 400),
+        ("PATCH", format!("/Users/{uid}"), patch(json!([{"op": "replace", "path": "title", "value": "ok"}, {"op": "replace", "path": "active", "value": "perhaps"}])), 400),
+        ("PUT", format!("/Users/{uid}"), Some(json!({"userName": ""})), 400),
+        ("POST", "/Users".to_owned(), None, 400),
+    ];
+    for (method, path, body, status) in attempts {
+        let (got, err) = c.call(method, &path, body.clone());
+        assert_eq!(got, status, "{method} {path} {body:?}: {err}");
+        assert_eq!(err["status"], status.to_string());
+        assert!(err["detail"].as_str().is_some_and(|d| !d.is_empty()));
+        assert_eq!(c.store.keys(), before, "{method} {path} changed the store");
+    }
+    let raw = Request { method: "POST".into(), path_with_query: format!("{}/Users", c.base), headers: vec![("authorization".into(), format!("Bearer {}", c.token))], body: b"{not json".to_vec(), ..Default::default() };
+    let response = Service::new(c.store.clone(), &*c.env).handle(&raw);
+    assert_eq!((response.status, response.header("content-type")), (400, Some("application/scim+json")));
+    assert_eq!(c.store.keys(), before);
+}
+
+#[test]
+fn etags_and_preconditions() {
+    let c = Client::new();
+    let uid = c.user("e@example.com");
+    let (_, user, headers) = c.send("GET", &format!("/Users/{uid}"), None, &[]);
+    let etag = headers.iter().find(|(k, _)| k == "etag").unwrap().1.clone();
+    assert_eq!(user["meta"]["version"], etag);
+    assert_eq!(c.send("GET", &format!("/Users/{uid}"), None, &[("If-None-Match", &etag)]).0, 304);
+    let (status, _, _) = c.send("PATCH", &format!("/Users/{uid}"), patch(json!([{"op": "add", "path": "title", "value": "x"}])), &[("If-Match", &etag)]);
+    assert_eq!(status, 200);
+    let (status, err, _) = c.send("DELETE", &format!("/Users/{uid}"), None, &[("If-Match", &etag)]);
+    assert_eq!(status, 412, "{err}");
+    assert_eq!(c.call("GET", &format!("/Users/{uid}"), None).0, 200);
+}
+
+#[test]
+fn deleting_a_user_removes_its_memberships() {
+    let c = Client::new();
+    let u1 = c.user("one@example.com");
+    let u2 = c.user("two@example.com");
+    let (_, g) = c.call("POST", "/Groups", Some(json!({"displayName": "Pair", "members": [{"value": u1}, {"value": u2}]})));
+    assert_eq!(c.call("DELETE", &format!("/Users/{u1}"), None).0, 204);
+    let (_, g) = c.call("GET", &format!("/Groups/{}", g["id"].as_str().unwrap()), None);
+    assert_eq!(g["members"].as_array().unwrap().len(), 1);
+    assert_eq!(g["members"][0]["value"], u2);
+    assert!(!c.store.keys().iter().any(|k| k.contains(&u1)), "no record mentions the deleted user");
+}
+
+#[test]
+fn groups_keep_their_identifier_and_stay_unique() {
+    let c = Client::new();
+    let (s1, a) = c.call("POST", "/Groups", Some(json!({"displayName": "Dev-Ops"})));
+    let (s2, b) = c.call("POST", "/Groups", Some(json!({"displayName": "Dev Ops"})));
+    assert_eq!((s1, s2), (201, 201));
+    assert_eq!((a["id"].as_str(), b["id"].as_str()), (Some("Dev_Ops"), Some("Dev_Ops_2")));
+    assert_eq!(c.call("POST", "/Groups", Some(json!({"displayName": "dev-ops"}))).0, 409);
+    assert_eq!(c.call("PATCH", "/Groups/Dev_Ops_2", patch(json!([{"op": "replace", "path": "displayName", "value": "DEV-OPS"}]))).0, 409);
+    assert_eq!(c.call("PATCH", "/Groups/Dev_Ops", patch(json!([{"op": "Replace", "path": "displayName", "value": "Platform"}]))).0, 204);
+    let (_, renamed) = c.call("GET", "/Groups/Dev_Ops", None);
+    assert_eq!(renamed["displayName"], "Platform");
+    let (_, found) = c.call("GET", "/Groups?filter=displayName+eq+%22platform%22", None);
+    assert_eq!(found["Resources"][0]["id"], "Dev_Ops");
+    // The old name is free again.
+    assert_eq!(c.call("POST", "/Groups", Some(json!({"displayName": "Dev-Ops"}))).1["id"], "Dev_Ops_3");
+}
+
+#[test]
+fn lookups_by_the_attributes_clients_match_on() {
+    let c = Client::new();
+    let (_, u) = c.call("POST", "/Users", Some(json!({
+        "userName": "Grace@Navy.example", "externalId": "ghopper",
+        "emails": [{"value": "grace.hopper@navy.example", "type": "work"}]
+    })));
+    let uid = u["id"].as_str().unwrap();
+    let (_, g) = c.call("POST", "/Groups", Some(json!({"displayName": "Compilers", "members": [{"value": uid}]})));
+    for (path, expected) in [
+        ("/Users?filter=userName+eq+%22grace%40navy.example%22", 1),
+        ("/Users?filter=externalId%20eq%20%22ghopper%22", 1),
+        ("/Users?filter=externalId%20eq%20%22GHOPPER%22", 0),
+        ("/Users?filter=emails%5Btype+eq+%22work%22%5D.value+eq+%22Grace.Hopper%40navy.example%22", 1),
+        ("/Users?filter=emails.value%20eq%20%22grace.hopper%40navy.example%22%20and%20active%20eq%20true", 1),
+        ("/Users?filter=id%20eq%20%22nope%22", 0),
+    ] {
+        let (status, list) = c.call("GET", path, None);
+        assert_eq!((status, list["totalResults"].clone()), (200, json!(expected)), "{path}");
+    }
+    let (_, by_member) = c.call("GET", &format!("/Groups?filter=members%5Bvalue%20eq%20%22{uid}%22%5D&excludedAttributes=members"), None);
+    assert_eq!(by_member["totalResults"], 1);
+    assert_eq!(by_member["Resources"][0]["id"], g["id"]);
+    assert!(by_member["Resources"][0].get("members").is_none());
+    let (status, err) = c.call("GET", "/Users?filter=userName%20eq", None);
+    assert_eq!((status, err["scimType"].clone()), (400, json!("invalidFilter")));
+}
