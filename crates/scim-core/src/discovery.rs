@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::list::{self, MAX_COUNT};
+use crate::list::{self, DEFAULT_COUNT, MAX_COUNT};
 use crate::schema::{Attribute, Mutability, RESOURCE_TYPES, ResourceType, Returned, Schema};
 
 const SPC_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig";
@@ -19,7 +19,14 @@ pub(crate) fn service_provider_config(base_url: &str) -> Value {
         "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
         "filter": {"supported": true, "maxResults": MAX_COUNT},
         "changePassword": {"supported": false},
-        "sort": {"supported": false},
+        "sort": {"supported": true},
+        "pagination": {
+            "cursor": true,
+            "index": true,
+            "defaultPaginationMethod": "index",
+            "defaultPageSize": DEFAULT_COUNT,
+            "maxPageSize": MAX_COUNT
+        },
         "etag": {"supported": true},
         "authenticationSchemes": [{
             "type": "oauthbearertoken",

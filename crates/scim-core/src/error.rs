@@ -33,6 +33,8 @@ pub enum ScimType {
     InvalidVers,
     /// The request cannot be completed because of sensitive data in the URI.
     Sensitive,
+    /// A pagination cursor was malformed or not issued here (RFC 9865).
+    InvalidCursor,
 }
 
 impl ScimType {
@@ -49,6 +51,7 @@ impl ScimType {
             ScimType::InvalidValue => "invalidValue",
             ScimType::InvalidVers => "invalidVers",
             ScimType::Sensitive => "sensitive",
+            ScimType::InvalidCursor => "invalidCursor",
         }
     }
 }

@@ -137,6 +137,51 @@ fn push_flat<'v>(value: Option<&'v Value>, out: &mut Vec<&'v Value>) {
     }
 }
 
+/// Resolves an attribute reference (e.g. a `sortBy` value) to a target.
+pub(crate) fn target_for(rt: &ResourceType, path: &str) -> Option<Target> {
+    let resolved = schema::resolve(rt, path)?;
+    Some(Target { extension: resolved.extension.then_some(resolved.schema.id), attribute: resolved.attribute, sub: resolved.sub, relative: false })
+}
+
+impl Target {
+    /// The value a resource sorts by (RFC 7644 §3.4.2.3): for a
+    /// multi-valued attribute the primary value, else the first.
+    pub(crate) fn sort_value<'v>(&self, resource: &'v Value) -> Option<&'v Value> {
+        if self.attribute.multi_valued {
+            let holder = match self.extension {
+                Some(urn) => resource.get(urn)?,
+                None => resource,
+            };
+            let items = holder.get(self.attribute.name)?.as_array()?;
+            let item = items.iter().find(|i| i.get("primary") == Some(&Value::Bool(true))).or_else(|| items.first())?;
+            let sub = self.sub.or_else(|| self.attribute.sub("value"))?;
+            return item.get(sub.name);
+        }
+        self.values(resource).into_iter().next()
+    }
+
+    /// Orders two sort values by the attribute's type and case-exactness;
+    /// a missing value sorts after every present one.
+    pub(crate) fn compare(&self, a: Option<&Value>, b: Option<&Value>) -> Ordering {
+        let def = self.definition();
+        match (a, b) {
+            (None, None) => Ordering::Equal,
+            (None, Some(_)) => Ordering::Greater,
+            (Some(_), None) => Ordering::Less,
+            (Some(a), Some(b)) => match (a, b) {
+                (Value::String(x), Value::String(y)) if def.ty == Type::DateTime => {
+                    parse_rfc3339(x).cmp(&parse_rfc3339(y))
+                }
+                (Value::String(x), Value::String(y)) if def.case_exact => x.cmp(y),
+                (Value::String(x), Value::String(y)) => x.to_lowercase().cmp(&y.to_lowercase()),
+                (Value::Number(x), Value::Number(y)) => x.as_f64().partial_cmp(&y.as_f64()).unwrap_or(Ordering::Equal),
+                (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
+                _ => Ordering::Equal,
+            },
+        }
+    }
+}
+
 /// A checked filter expression.
 #[derive(Debug, Clone)]
 pub enum Expr {

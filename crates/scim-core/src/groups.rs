@@ -14,7 +14,7 @@ use crate::error::ScimError;
 use crate::filter::IndexHint;
 use crate::http::Response;
 use crate::keys;
-use crate::list::{self, ListQuery, MAX_SCAN, Pager};
+use crate::list::{self, Collection, ListQuery, Loaded};
 use crate::patch::{self, OpKind, Operation};
 use crate::resource::{self, Projection};
 use crate::schema::{GROUP_TYPE, USER_TYPE};
@@ -398,79 +398,56 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         Ok(Response::empty(204))
     }
 
-    /// `GET /Groups` with filter and paging, in displayName order.
+    /// `GET /Groups` (and `POST /Groups/.search`), in displayName order.
     pub(crate) fn list_groups(&self, query: &ListQuery) -> Result<Response, ScimError> {
-        let needs_members = query.filter.as_ref().is_some_and(|f| f.mentions("members"));
-        let hint = query.filter.as_ref().and_then(|f| f.index_hint());
-        let candidates: Option<Vec<String>> = match hint {
-            Some(IndexHint::DisplayName(v)) => Some(self.store().get(&self.keys.group_name(&v))?.map(|e| String::from_utf8_lossy(&e.value).into_owned()).into_iter().collect()),
-            Some(IndexHint::Id(v)) => Some(vec![v]),
-            Some(IndexHint::ExternalId(v)) => Some(self.ids_under(&self.keys.group_external_ids(&v))?),
-            Some(IndexHint::Member(v)) => Some(self.ids_under(&self.keys.memberships(&v))?),
-            _ => None,
-        };
-        let mut pager = Pager::new(query.start_index, query.count);
-        let mut examined = 0usize;
-        let mut consider = |ids: &[String], pager: &mut Pager<Value>| -> Result<(), ScimError> {
-            examined += ids.len();
-            if query.filter.is_some() && examined > MAX_SCAN {
-                return Err(ScimError::new(400, Some(crate::error::ScimType::TooMany), format!(
-                    "the filter would examine more than {MAX_SCAN} groups; add an equality on displayName, externalId, id or members.value"
-                )));
-            }
-            if query.filter.is_none() {
-                // Unfiltered: every id is a match; fetch only the page.
-                let wanted: Vec<&String> = ids.iter().filter(|_| { let on = pager.next_is_on_page(); pager.total += 1; on }).collect();
-                if wanted.is_empty() {
-                    return Ok(());
-                }
-                let docs = self.store().get_many(&wanted.iter().map(|id| self.keys.group(id)).collect::<Vec<_>>())?;
-                for (id, doc) in wanted.into_iter().zip(docs) {
-                    let Some(doc) = doc else { continue };
-                    let stored = Stored::decode(&doc)?;
-                    let full = self.render_group(id, &stored, doc.version, query.projection.wants("members"))?;
-                    pager.page.push(query.projection.apply(&GROUP_TYPE, full));
-                }
-                return Ok(());
-            }
-            let docs = self.store().get_many(&ids.iter().map(|id| self.keys.group(id)).collect::<Vec<_>>())?;
-            for (id, doc) in ids.iter().zip(docs) {
-                let Some(doc) = doc else { continue };
-                let stored = Stored::decode(&doc)?;
-                let full = self.render_group(id, &stored, doc.version, needs_members)?;
-                if query.filter.as_ref().is_none_or(|f| f.matches(&full)) {
-                    let projection = &query.projection;
-                    let full = if !needs_members && projection.wants("members") && pager.next_is_on_page() {
-                        self.render_group(id, &stored, doc.version, true)?
-                    } else {
-                        full
-                    };
-                    pager.push(|| projection.apply(&GROUP_TYPE, full));
-                }
-            }
-            Ok(())
-        };
-        match candidates {
-            Some(mut ids) => {
-                ids.sort();
-                ids.dedup();
-                consider(&ids, &mut pager)?;
-            }
-            None => {
-                let prefix = self.keys.group_names();
-                let mut after: Option<String> = None;
-                loop {
-                    let page = self.store().scan(&prefix, after.as_deref(), 500)?;
-                    let ids: Vec<String> = page.iter().map(|e| String::from_utf8_lossy(&e.value).into_owned()).collect();
-                    consider(&ids, &mut pager)?;
-                    if page.len() < 500 {
-                        break;
-                    }
-                    after = page.last().map(|e| e.key.clone());
-                }
-            }
-        }
-        Ok(Response::scim_json(200, &list::list_response(pager.total, query.start_index, pager.page)))
+        Ok(Response::scim_json(200, &list::list(&Groups(self), query)?))
+    }
+}
+
+/// The groups of a tenant, as a listable collection.
+pub(crate) struct Groups<'t, 'a, S, E>(pub(crate) &'t Tenant<'a, S, E>);
+
+impl<S: Store, E: Env> Collection for Groups<'_, '_, S, E> {
+    type Record = (Stored, u64);
+
+    fn resource_type(&self) -> &'static crate::schema::ResourceType {
+        &GROUP_TYPE
+    }
+
+    fn computed(&self) -> &'static str {
+        "members"
+    }
+
+    fn order_prefix(&self) -> String {
+        self.0.keys.group_names()
+    }
+
+    fn lookup(&self, hint: &IndexHint) -> Result<Option<Vec<String>>, ScimError> {
+        let t = self.0;
+        Ok(Some(match hint {
+            IndexHint::DisplayName(v) => t.store().get(&t.keys.group_name(v))?.map(|e| String::from_utf8_lossy(&e.value).into_owned()).into_iter().collect(),
+            IndexHint::Id(v) => vec![v.clone()],
+            IndexHint::ExternalId(v) => t.ids_under(&t.keys.group_external_ids(v))?,
+            IndexHint::Member(v) => t.ids_under(&t.keys.memberships(v))?,
+            IndexHint::UserName(_) | IndexHint::Email(_) => return Ok(None),
+        }))
+    }
+
+    fn load(&self, ids: &[String]) -> Result<Vec<Option<Loaded<Self::Record>>>, ScimError> {
+        let t = self.0;
+        let docs = t.store().get_many(&ids.iter().map(|id| t.keys.group(id)).collect::<Vec<_>>())?;
+        ids.iter()
+            .zip(docs)
+            .map(|(id, doc)| doc.map(|d| Ok(Loaded { id: id.clone(), record: (Stored::decode(&d)?, d.version) })).transpose())
+            .collect()
+    }
+
+    fn render(&self, item: &Loaded<Self::Record>, computed: bool) -> Result<Value, ScimError> {
+        self.0.render_group(&item.id, &item.record.0, item.record.1, computed)
+    }
+
+    fn scan(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<Vec<(String, String)>, ScimError> {
+        Ok(self.0.store().scan(prefix, after, limit)?.into_iter().map(|e| (e.key, String::from_utf8_lossy(&e.value).into_owned())).collect())
     }
 }
 

@@ -62,6 +62,9 @@ fn route<S: Store, E: Env>(service: &Service<S, E>, request: &Request) -> Result
     let body = || tenant::parse_body(&request.body);
     match (segments.as_slice(), method) {
         (["Users"], "GET") => tenant.list_users(&ListQuery::parse(&USER_TYPE, &params)?),
+        (["Users", ".search"], "POST") => tenant.list_users(&ListQuery::from_search(&USER_TYPE, &body()?)?),
+        (["Groups", ".search"], "POST") => tenant.list_groups(&ListQuery::from_search(&GROUP_TYPE, &body()?)?),
+        ([".search"], "POST") => tenant.search_all(&body()?),
         (["Users"], "POST") => tenant.create_user(&body()?, &list::projection(&USER_TYPE, &params)),
         (["Users", id], "GET") => tenant.get_user(id, &list::projection(&USER_TYPE, &params), if_none_match),
         (["Users", id], "PUT") => tenant.replace_user(id, &body()?, if_match, &list::projection(&USER_TYPE, &params)),
@@ -88,6 +91,7 @@ fn route<S: Store, E: Env>(service: &Service<S, E>, request: &Request) -> Result
             .ok_or_else(|| ScimError::not_found(format!("no schema {id:?}"))),
         (["Me", ..], _) => Err(ScimError::new(501, None, "/Me is not supported: scimlet authenticates provisioning clients, not end users")),
         (["Users" | "Groups"], _) => Err(not_allowed("GET, POST")),
+        ([".search"] | ["Users" | "Groups", ".search"], _) => Err(not_allowed("POST")),
         (["Users" | "Groups", _], _) => Err(not_allowed("GET, PUT, PATCH, DELETE")),
         (["ServiceProviderConfig" | "ResourceTypes" | "Schemas", ..], _) => Err(not_allowed("GET")),
         _ => Err(ScimError::not_found(format!("no SCIM endpoint at {path:?}"))),

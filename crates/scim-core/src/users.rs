@@ -13,7 +13,7 @@ use crate::error::ScimError;
 use crate::filter::IndexHint;
 use crate::http::Response;
 use crate::keys;
-use crate::list::{self, ListQuery, Pager, MAX_SCAN};
+use crate::list::{self, Collection, ListQuery, Loaded, MAX_SCAN};
 use crate::patch;
 use crate::resource::{self, Projection};
 use crate::schema::{USER_TYPE, GROUP_TYPE};
@@ -238,82 +238,14 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         Ok(Response::empty(204))
     }
 
-    /// `GET /Users` with filter and paging.
+    /// `GET /Users` (and `POST /Users/.search`).
     pub(crate) fn list_users(&self, query: &ListQuery) -> Result<Response, ScimError> {
-        let with_groups_for_filter = query.filter.as_ref().is_some_and(|f| f.mentions("groups"));
-        let mut pager = Pager::new(query.start_index, query.count);
-        let hint = query.filter.as_ref().and_then(|f| f.index_hint());
-        let candidates: Option<Vec<String>> = match hint {
-            Some(IndexHint::UserName(v)) => Some(self.store().get(&self.keys.user_name(&v))?.map(|e| String::from_utf8_lossy(&e.value).into_owned()).into_iter().collect()),
-            Some(IndexHint::Id(v)) => Some(vec![v]),
-            Some(IndexHint::ExternalId(v)) => Some(self.ids_under(&self.keys.user_external_ids(&v))?),
-            Some(IndexHint::Email(v)) => Some(self.ids_under(&self.keys.user_emails(&v))?),
-            _ => None,
-        };
-        let mut examined = 0usize;
-        let mut consider = |ids: &[String], pager: &mut Pager<Value>| -> Result<(), ScimError> {
-            if query.filter.is_none() {
-                // Unfiltered: every id is a match; fetch only the page.
-                let on_page: Vec<bool> = ids.iter().map(|_| { let on = pager.next_is_on_page(); pager.total += 1; on }).collect();
-                let wanted: Vec<&String> = ids.iter().zip(&on_page).filter(|(_, on)| **on).map(|(id, _)| id).collect();
-                if wanted.is_empty() {
-                    return Ok(());
-                }
-                let docs = self.store().get_many(&wanted.iter().map(|id| self.keys.user(id)).collect::<Vec<_>>())?;
-                for (id, doc) in wanted.into_iter().zip(docs) {
-                    let Some(doc) = doc else { continue };
-                    let stored = Stored::decode(&doc)?;
-                    let full = self.render_user(id, &stored, doc.version, query.projection.wants("groups"))?;
-                    pager.page.push(query.projection.apply(&USER_TYPE, full));
-                }
-                return Ok(());
-            }
-            examined += ids.len();
-            if examined > MAX_SCAN {
-                return Err(ScimError::new(400, Some(crate::error::ScimType::TooMany), format!(
-                    "the filter would examine more than {MAX_SCAN} users; add an equality on userName, externalId, emails or id"
-                )));
-            }
-            let docs = self.store().get_many(&ids.iter().map(|id| self.keys.user(id)).collect::<Vec<_>>())?;
-            let filter = query.filter.as_ref();
-            for (id, doc) in ids.iter().zip(docs) {
-                let Some(doc) = doc else { continue };
-                let stored = Stored::decode(&doc)?;
-                let full = self.render_user(id, &stored, doc.version, with_groups_for_filter)?;
-                if filter.is_none_or(|f| f.matches(&full)) {
-                    let projection = &query.projection;
-                    let full = if !with_groups_for_filter && projection.wants("groups") && pager.next_is_on_page() {
-                        self.render_user(id, &stored, doc.version, true)?
-                    } else {
-                        full
-                    };
-                    pager.push(|| projection.apply(&USER_TYPE, full));
-                }
-            }
-            Ok(())
-        };
-        match candidates {
-            Some(mut ids) => {
-                ids.sort();
-                ids.dedup();
-                consider(&ids, &mut pager)?;
-            }
-            None => {
-                // Stable order for paging: the userName index.
-                let prefix = self.keys.user_names();
-                let mut after: Option<String> = None;
-                loop {
-                    let page = self.store().scan(&prefix, after.as_deref(), 500)?;
-                    let ids: Vec<String> = page.iter().map(|e| String::from_utf8_lossy(&e.value).into_owned()).collect();
-                    consider(&ids, &mut pager)?;
-                    if page.len() < 500 {
-                        break;
-                    }
-                    after = page.last().map(|e| e.key.clone());
-                }
-            }
-        }
-        Ok(Response::scim_json(200, &list::list_response(pager.total, query.start_index, pager.page)))
+        Ok(Response::scim_json(200, &list::list(&Users(self), query)?))
+    }
+
+    /// `POST /.search` across users and groups.
+    pub(crate) fn search_all(&self, body: &Value) -> Result<Response, ScimError> {
+        Ok(Response::scim_json(200, &list::search_all(&Users(self), &crate::groups::Groups(self), body)?))
     }
 
     /// Ids stored as the last segment of keys under `prefix`.
@@ -338,4 +270,51 @@ fn validate_user(attrs: &mut Map<String, Value>) -> Result<(), ScimError> {
 fn taken(attrs: &Map<String, Value>) -> ScimError {
     let name = attrs.get("userName").and_then(Value::as_str).unwrap_or_default();
     ScimError::uniqueness(format!("userName {name:?} is already taken in this account (userName is case-insensitive)"))
+}
+
+/// The users of a tenant, as a listable collection.
+pub(crate) struct Users<'t, 'a, S, E>(pub(crate) &'t Tenant<'a, S, E>);
+
+impl<S: Store, E: Env> Collection for Users<'_, '_, S, E> {
+    type Record = (Stored, u64);
+
+    fn resource_type(&self) -> &'static crate::schema::ResourceType {
+        &USER_TYPE
+    }
+
+    fn computed(&self) -> &'static str {
+        "groups"
+    }
+
+    fn order_prefix(&self) -> String {
+        self.0.keys.user_names()
+    }
+
+    fn lookup(&self, hint: &IndexHint) -> Result<Option<Vec<String>>, ScimError> {
+        let t = self.0;
+        Ok(Some(match hint {
+            IndexHint::UserName(v) => t.store().get(&t.keys.user_name(v))?.map(|e| String::from_utf8_lossy(&e.value).into_owned()).into_iter().collect(),
+            IndexHint::Id(v) => vec![v.clone()],
+            IndexHint::ExternalId(v) => t.ids_under(&t.keys.user_external_ids(v))?,
+            IndexHint::Email(v) => t.ids_under(&t.keys.user_emails(v))?,
+            IndexHint::DisplayName(_) | IndexHint::Member(_) => return Ok(None),
+        }))
+    }
+
+    fn load(&self, ids: &[String]) -> Result<Vec<Option<Loaded<Self::Record>>>, ScimError> {
+        let t = self.0;
+        let docs = t.store().get_many(&ids.iter().map(|id| t.keys.user(id)).collect::<Vec<_>>())?;
+        ids.iter()
+            .zip(docs)
+            .map(|(id, doc)| doc.map(|d| Ok(Loaded { id: id.clone(), record: (Stored::decode(&d)?, d.version) })).transpose())
+            .collect()
+    }
+
+    fn render(&self, item: &Loaded<Self::Record>, computed: bool) -> Result<Value, ScimError> {
+        self.0.render_user(&item.id, &item.record.0, item.record.1, computed)
+    }
+
+    fn scan(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<Vec<(String, String)>, ScimError> {
+        Ok(self.0.store().scan(prefix, after, limit)?.into_iter().map(|e| (e.key, String::from_utf8_lossy(&e.value).into_owned())).collect())
+    }
 }

@@ -246,3 +246,80 @@ fn lookups_by_the_attributes_clients_match_on() {
     let (status, err) = c.call("GET", "/Users?filter=userName%20eq", None);
     assert_eq!((status, err["scimType"].clone()), (400, json!("invalidFilter")));
 }
+
+#[test]
+fn sorting_by_typed_attributes() {
+    let c = Client::new();
+    for (name, title) in [("b@x", "beta"), ("a@x", "Alpha"), ("c@x", "gamma"), ("d@x", "")] {
+        let body = if title.is_empty() { json!({"userName": name}) } else { json!({"userName": name, "title": title}) };
+        assert_eq!(c.call("POST", "/Users", Some(body)).0, 201);
+    }
+    let order = |query: &str| -> Vec<String> {
+        let (status, list) = c.call("GET", &format!("/Users?{query}"), None);
+        assert_eq!(status, 200, "{list}");
+        list["Resources"].as_array().unwrap().iter().map(|r| r["userName"].as_str().unwrap().to_owned()).collect()
+    };
+    // caseExact false: "Alpha" sorts before "beta"; a missing title sorts last.
+    assert_eq!(order("sortBy=title"), ["a@x", "b@x", "c@x", "d@x"]);
+    assert_eq!(order("sortBy=title&sortOrder=descending"), ["d@x", "c@x", "b@x", "a@x"]);
+    assert_eq!(order("sortBy=meta.created&sortOrder=descending&count=2"), ["d@x", "c@x"]);
+    assert_eq!(order("sortBy=userName&startIndex=2&count=2"), ["b@x", "c@x"]);
+    let (status, err) = c.call("GET", "/Users?sortBy=nope", None);
+    assert_eq!((status, err["scimType"].clone()), (400, json!("invalidValue")));
+}
+
+#[test]
+fn cursor_paging_walks_everything_once() {
+    let c = Client::new();
+    let mut names: Vec<String> = (0..23).map(|i| format!("c{i:02}@x")).collect();
+    for n in &names {
+        c.user(n);
+    }
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    let mut pages = 0;
+    loop {
+        let (status, page) = c.call("GET", &format!("/Users?cursor={cursor}&count=5&filter=userName%20sw%20%22c%22"), None);
+        assert_eq!(status, 200, "{page}");
+        pages += 1;
+        let items = page["Resources"].as_array().unwrap();
+        assert_eq!(page["itemsPerPage"], items.len());
+        seen.extend(items.iter().map(|r| r["userName"].as_str().unwrap().to_owned()));
+        match page.get("nextCursor").and_then(Value::as_str) {
+            Some(next) => {
+                assert_eq!(items.len(), 5);
+                cursor = next.to_owned();
+            }
+            None => break,
+        }
+    }
+    assert_eq!(pages, 5);
+    names.sort();
+    assert_eq!(seen, names);
+    let (status, err) = c.call("GET", "/Users?cursor=zz", None);
+    assert_eq!((status, err["scimType"].clone()), (400, json!("invalidCursor")));
+    assert_eq!(c.call("GET", "/Users?cursor=&startIndex=2", None).0, 400);
+}
+
+#[test]
+fn search_by_post() {
+    let c = Client::new();
+    let uid = c.user("s1@x");
+    c.user("s2@x");
+    c.call("POST", "/Groups", Some(json!({"displayName": "s-team", "members": [{"value": uid}]})));
+    let search = |path: &str, body: Value| c.call("POST", path, Some(body));
+    let (status, found) = search("/Users/.search", json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+        "filter": "userName eq \"s1@x\"", "attributes": ["userName"]
+    }));
+    assert_eq!(status, 200);
+    assert_eq!(found["Resources"], json!([{"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "id": uid, "userName": "s1@x"}]));
+    let (_, all) = search("/.search", json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "startIndex": 2, "count": 2, "attributes": ["id"]}));
+    assert_eq!(all["totalResults"], 3);
+    assert_eq!(all["Resources"].as_array().unwrap().len(), 2);
+    assert_eq!(all["Resources"][1]["id"], "s_team");
+    let (_, by_name) = search("/.search", json!({"filter": "displayName eq \"s-team\""}));
+    assert_eq!(by_name["totalResults"], 1);
+    assert_eq!(search("/Groups/.search", json!({"filter": "userName eq \"x\""})).0, 400);
+    assert_eq!(c.call("GET", "/.search", None).0, 405);
+}
