@@ -3,7 +3,9 @@
 
 use serde_json::{Value, json};
 
+use crate::bulk::MAX_OPERATIONS;
 use crate::list::{self, DEFAULT_COUNT, MAX_COUNT};
+use crate::router::MAX_BODY;
 use crate::schema::{Attribute, Mutability, RESOURCE_TYPES, ResourceType, Returned, Schema};
 
 const SPC_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig";
@@ -16,7 +18,7 @@ pub(crate) fn service_provider_config(base_url: &str) -> Value {
         "schemas": [SPC_SCHEMA],
         "documentationUri": "https://github.com/scimlet/scimlet#readme",
         "patch": {"supported": true},
-        "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
+        "bulk": {"supported": true, "maxOperations": MAX_OPERATIONS, "maxPayloadSize": MAX_BODY},
         "filter": {"supported": true, "maxResults": MAX_COUNT},
         "changePassword": {"supported": false},
         "sort": {"supported": true},

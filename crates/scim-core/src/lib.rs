@@ -11,6 +11,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod accounts;
+mod bulk;
 mod discovery;
 pub mod env;
 pub mod error;

@@ -14,7 +14,7 @@ use crate::list::{self, ListQuery};
 use crate::schema::{GROUP_TYPE, USER_TYPE};
 use crate::store::Store;
 use crate::tenant::{self, Tenant};
-use crate::{Service, discovery};
+use crate::{Service, bulk, discovery};
 
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -54,32 +54,68 @@ fn route<S: Store, E: Env>(service: &Service<S, E>, request: &Request) -> Result
         keys: AccountKeys::new(&account),
         base_url: format!("{}{prefix}{account_raw}", request.origin()),
     };
-    let segments: Vec<String> = resource_path.split('/').filter(|s| !s.is_empty()).map(http::percent_decode).collect();
+    let call = Call {
+        method: &request.method,
+        path: resource_path,
+        params: &params,
+        body: Body::Raw(&request.body),
+        if_match: request.header("if-match"),
+        if_none_match: request.header("if-none-match"),
+    };
+    dispatch(&tenant, call)
+}
+
+/// A request body: raw bytes from HTTP, or a JSON value already parsed
+/// (a Bulk operation's `data`).
+pub(crate) enum Body<'r> {
+    Raw(&'r [u8]),
+    Json(Option<&'r Value>),
+}
+
+/// One operation on an authenticated tenant: what HTTP and Bulk share.
+pub(crate) struct Call<'r> {
+    pub(crate) method: &'r str,
+    /// Path below the account, e.g. `Users/123`.
+    pub(crate) path: &'r str,
+    pub(crate) params: &'r [(String, String)],
+    pub(crate) body: Body<'r>,
+    pub(crate) if_match: Option<&'r str>,
+    pub(crate) if_none_match: Option<&'r str>,
+}
+
+pub(crate) fn dispatch<S: Store, E: Env>(tenant: &Tenant<'_, S, E>, call: Call<'_>) -> Result<Response, ScimError> {
+    let segments: Vec<String> = call.path.split('/').filter(|s| !s.is_empty()).map(http::percent_decode).collect();
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
-    let method = request.method.as_str();
-    let if_match = request.header("if-match");
-    let if_none_match = request.header("if-none-match");
-    let body = || tenant::parse_body(&request.body);
+    let (method, params, if_match, if_none_match) = (call.method, call.params, call.if_match, call.if_none_match);
+    let body = || match &call.body {
+        Body::Raw(bytes) => tenant::parse_body(bytes),
+        Body::Json(Some(value)) => Ok((*value).clone()),
+        Body::Json(None) => Err(ScimError::invalid_syntax("the operation needs \"data\"")),
+    };
     match (segments.as_slice(), method) {
-        (["Users"], "GET") => tenant.list_users(&ListQuery::parse(&USER_TYPE, &params)?),
+        (["Users"], "GET") => tenant.list_users(&ListQuery::parse(&USER_TYPE, params)?),
         (["Users", ".search"], "POST") => tenant.list_users(&ListQuery::from_search(&USER_TYPE, &body()?)?),
         (["Groups", ".search"], "POST") => tenant.list_groups(&ListQuery::from_search(&GROUP_TYPE, &body()?)?),
         ([".search"], "POST") => tenant.search_all(&body()?),
-        (["Users"], "POST") => tenant.create_user(&body()?, &list::projection(&USER_TYPE, &params)),
-        (["Users", id], "GET") => tenant.get_user(id, &list::projection(&USER_TYPE, &params), if_none_match),
-        (["Users", id], "PUT") => tenant.replace_user(id, &body()?, if_match, &list::projection(&USER_TYPE, &params)),
-        (["Users", id], "PATCH") => tenant.patch_user(id, &body()?, if_match, &list::projection(&USER_TYPE, &params)),
+        (["Users"], "POST") => tenant.create_user(&body()?, &list::projection(&USER_TYPE, params)),
+        (["Users", id], "GET") => tenant.get_user(id, &list::projection(&USER_TYPE, params), if_none_match),
+        (["Users", id], "PUT") => tenant.replace_user(id, &body()?, if_match, &list::projection(&USER_TYPE, params)),
+        (["Users", id], "PATCH") => tenant.patch_user(id, &body()?, if_match, &list::projection(&USER_TYPE, params)),
         (["Users", id], "DELETE") => tenant.delete_user(id, if_match),
-        (["Groups"], "GET") => tenant.list_groups(&ListQuery::parse(&GROUP_TYPE, &params)?),
-        (["Groups"], "POST") => tenant.create_group(&body()?, &list::projection(&GROUP_TYPE, &params)),
-        (["Groups", id], "GET") => tenant.get_group(id, &list::projection(&GROUP_TYPE, &params), if_none_match),
-        (["Groups", id], "PUT") => tenant.replace_group(id, &body()?, if_match, &list::projection(&GROUP_TYPE, &params)),
+        (["Groups"], "GET") => tenant.list_groups(&ListQuery::parse(&GROUP_TYPE, params)?),
+        (["Groups"], "POST") => tenant.create_group(&body()?, &list::projection(&GROUP_TYPE, params)),
+        (["Groups", id], "GET") => tenant.get_group(id, &list::projection(&GROUP_TYPE, params), if_none_match),
+        (["Groups", id], "PUT") => tenant.replace_group(id, &body()?, if_match, &list::projection(&GROUP_TYPE, params)),
         (["Groups", id], "PATCH") => {
             let asks = params.iter().any(|(k, _)| k.eq_ignore_ascii_case("attributes") || k.eq_ignore_ascii_case("excludedAttributes"));
-            let projection = asks.then(|| list::projection(&GROUP_TYPE, &params));
+            let projection = asks.then(|| list::projection(&GROUP_TYPE, params));
             tenant.patch_group(id, &body()?, if_match, projection.as_ref())
         }
         (["Groups", id], "DELETE") => tenant.delete_group(id, if_match),
+        (["Bulk"], "POST") => match call.body {
+            Body::Raw(_) => bulk::run(tenant, &body()?),
+            Body::Json(_) => Err(ScimError::invalid_value("Bulk operations cannot nest")),
+        },
         (["ServiceProviderConfig"], "GET") => Ok(Response::scim_json(200, &discovery::service_provider_config(&tenant.base_url))),
         (["ResourceTypes"], "GET") => Ok(Response::scim_json(200, &discovery::resource_types(&tenant.base_url, None).unwrap_or(Value::Null))),
         (["ResourceTypes", id], "GET") => discovery::resource_types(&tenant.base_url, Some(id))
@@ -91,10 +127,10 @@ fn route<S: Store, E: Env>(service: &Service<S, E>, request: &Request) -> Result
             .ok_or_else(|| ScimError::not_found(format!("no schema {id:?}"))),
         (["Me", ..], _) => Err(ScimError::new(501, None, "/Me is not supported: scimlet authenticates provisioning clients, not end users")),
         (["Users" | "Groups"], _) => Err(not_allowed("GET, POST")),
-        ([".search"] | ["Users" | "Groups", ".search"], _) => Err(not_allowed("POST")),
+        ([".search"] | ["Users" | "Groups", ".search"] | ["Bulk"], _) => Err(not_allowed("POST")),
         (["Users" | "Groups", _], _) => Err(not_allowed("GET, PUT, PATCH, DELETE")),
         (["ServiceProviderConfig" | "ResourceTypes" | "Schemas", ..], _) => Err(not_allowed("GET")),
-        _ => Err(ScimError::not_found(format!("no SCIM endpoint at {path:?}"))),
+        _ => Err(ScimError::not_found(format!("no SCIM endpoint at {:?}", call.path))),
     }
 }
 

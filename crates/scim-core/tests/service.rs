@@ -323,3 +323,63 @@ fn search_by_post() {
     assert_eq!(search("/Groups/.search", json!({"filter": "userName eq \"x\""})).0, 400);
     assert_eq!(c.call("GET", "/.search", None).0, 405);
 }
+
+#[test]
+fn bulk_resolves_bulk_ids_and_stops_on_errors() {
+    let c = Client::new();
+    let bulk = |ops: Value, fail_on_errors: Option<u64>| {
+        let mut body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": ops});
+        if let Some(n) = fail_on_errors {
+            body["failOnErrors"] = json!(n);
+        }
+        c.call("POST", "/Bulk", Some(body))
+    };
+    // The group comes first but refers to users created later in the request.
+    let (status, out) = bulk(
+        json!([
+            {"method": "POST", "path": "/Groups", "bulkId": "g", "data": {"displayName": "Bulk Team", "members": [{"value": "bulkId:u1"}, {"value": "bulkId:u2"}]}},
+            {"method": "POST", "path": "/Users", "bulkId": "u1", "data": {"userName": "b1@x"}},
+            {"method": "POST", "path": "/Users", "bulkId": "u2", "data": {"userName": "b2@x"}},
+            {"method": "PATCH", "path": "/Users/bulkId:u1", "data": {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "add", "path": "title", "value": "Lead"}]}}
+        ]),
+        None,
+    );
+    assert_eq!(status, 200, "{out}");
+    let ops = out["Operations"].as_array().unwrap();
+    let statuses: Vec<&str> = ops.iter().map(|o| o["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["201", "201", "201", "200"]);
+    assert_eq!(ops[0]["location"], format!("http://scim.test{}/Groups/Bulk_Team", c.base));
+    let (_, group) = c.call("GET", "/Groups/Bulk_Team", None);
+    assert_eq!(group["members"].as_array().unwrap().len(), 2);
+    let (_, lead) = c.call("GET", "/Users?filter=title%20eq%20%22Lead%22", None);
+    assert_eq!(lead["Resources"][0]["userName"], "b1@x");
+
+    // failOnErrors: 1 stops after the first failure.
+    let (_, out) = bulk(
+        json!([
+            {"method": "POST", "path": "/Users", "bulkId": "dup", "data": {"userName": "b1@x"}},
+            {"method": "POST", "path": "/Users", "bulkId": "new", "data": {"userName": "b3@x"}}
+        ]),
+        Some(1),
+    );
+    let ops = out["Operations"].as_array().unwrap();
+    assert_eq!(ops.len(), 1);
+    assert_eq!((ops[0]["status"].as_str(), ops[0]["response"]["scimType"].as_str()), (Some("409"), Some("uniqueness")));
+    assert_eq!(c.call("GET", "/Users?filter=userName%20eq%20%22b3%40x%22", None).1["totalResults"], 0);
+
+    // Circular and dangling references fail without touching anything else.
+    let (_, out) = bulk(
+        json!([
+            {"method": "POST", "path": "/Groups", "bulkId": "a", "data": {"displayName": "A", "members": [{"value": "bulkId:b"}]}},
+            {"method": "POST", "path": "/Groups", "bulkId": "b", "data": {"displayName": "B", "members": [{"value": "bulkId:a"}]}},
+            {"method": "DELETE", "path": "/Users/bulkId:nowhere"}
+        ]),
+        None,
+    );
+    let statuses: Vec<&str> = out["Operations"].as_array().unwrap().iter().map(|o| o["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["409", "409", "400"]);
+
+    let too_many: Vec<Value> = (0..1001).map(|i| json!({"method": "DELETE", "path": format!("/Users/{i}")})).collect();
+    assert_eq!(bulk(Value::Array(too_many), None).0, 413);
+    assert_eq!(c.call("POST", "/Bulk", Some(json!({"Operations": "no"}))).0, 400);
+}
