@@ -1,0 +1,113 @@
+//! Typed bindings to the component, and the host side of its `storage` import.
+//!
+//! Only the `scimlet-core` world is bound here (storage, handler, admin). The
+//! `wasi:http/incoming-handler` export of the same component is reached through
+//! `wasmtime_wasi_http`'s own `ProxyPre`, built from the same `InstancePre`, so
+//! no wasi:http type is generated twice.
+//!
+//! Storage functions are synchronous in WIT but bound as `async` on the host:
+//! each call runs the blocking SQLite work on tokio's blocking pool
+//! (`spawn_blocking`), so a commit waiting on `fsync` or on another process's
+//! lock parks only the calling guest, never a tokio worker thread that other
+//! requests need. To the guest the call still blocks, as WIT promises.
+
+use std::sync::Arc;
+
+use crate::runtime::RequestState;
+use crate::store::{self, Backend, StoreError};
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "scimlet-core",
+    imports: { default: async },
+    exports: { default: async },
+});
+
+pub use exports::scimlet::provider::admin::{Account, AdminError, NewToken, TokenInfo};
+use scimlet::provider::storage;
+
+impl From<StoreError> for storage::Error {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Conflict(index) => storage::Error::Conflict(index),
+            StoreError::Unavailable(why) => storage::Error::Unavailable(why),
+        }
+    }
+}
+
+impl From<store::Entry> for storage::Entry {
+    fn from(e: store::Entry) -> Self {
+        storage::Entry {
+            key: e.key,
+            value: e.value,
+            version: e.version,
+        }
+    }
+}
+
+impl From<storage::Write> for store::Write {
+    fn from(w: storage::Write) -> Self {
+        store::Write {
+            key: w.key,
+            value: w.value,
+            precondition: match w.precondition {
+                storage::Precondition::None => store::Precondition::None,
+                storage::Precondition::Absent => store::Precondition::Absent,
+                storage::Precondition::Version(v) => store::Precondition::Version(v),
+            },
+        }
+    }
+}
+
+/// Runs one blocking backend call off the async workers. A panic inside the
+/// backend becomes `unavailable` for this call instead of a trap or a crash.
+async fn blocking<R: Send + 'static>(
+    backend: &Arc<dyn Backend>,
+    call: impl FnOnce(&dyn Backend) -> Result<R, StoreError> + Send + 'static,
+) -> Result<R, storage::Error> {
+    let backend = Arc::clone(backend);
+    match tokio::task::spawn_blocking(move || call(backend.as_ref())).await {
+        Ok(result) => result.map_err(Into::into),
+        Err(join) => Err(storage::Error::Unavailable(format!(
+            "storage task failed: {join}"
+        ))),
+    }
+}
+
+impl storage::Host for RequestState {
+    async fn get(&mut self, key: String) -> Result<Option<storage::Entry>, storage::Error> {
+        blocking(&self.backend, move |b| b.get(&key))
+            .await
+            .map(|found| found.map(Into::into))
+    }
+
+    async fn get_many(
+        &mut self,
+        keys: Vec<String>,
+    ) -> Result<Vec<Option<storage::Entry>>, storage::Error> {
+        blocking(&self.backend, move |b| b.get_many(&keys))
+            .await
+            .map(|found| found.into_iter().map(|e| e.map(Into::into)).collect())
+    }
+
+    async fn scan(
+        &mut self,
+        prefix: String,
+        after: Option<String>,
+        limit: u32,
+    ) -> Result<Vec<storage::Entry>, storage::Error> {
+        blocking(&self.backend, move |b| {
+            b.scan(&prefix, after.as_deref(), limit)
+        })
+        .await
+        .map(|found| found.into_iter().map(Into::into).collect())
+    }
+
+    async fn commit(&mut self, writes: Vec<storage::Write>) -> Result<u64, storage::Error> {
+        let writes: Vec<store::Write> = writes.into_iter().map(Into::into).collect();
+        blocking(&self.backend, move |b| b.commit(&writes)).await
+    }
+}
+
+/// `types` holds only records; its host trait has nothing to implement.
+impl scimlet::provider::types::Host for RequestState {}

@@ -1,0 +1,182 @@
+//! The command line: shapes only. Scripts and tests depend on these names and
+//! defaults, so change them only deliberately.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Where the CLI assumes the server is reached when `--public-url` is not given.
+pub const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8080";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "scimlet",
+    version,
+    about = "Run the scimlet SCIM 2.0 service provider and manage its accounts and tokens"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve SCIM over HTTP. On a store without accounts, first creates
+    /// account "default" and prints its tenant URL and a token (shown once).
+    Serve(ServeArgs),
+    /// Manage accounts (tenants).
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// Manage an account's SCIM bearer tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// Options every command that opens the store shares.
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// SQLite database file (created if missing).
+    #[arg(long, value_name = "PATH", default_value = "./scimlet.db")]
+    pub db: PathBuf,
+    /// Run this component file instead of the built-in one.
+    #[arg(long, value_name = "PATH")]
+    pub component: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Origin clients use to reach this server, e.g. https://scim.example.com
+    /// [default: http://<bound address>].
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Create an account; prints its id and tenant URL.
+    Create {
+        /// Human-readable name.
+        name: String,
+        /// Origin the tenant URL is built on.
+        #[arg(long, value_name = "URL", default_value = DEFAULT_PUBLIC_URL)]
+        public_url: String,
+        /// Print one JSON object {"id", "name", "tenantUrl"}.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List accounts.
+    List {
+        /// Origin the tenant URLs are built on.
+        #[arg(long, value_name = "URL", default_value = DEFAULT_PUBLIC_URL)]
+        public_url: String,
+        /// Print a JSON array of {"id", "name", "created", "tenantUrl"}.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a bearer token; the secret is printed this once only.
+    Create {
+        /// Account the token authenticates for.
+        #[arg(long, value_name = "ID")]
+        account: String,
+        /// Name to recognise the token by.
+        #[arg(long, value_name = "N", default_value = "default")]
+        name: String,
+        /// Lifetime in days, 1..=3650 [default: 365].
+        #[arg(long, value_name = "D")]
+        expires_in_days: Option<u32>,
+        /// Print one JSON object {"id", "token", "expiresAt"}.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List an account's tokens, revoked and expired ones included.
+    List {
+        #[arg(long, value_name = "ID")]
+        account: String,
+        /// Print a JSON array of {"id", "name", "created", "expiresAt", "revokedAt"}.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Revoke a token at once.
+    Revoke {
+        #[arg(long, value_name = "ID")]
+        account: String,
+        /// The token's id (not the secret).
+        token_id: String,
+        /// Print the revoked token as one JSON object.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn serve_defaults() {
+        let cli = Cli::try_parse_from(["scimlet", "serve"]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve")
+        };
+        assert_eq!(args.listen, "127.0.0.1:8080");
+        assert_eq!(args.store.db, PathBuf::from("./scimlet.db"));
+        assert_eq!(args.public_url, None);
+    }
+
+    #[test]
+    fn token_revoke_shape() {
+        let cli = Cli::try_parse_from([
+            "scimlet",
+            "token",
+            "revoke",
+            "--account",
+            "a1",
+            "t1",
+            "--db",
+            "x.db",
+        ])
+        .unwrap();
+        let Command::Token(TokenCommand::Revoke {
+            account,
+            token_id,
+            store,
+            ..
+        }) = cli.command
+        else {
+            panic!("not token revoke")
+        };
+        assert_eq!((account.as_str(), token_id.as_str()), ("a1", "t1"));
+        assert_eq!(store.db, PathBuf::from("x.db"));
+    }
+
+    #[test]
+    fn token_create_requires_account() {
+        let err = Cli::try_parse_from(["scimlet", "token", "create"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+    }
+}

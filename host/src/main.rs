@@ -1,0 +1,96 @@
+//! `scimlet`: the native runner of the scimlet SCIM component.
+//!
+//! A thin adapter: it runs the component (which holds every SCIM rule) under
+//! wasmtime, gives it SQLite storage, serves it over HTTP and exposes its admin
+//! door on the command line. Exit codes: 0 success, 1 failure (including
+//! refusals by the component), 2 usage errors (from clap).
+
+mod admin;
+mod bindings;
+mod cli;
+mod runtime;
+mod serve;
+mod store;
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::cli::{AccountCommand, Cli, Command, StoreArgs, TokenCommand};
+use crate::runtime::Runtime;
+use crate::store::SqliteStore;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let tokio = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(tokio) => tokio,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = tokio.block_on(run(cli));
+    // Storage calls in flight run on the blocking pool; give them a moment.
+    tokio.shutdown_timeout(Duration::from_secs(5));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs one command; the error is the message for stderr.
+async fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Serve(args) => {
+            let runtime = open(&args.store)?;
+            let options = serve::ServeOptions {
+                listen: args.listen,
+                public_url: args.public_url,
+            };
+            serve::serve(Arc::new(runtime), options)
+                .await
+                .map_err(|e| format!("{e:#}"))
+        }
+        Command::Account(command) => {
+            let runtime = open(account_store(&command))?;
+            admin::account(&runtime, command)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        Command::Token(command) => {
+            let runtime = open(token_store(&command))?;
+            admin::token(&runtime, command)
+                .await
+                .map_err(|e| e.to_string())
+        }
+    }
+}
+
+fn open(args: &StoreArgs) -> Result<Runtime, String> {
+    let store = SqliteStore::open(&args.db).map_err(|e| e.to_string())?;
+    Runtime::new(args.component.as_deref().map(Path::new), Arc::new(store))
+        .map_err(|e| format!("{e:#}"))
+}
+
+fn account_store(command: &AccountCommand) -> &StoreArgs {
+    match command {
+        AccountCommand::Create { store, .. } | AccountCommand::List { store, .. } => store,
+    }
+}
+
+fn token_store(command: &TokenCommand) -> &StoreArgs {
+    match command {
+        TokenCommand::Create { store, .. }
+        | TokenCommand::List { store, .. }
+        | TokenCommand::Revoke { store, .. } => store,
+    }
+}

@@ -1,0 +1,253 @@
+//! The wasmtime side: one compiled component per process, one fresh store and
+//! instance per HTTP request or CLI command.
+//!
+//! A fresh instance per request means no state leaks between requests or
+//! tenants through guest memory, and a trapped guest costs one request only.
+//! With the pooling allocator and an `InstancePre` that is a few microseconds.
+//!
+//! Each store is bounded: linear memory by [`StoreLimits`] (a guest that asks
+//! for more traps) and wall-clock time by an epoch deadline. An epoch ticker
+//! thread bumps the engine's epoch every [`EPOCH_TICK`]; at each tick the
+//! store's callback lets the guest continue after yielding to tokio (so a busy
+//! guest cannot hog a worker thread), or interrupts it with a trap once the
+//! store's deadline has passed.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
+    StoreLimitsBuilder, Trap, UpdateDeadline,
+};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+
+use crate::bindings::{ScimletCore, ScimletCorePre};
+use crate::store::Backend;
+
+/// The component built from `crates/scim-component` by `build.rs`.
+static EMBEDDED_COMPONENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/scim_component.wasm"));
+
+/// Most linear memory one instance may use.
+pub const MEMORY_LIMIT: usize = 64 << 20;
+
+/// Longest one request or command may run before it is interrupted.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Granularity of the deadline and of cooperative yields by busy guests.
+const EPOCH_TICK: Duration = Duration::from_millis(100);
+
+/// Instances that may exist at once; the server admits no more concurrent
+/// requests than this (the rest wait), which also bounds pooled memory.
+pub const MAX_INSTANCES: u32 = 64;
+
+/// Wasm stack per call; generous for a JSON-processing guest.
+const MAX_WASM_STACK: usize = 1 << 20;
+
+/// Per-store state: WASI contexts, limits, and the storage backend.
+pub struct RequestState {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    hooks: NoOutgoingHttp,
+    table: ResourceTable,
+    limits: StoreLimits,
+    deadline: Instant,
+    pub(crate) backend: Arc<dyn Backend>,
+    /// Held for the store's whole life: one of [`MAX_INSTANCES`] slots.
+    _slot: OwnedSemaphorePermit,
+}
+
+impl WasiView for RequestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for RequestState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+/// wasi-http hooks that refuse every outgoing request: the component has no
+/// reason to call out, and a SCIM payload must not be able to make it.
+struct NoOutgoingHttp;
+
+impl WasiHttpHooks for NoOutgoingHttp {
+    fn send_request(
+        &mut self,
+        _request: hyper::Request<wasmtime_wasi_http::WasiBody>,
+        _options: Option<wasmtime_wasi_http::RequestOptions>,
+        _fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+    ) -> Box<
+        dyn Future<
+                Output = wasmtime_wasi_http::Result<(
+                    hyper::Response<wasmtime_wasi_http::WasiBody>,
+                    Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+                )>,
+            > + Send,
+    > {
+        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
+    }
+}
+
+/// The compiled component, linked and pre-instantiated, with its backend.
+pub struct Runtime {
+    engine: Engine,
+    core: ScimletCorePre<RequestState>,
+    proxy: ProxyPre<RequestState>,
+    backend: Arc<dyn Backend>,
+    slots: Arc<Semaphore>,
+}
+
+impl Runtime {
+    /// Compiles the component (the embedded one unless `component` names a
+    /// file), links WASI, wasi-http and `storage`, and checks that it exports
+    /// both the admin door and `wasi:http/incoming-handler`.
+    pub fn new(component: Option<&Path>, backend: Arc<dyn Backend>) -> wasmtime::Result<Self> {
+        let engine = new_engine()?;
+        let component = match component {
+            Some(path) => Component::from_file(&engine, path)
+                .map_err(|e| e.context(format!("cannot load component {}", path.display())))?,
+            None => Component::new(&engine, EMBEDDED_COMPONENT)?,
+        };
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        ScimletCore::add_to_linker::<_, wasmtime::component::HasSelf<RequestState>>(
+            &mut linker,
+            |state| state,
+        )?;
+        let pre: InstancePre<RequestState> = linker.instantiate_pre(&component)?;
+        let core = ScimletCorePre::new(pre.clone())?;
+        let proxy = ProxyPre::new(pre)?;
+        spawn_epoch_ticker(&engine);
+        Ok(Runtime {
+            engine,
+            core,
+            proxy,
+            backend,
+            slots: Arc::new(Semaphore::new(MAX_INSTANCES as usize)),
+        })
+    }
+
+    /// A new store bounded in memory and time, for one request or command.
+    /// Waits while [`MAX_INSTANCES`] stores exist, so a burst queues instead
+    /// of failing on an exhausted instance pool. The deadline starts once the
+    /// slot is granted.
+    pub async fn new_store(&self) -> wasmtime::Result<Store<RequestState>> {
+        let slot = Arc::clone(&self.slots)
+            .acquire_owned()
+            .await
+            .map_err(|_| wasmtime::format_err!("instance slots are closed"))?;
+        let wasi = WasiCtx::builder()
+            // Guest stdout goes to our stderr: our stdout carries the CLI's
+            // output (JSON included) and the server's announcement lines.
+            .stdout(std::io::stderr())
+            .inherit_stderr()
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let state = RequestState {
+            wasi,
+            http: WasiHttpCtx::new(),
+            hooks: NoOutgoingHttp,
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(MEMORY_LIMIT)
+                .trap_on_grow_failure(true)
+                .build(),
+            deadline: Instant::now() + DEADLINE,
+            backend: Arc::clone(&self.backend),
+            _slot: slot,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limits);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|ctx| {
+            if Instant::now() >= ctx.data().deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        Ok(store)
+    }
+
+    /// The pre-instantiated wasi-http door.
+    pub fn proxy(&self) -> &ProxyPre<RequestState> {
+        &self.proxy
+    }
+
+    /// Instantiates the component in a new store for typed calls (admin).
+    pub async fn instantiate_core(&self) -> wasmtime::Result<(Store<RequestState>, ScimletCore)> {
+        let mut store = self.new_store().await?;
+        let core = self.core.instantiate_async(&mut store).await?;
+        Ok((store, core))
+    }
+}
+
+/// Whether a call failed because its deadline passed (rather than a guest bug).
+pub fn is_deadline(err: &wasmtime::Error) -> bool {
+    matches!(err.downcast_ref::<Trap>(), Some(Trap::Interrupt))
+}
+
+fn new_engine() -> wasmtime::Result<Engine> {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    config.max_wasm_stack(MAX_WASM_STACK);
+    // Reserve no more address space per memory than a store may use: keeps
+    // the pool's footprint near MAX_INSTANCES x 64 MiB of virtual memory
+    // instead of terabytes, at the price of explicit bounds checks.
+    config.memory_reservation(MEMORY_LIMIT as u64);
+    config.memory_reservation_for_growth(0);
+
+    let mut pooled = config.clone();
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(MAX_INSTANCES)
+        .total_core_instances(MAX_INSTANCES * 16)
+        .total_memories(MAX_INSTANCES * 2)
+        .total_tables(MAX_INSTANCES * 8)
+        .total_stacks(MAX_INSTANCES)
+        .max_memory_size(MEMORY_LIMIT)
+        .max_unused_warm_slots(8);
+    pooled.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    match Engine::new(&pooled) {
+        Ok(engine) => Ok(engine),
+        Err(err) => {
+            // Some environments cap virtual memory; run slower rather than not at all.
+            eprintln!("scimlet: pooling allocator unavailable ({err}); allocating on demand");
+            Engine::new(&config)
+        }
+    }
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] for as long as the engine
+/// lives; the thread ends by itself once the engine is dropped.
+fn spawn_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("scimlet-epoch".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(EPOCH_TICK);
+                match weak.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => break,
+                }
+            }
+        })
+        .ok();
+}

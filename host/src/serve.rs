@@ -1,0 +1,412 @@
+//! HTTP/1.1 serving: every request goes, unchanged but for a bounded body, to
+//! the component's `wasi:http/incoming-handler` export, as `wasmtime serve`
+//! does. The host answers on its own only when the component cannot: body too
+//! large or too slow, guest trap, deadline. Those answers are SCIM error
+//! documents so that clients see one error format.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER, TRANSFER_ENCODING};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode, Uri};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+use crate::admin;
+use crate::runtime::{DEADLINE, Runtime, is_deadline};
+
+/// Largest request body handed to the component; SCIM documents are small.
+pub const MAX_BODY: usize = 1 << 20;
+
+/// Time a client gets to send its request headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Extra wait, beyond the guest's own deadline, before the host gives up on a
+/// guest blocked outside wasm code (where the epoch deadline cannot fire).
+const DEADLINE_GRACE: Duration = Duration::from_secs(2);
+
+/// How long shutdown waits for requests in flight.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(35);
+
+/// What the server was asked to do.
+pub struct ServeOptions {
+    pub listen: String,
+    /// Origin clients reach the server at; `None` means `http://<bound addr>`.
+    pub public_url: Option<String>,
+}
+
+/// Why a request got no answer from the component.
+enum Failure {
+    /// Guest trap, missing response, host error: logged, answered 500.
+    Internal,
+    /// The deadline passed: answered 503 with `Retry-After`.
+    Timeout,
+}
+
+/// The scheme and authority requests are presented to the component with,
+/// when the operator named a public URL: the component builds absolute URLs
+/// (`meta.location`) from them, and behind a TLS proxy the connection's own
+/// `http` and `Host` would be wrong.
+struct Origin {
+    scheme: Scheme,
+    uri_scheme: hyper::http::uri::Scheme,
+    authority: hyper::http::uri::Authority,
+}
+
+fn parse_origin(public_url: &str) -> wasmtime::Result<Origin> {
+    let uri: Uri = public_url
+        .parse()
+        .map_err(|e| wasmtime::format_err!("invalid --public-url {public_url:?}: {e}"))?;
+    let (Some(uri_scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
+        wasmtime::bail!("invalid --public-url {public_url:?}: expected http(s)://host[:port]");
+    };
+    let scheme = match uri_scheme.as_str() {
+        "http" => Scheme::Http,
+        "https" => Scheme::Https,
+        other => {
+            wasmtime::bail!("invalid --public-url {public_url:?}: scheme {other} is not http(s)")
+        }
+    };
+    Ok(Origin {
+        scheme,
+        uri_scheme: uri_scheme.clone(),
+        authority: authority.clone(),
+    })
+}
+
+struct Server {
+    runtime: Arc<Runtime>,
+    origin: Option<Origin>,
+}
+
+/// Binds, bootstraps the store, announces, and serves until SIGINT/SIGTERM.
+pub async fn serve(runtime: Arc<Runtime>, options: ServeOptions) -> wasmtime::Result<()> {
+    let origin = options
+        .public_url
+        .as_deref()
+        .map(parse_origin)
+        .transpose()?;
+    let listener = TcpListener::bind(&options.listen)
+        .await
+        .map_err(|e| wasmtime::format_err!("cannot listen on {}: {e}", options.listen))?;
+    let addr: SocketAddr = listener.local_addr()?;
+    let public_url = options
+        .public_url
+        .unwrap_or_else(|| format!("http://{addr}"));
+
+    // The socket already queues connections; bootstrap before announcing and
+    // before accepting, so the first request finds the default account. The
+    // listening line still comes first in the output.
+    let created = admin::bootstrap(&runtime, "default", &public_url)
+        .await
+        .map_err(|e| wasmtime::format_err!("bootstrap failed: {e}"))?;
+    admin::print_lines(&[format!("scimlet listening on http://{addr}")]);
+    if let Some(lines) = created {
+        admin::print_lines(&lines);
+    }
+
+    let server = Arc::new(Server { runtime, origin });
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown_signal());
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _peer)) => stream,
+                    Err(e) => {
+                        // Typically out of file descriptors: back off, don't spin.
+                        eprintln!("scimlet: accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let server = Arc::clone(&server);
+                let service = service_fn(move |req| {
+                    let server = Arc::clone(&server);
+                    async move { Ok::<_, Infallible>(server.handle(req).await) }
+                });
+                let conn = http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(HEADER_TIMEOUT)
+                    .keep_alive(true)
+                    .serve_connection(TokioIo::new(stream), service);
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    // Client resets and timeouts end up here; not worth a log line.
+                    let _ = conn.await;
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    eprintln!("scimlet: shutting down, finishing requests in flight");
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(SHUTDOWN_GRACE) => {
+            eprintln!("scimlet: requests still in flight after {SHUTDOWN_GRACE:?}; exiting anyway");
+        }
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}
+
+impl Server {
+    /// Answers one request and writes its log line.
+    async fn handle(&self, req: Request<Incoming>) -> Response<HyperOutgoingBody> {
+        let started = Instant::now();
+        let method = req.method().clone();
+        let path = req.uri().path().to_owned();
+        let response = self.respond(req, &method, &path).await;
+        eprintln!(
+            "{method} {path} {} {}ms",
+            response.status().as_u16(),
+            started.elapsed().as_millis()
+        );
+        response
+    }
+
+    async fn respond(
+        &self,
+        req: Request<Incoming>,
+        method: &hyper::Method,
+        path: &str,
+    ) -> Response<HyperOutgoingBody> {
+        let (mut parts, body) = req.into_parts();
+
+        let declared = parts
+            .headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > MAX_BODY as u64) {
+            return error_response(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+        }
+        // Read the whole (bounded) body first: the guest then never waits on a
+        // slow client while holding an instance, and an oversized chunked body
+        // is refused here rather than deep inside the guest.
+        let body =
+            match tokio::time::timeout(DEADLINE, Limited::new(body, MAX_BODY).collect()).await {
+                Ok(Ok(collected)) => collected.to_bytes(),
+                Ok(Err(e)) if e.is::<LengthLimitError>() => {
+                    return error_response(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+                }
+                Ok(Err(_)) => {
+                    return error_response(StatusCode::BAD_REQUEST, "could not read request body");
+                }
+                Err(_) => {
+                    return error_response(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "request body not received in time",
+                    );
+                }
+            };
+        if parts.headers.remove(TRANSFER_ENCODING).is_some() {
+            parts
+                .headers
+                .insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+        }
+
+        let mut scheme = Scheme::Http;
+        if let Some(origin) = &self.origin {
+            let mut uri = Uri::builder()
+                .scheme(origin.uri_scheme.clone())
+                .authority(origin.authority.clone());
+            if let Some(pq) = parts.uri.path_and_query() {
+                uri = uri.path_and_query(pq.clone());
+            }
+            match uri.build() {
+                Ok(uri) => parts.uri = uri,
+                Err(_) => return error_response(StatusCode::BAD_REQUEST, "invalid request target"),
+            }
+            scheme = origin.scheme.clone();
+        }
+        let req = Request::from_parts(parts, Full::new(body));
+
+        match self.call_guest(scheme, req, method, path).await {
+            Ok(response) => response,
+            Err(Failure::Internal) => {
+                error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+            }
+            Err(Failure::Timeout) => {
+                let mut response =
+                    error_response(StatusCode::SERVICE_UNAVAILABLE, "request timed out");
+                response
+                    .headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from_static("5"));
+                response
+            }
+        }
+    }
+
+    /// Runs the component's incoming-handler on a fresh instance. The call
+    /// runs in its own task so that the guest can keep streaming the response
+    /// body after it has handed over the head.
+    async fn call_guest(
+        &self,
+        scheme: Scheme,
+        req: Request<Full<Bytes>>,
+        method: &hyper::Method,
+        path: &str,
+    ) -> Result<Response<HyperOutgoingBody>, Failure> {
+        let label = format!("{method} {path}");
+        let mut store = match tokio::time::timeout(DEADLINE, self.runtime.new_store()).await {
+            Ok(Ok(store)) => store,
+            Ok(Err(e)) => {
+                eprintln!("scimlet: {label}: cannot create store: {e:#}");
+                return Err(Failure::Internal);
+            }
+            Err(_) => {
+                eprintln!("scimlet: {label}: no instance slot free within {DEADLINE:?}");
+                return Err(Failure::Timeout);
+            }
+        };
+        let (sender, receiver) = oneshot::channel();
+        let req = req.map(|body| {
+            body.map_err(|never: Infallible| -> wasmtime_wasi_http::Error { match never {} })
+        });
+        let resources = (|| -> wasmtime::Result<_> {
+            let req = store.data_mut().http().new_incoming_request(scheme, req)?;
+            let out = store.data_mut().http().new_response_outparam(sender)?;
+            Ok((req, out))
+        })();
+        let (req, out) = match resources {
+            Ok(resources) => resources,
+            Err(e) => {
+                eprintln!("scimlet: {label}: cannot pass request to component: {e:#}");
+                return Err(Failure::Internal);
+            }
+        };
+
+        let proxy_pre = self.runtime.proxy().clone();
+        let task_label = label.clone();
+        let task = tokio::spawn(async move {
+            let result = async {
+                let proxy = proxy_pre.instantiate_async(&mut store).await?;
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, req, out)
+                    .await
+            }
+            .await;
+            // The one place a guest failure is logged, whether it happened
+            // before the response head (answered 500/503 below) or while the
+            // body streamed (the client sees the connection cut).
+            result.map_err(|e| {
+                if is_deadline(&e) {
+                    eprintln!("scimlet: {task_label}: deadline of {DEADLINE:?} exceeded");
+                    Failure::Timeout
+                } else {
+                    eprintln!("scimlet: {task_label}: component trapped: {e:#}");
+                    Failure::Internal
+                }
+            })
+        });
+
+        match tokio::time::timeout(DEADLINE + DEADLINE_GRACE, receiver).await {
+            Ok(Ok(Ok(response))) => Ok(response),
+            Ok(Ok(Err(code))) => {
+                eprintln!("scimlet: {label}: component answered with error {code:?}");
+                Err(Failure::Internal)
+            }
+            // The outparam was dropped unset: the task has ended, see why.
+            Ok(Err(_)) => match task.await {
+                Ok(Ok(())) => {
+                    eprintln!("scimlet: {label}: component returned without a response");
+                    Err(Failure::Internal)
+                }
+                Ok(Err(failure)) => Err(failure),
+                Err(join) => {
+                    eprintln!("scimlet: {label}: component task failed: {join}");
+                    Err(Failure::Internal)
+                }
+            },
+            Err(_) => {
+                eprintln!(
+                    "scimlet: {label}: no response within {DEADLINE:?}; abandoning the instance"
+                );
+                task.abort();
+                Err(Failure::Timeout)
+            }
+        }
+    }
+}
+
+/// A SCIM error document (RFC 7644 §3.12) for answers the host gives itself.
+/// `detail` is a fixed host message (no client input), so it needs no escaping.
+fn error_response(status: StatusCode, detail: &'static str) -> Response<HyperOutgoingBody> {
+    let body = format!(
+        r#"{{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"{}","detail":"{detail}"}}"#,
+        status.as_u16()
+    );
+    let mut response = Response::new(
+        Full::new(Bytes::from(body))
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/scim+json"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origin_from_public_url() {
+        let o = parse_origin("https://scim.example.com:8443/").unwrap();
+        assert_eq!(o.uri_scheme.as_str(), "https");
+        assert_eq!(o.authority.as_str(), "scim.example.com:8443");
+        assert!(parse_origin("scim.example.com").is_err());
+        assert!(parse_origin("ftp://x").is_err());
+    }
+
+    #[tokio::test]
+    async fn error_documents_are_scim_json() {
+        let response = error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
+        assert_eq!(response.headers()[CONTENT_TYPE], "application/scim+json");
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(
+            &body[..],
+            br#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"500","detail":"internal error"}"#
+        );
+    }
+}

@@ -1,0 +1,180 @@
+//! Storage backends behind the WIT `scimlet:provider/storage` interface.
+//!
+//! The component owns every rule; a backend only has to honour the small
+//! contract written in `wit/scimlet.wit`: byte-ordered keys, versions that
+//! strictly increase across commits, atomic conditional commits. The types
+//! here mirror the WIT records but stay independent of the generated
+//! bindings, so a backend can be tested without wasmtime and a second backend
+//! (PostgreSQL for several replicas) can be added beside [`sqlite`] without
+//! touching the runtime.
+
+pub mod sqlite;
+
+use std::fmt;
+
+pub use sqlite::SqliteStore;
+
+/// A stored record (WIT `entry`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub key: String,
+    pub value: Vec<u8>,
+    pub version: u64,
+}
+
+/// What a write requires of its key's state at commit time (WIT `precondition`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precondition {
+    None,
+    Absent,
+    Version(u64),
+}
+
+/// One write of an atomic commit (WIT `write`); `value: None` deletes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Write {
+    pub key: String,
+    pub value: Option<Vec<u8>>,
+    pub precondition: Precondition,
+}
+
+/// Why a storage call failed (WIT `error`): the storage layer's one error type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    /// The precondition of the write at this index did not hold; nothing was applied.
+    Conflict(u32),
+    /// The store could not do what was asked; nothing was applied. Text for operators.
+    Unavailable(String),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Conflict(i) => write!(f, "precondition of write {i} failed"),
+            StoreError::Unavailable(why) => write!(f, "storage unavailable: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// Most entries one `scan` returns, whatever the caller asks; the WIT contract
+/// allows a cap as long as at least one entry comes back when more exist.
+pub const MAX_SCAN_LIMIT: u32 = 1000;
+
+/// Most keys one `get-many` or `commit` accepts: bounds the work a single
+/// guest call can make the host do while it holds a connection.
+pub const MAX_BATCH: usize = 10_000;
+
+/// An ordered, versioned key-value store: the contract of WIT `storage`.
+///
+/// Methods are blocking; the runtime calls them from tokio's blocking pool.
+/// Implementations must be safe to share between threads and, for file or
+/// server databases, between processes (the server and the CLI may open the
+/// same database at once).
+pub trait Backend: Send + Sync + 'static {
+    /// Reads one record.
+    fn get(&self, key: &str) -> Result<Option<Entry>, StoreError>;
+
+    /// Reads several records from one consistent snapshot, in the order of `keys`.
+    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Entry>>, StoreError>;
+
+    /// Lists records whose key starts with `prefix`, in ascending byte order,
+    /// strictly after `after` when given, at most `limit` (capped at
+    /// [`MAX_SCAN_LIMIT`]).
+    fn scan(&self, prefix: &str, after: Option<&str>, limit: u32)
+    -> Result<Vec<Entry>, StoreError>;
+
+    /// Applies all writes or none; returns the version given to every record
+    /// written. A key named twice is refused as `Unavailable`.
+    fn commit(&self, writes: &[Write]) -> Result<u64, StoreError>;
+}
+
+/// The smallest byte string greater than every string that starts with
+/// `prefix`, or `None` when no such bound exists (empty prefix, or a prefix of
+/// only 0xFF bytes): the exclusive upper end of a prefix range.
+pub fn prefix_upper_bound(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut upper = prefix.to_vec();
+    while let Some(last) = upper.pop() {
+        if last < 0xFF {
+            upper.push(last + 1);
+            return Some(upper);
+        }
+    }
+    None
+}
+
+/// The smallest byte string strictly greater than `key`: `key` followed by
+/// 0x00. Turns "strictly after" into an inclusive lower bound.
+pub fn successor(key: &[u8]) -> Vec<u8> {
+    let mut next = Vec::with_capacity(key.len() + 1);
+    next.extend_from_slice(key);
+    next.push(0);
+    next
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upper_bound_increments_last_byte() {
+        assert_eq!(prefix_upper_bound(b"abc"), Some(b"abd".to_vec()));
+        assert_eq!(prefix_upper_bound(b"a\x7f"), Some(b"a\x80".to_vec()));
+        assert_eq!(prefix_upper_bound(b"a\xfe"), Some(b"a\xff".to_vec()));
+    }
+
+    #[test]
+    fn upper_bound_drops_trailing_ff() {
+        assert_eq!(prefix_upper_bound(b"a\xff"), Some(b"b".to_vec()));
+        assert_eq!(prefix_upper_bound(b"a\xff\xff"), Some(b"b".to_vec()));
+        assert_eq!(prefix_upper_bound(b"\xff\xff"), None);
+        assert_eq!(prefix_upper_bound(b""), None);
+    }
+
+    #[test]
+    fn successor_is_next_string() {
+        assert_eq!(successor(b"ab"), b"ab\0".to_vec());
+        assert!(successor(b"ab").as_slice() > b"ab".as_slice());
+        assert!(successor(b"ab").as_slice() < b"ab\x01".as_slice());
+    }
+}
+
+/// Helpers shared by the backends' unit tests.
+#[cfg(test)]
+pub(crate) mod testutil {
+    use std::path::{Path, PathBuf};
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// A directory under the system temp dir, removed on drop. Kept here
+    /// rather than pulling in a crate for a dozen lines.
+    pub struct TempDir(PathBuf);
+
+    impl TempDir {
+        pub fn new() -> Self {
+            static NEXT: AtomicU32 = AtomicU32::new(0);
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0);
+            let name = format!(
+                "scimlet-test-{}-{}-{nanos}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            );
+            let path = std::env::temp_dir().join(name);
+            std::fs::create_dir_all(&path).expect("create temp dir");
+            TempDir(path)
+        }
+
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}

@@ -1,0 +1,685 @@
+//! The default backend: one SQLite file.
+//!
+//! Layout:
+//! - `kv(key BLOB PRIMARY KEY, value BLOB NOT NULL, version INTEGER NOT NULL) WITHOUT ROWID`:
+//!   keys are stored as BLOBs (the UTF-8 bytes) so that SQLite compares them
+//!   with `memcmp`, which is the byte order the WIT contract promises. Keys
+//!   must always be bound as BLOBs: SQLite orders every TEXT before every BLOB.
+//! - `seq(id = 1, last)`: the last commit sequence number. Each commit takes
+//!   the next one and gives it as version to every record it writes, so
+//!   versions strictly increase across the whole store and a deleted key that
+//!   is re-created never sees an old version again.
+//! - `PRAGMA user_version` records the layout version for later migrations.
+//!
+//! Durability and concurrency: `journal_mode=WAL` so readers never block the
+//! writer nor each other; `synchronous=FULL` so a commit acknowledged to the
+//! component is on disk; `busy_timeout` so that another process (the server
+//! and the CLI may share a file) holding the write lock delays rather than
+//! fails a call; `BEGIN IMMEDIATE` for commits so the preconditions are checked
+//! under the write lock, never against a snapshot another writer already
+//! moved past.
+//!
+//! Connections: one mutex-guarded writer (SQLite admits one writer at a time
+//! anyway; the mutex queues in-process writers cheaply instead of spinning on
+//! `SQLITE_BUSY`) and a small pool of read-only connections. The pool is worth
+//! its few lines because under WAL a reader works from its own snapshot while a
+//! commit waits on `fsync`: with one shared connection every SCIM read would
+//! queue behind every durable write. A read needing several statements
+//! (`get_many`) runs in one read transaction on one pooled connection, so it
+//! sees one consistent snapshot.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+
+use super::{
+    Backend, Entry, MAX_BATCH, MAX_SCAN_LIMIT, Precondition, StoreError, Write, prefix_upper_bound,
+    successor,
+};
+
+/// How long a call waits for another connection's lock before giving up with
+/// `unavailable`. Long enough to ride out a concurrent commit's `fsync` or a
+/// CLI command in another process; short enough to stay well inside the
+/// runtime's per-request deadline.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Read connections kept open for reuse. More may be opened under a burst;
+/// extra ones are closed when returned. Small because the machine is small.
+const READER_POOL: usize = 4;
+
+/// The layout version this code writes and understands.
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS kv (
+        key BLOB PRIMARY KEY,
+        value BLOB NOT NULL,
+        version INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS seq (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        last INTEGER NOT NULL
+    );
+    INSERT OR IGNORE INTO seq (id, last) VALUES (1, 0);
+";
+
+/// A [`Backend`] over one SQLite database file.
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+fn unavailable(err: rusqlite::Error) -> StoreError {
+    StoreError::Unavailable(format!("sqlite: {err}"))
+}
+
+/// Locks a mutex even if a previous holder panicked: the guarded connection
+/// is still usable (an open transaction is rolled back when its guard drops).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn version_from_sql(v: i64) -> u64 {
+    // Versions are written from the sequence, which starts at 1; a negative
+    // value can only come from a foreign writer and is mapped to 0, which no
+    // precondition can name (versions are never 0).
+    u64::try_from(v).unwrap_or(0)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and ensures its layout.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let writer = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+        writer.busy_timeout(BUSY_TIMEOUT).map_err(unavailable)?;
+        let mode: String = writer
+            .query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))
+            .map_err(unavailable)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Unavailable(format!(
+                "{}: cannot enable WAL (journal_mode is {mode})",
+                path.display()
+            )));
+        }
+        writer
+            .pragma_update(None, "synchronous", "FULL")
+            .map_err(unavailable)?;
+        let mut store = SqliteStore {
+            path,
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Creates the tables under the write lock, so two processes opening a
+    /// fresh file at once do not race, and refuses a file written by a newer
+    /// layout rather than misreading it.
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let conn = self
+            .writer
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(unavailable)?;
+        let found: i64 = tx
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .map_err(unavailable)?;
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::Unavailable(format!(
+                "{}: storage layout version {found} is newer than this scimlet understands ({SCHEMA_VERSION})",
+                self.path.display()
+            )));
+        }
+        tx.execute_batch(SCHEMA).map_err(unavailable)?;
+        if found < SCHEMA_VERSION {
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+                .map_err(unavailable)?;
+        }
+        tx.commit().map_err(unavailable)
+    }
+
+    fn open_reader(&self) -> Result<Connection, StoreError> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(unavailable)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(unavailable)?;
+        Ok(conn)
+    }
+
+    /// Runs `f` on a pooled read-only connection. A connection whose use
+    /// failed is closed rather than returned, in case it is left in a bad state.
+    fn with_reader<R>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<R, rusqlite::Error>,
+    ) -> Result<R, StoreError> {
+        let pooled = lock(&self.readers).pop();
+        let mut conn = match pooled {
+            Some(conn) => conn,
+            None => self.open_reader()?,
+        };
+        let result = f(&mut conn).map_err(unavailable)?;
+        let mut pool = lock(&self.readers);
+        if pool.len() < READER_POOL {
+            pool.push(conn);
+        }
+        Ok(result)
+    }
+}
+
+fn entry_from_row(key: String, row: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
+    Ok(Entry {
+        key,
+        value: row.get(0)?,
+        version: version_from_sql(row.get(1)?),
+    })
+}
+
+fn get_on(conn: &Connection, key: &str) -> rusqlite::Result<Option<Entry>> {
+    conn.prepare_cached("SELECT value, version FROM kv WHERE key = ?1")?
+        .query_row([key.as_bytes()], |row| entry_from_row(key.to_owned(), row))
+        .optional()
+}
+
+/// Turns a stored key back into the `string` the WIT contract promises. Only
+/// a foreign writer could have stored non-UTF-8 bytes; that is reported as
+/// unavailable rather than handed to the component mangled.
+fn key_from_sql(bytes: Vec<u8>) -> rusqlite::Result<String> {
+    String::from_utf8(bytes).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, Box::new(e))
+    })
+}
+
+/// `commit` checks every precondition, in order, under the write lock before
+/// writing anything, then takes the next sequence number. An empty commit
+/// still takes one (and returns it); a key named twice is refused as
+/// `unavailable` before the database is touched.
+impl Backend for SqliteStore {
+    fn get(&self, key: &str) -> Result<Option<Entry>, StoreError> {
+        self.with_reader(|conn| get_on(conn, key))
+    }
+
+    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Entry>>, StoreError> {
+        if keys.len() > MAX_BATCH {
+            return Err(StoreError::Unavailable(format!(
+                "get-many of {} keys exceeds the limit of {MAX_BATCH}",
+                keys.len()
+            )));
+        }
+        self.with_reader(|conn| {
+            let tx = conn.transaction()?;
+            let entries = keys
+                .iter()
+                .map(|key| get_on(&tx, key))
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            tx.commit()?;
+            Ok(entries)
+        })
+    }
+
+    fn scan(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let limit = limit.min(MAX_SCAN_LIMIT);
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        // "key > after" is "key >= after + 0x00" on byte strings, so the lower
+        // end of the range is one inclusive bound and the query one index range.
+        let mut lower = prefix.as_bytes().to_vec();
+        if let Some(after) = after {
+            lower = lower.max(successor(after.as_bytes()));
+        }
+        let upper = prefix_upper_bound(prefix.as_bytes());
+        self.with_reader(|conn| {
+            let map = |row: &rusqlite::Row<'_>| {
+                Ok(Entry {
+                    key: key_from_sql(row.get(0)?)?,
+                    value: row.get(1)?,
+                    version: version_from_sql(row.get(2)?),
+                })
+            };
+            match &upper {
+                Some(upper) => conn
+                    .prepare_cached(
+                        "SELECT key, value, version FROM kv
+                         WHERE key >= ?1 AND key < ?2 ORDER BY key LIMIT ?3",
+                    )?
+                    .query_map(params![lower, upper, limit], map)?
+                    .collect(),
+                None => conn
+                    .prepare_cached(
+                        "SELECT key, value, version FROM kv
+                         WHERE key >= ?1 ORDER BY key LIMIT ?2",
+                    )?
+                    .query_map(params![lower, limit], map)?
+                    .collect(),
+            }
+        })
+    }
+
+    fn commit(&self, writes: &[Write]) -> Result<u64, StoreError> {
+        if writes.len() > MAX_BATCH {
+            return Err(StoreError::Unavailable(format!(
+                "commit of {} writes exceeds the limit of {MAX_BATCH}",
+                writes.len()
+            )));
+        }
+        let mut seen = HashSet::with_capacity(writes.len());
+        if let Some(dup) = writes.iter().find(|w| !seen.insert(w.key.as_str())) {
+            return Err(StoreError::Unavailable(format!(
+                "commit names key {:?} more than once",
+                dup.key
+            )));
+        }
+
+        let mut conn = lock(&self.writer);
+        // Dropping `tx` on any early return rolls back: nothing is applied.
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(unavailable)?;
+        {
+            let mut current = tx
+                .prepare_cached("SELECT version FROM kv WHERE key = ?1")
+                .map_err(unavailable)?;
+            for (index, write) in writes.iter().enumerate() {
+                let holds = match write.precondition {
+                    Precondition::None => true,
+                    Precondition::Absent | Precondition::Version(_) => {
+                        let found: Option<i64> = current
+                            .query_row([write.key.as_bytes()], |row| row.get(0))
+                            .optional()
+                            .map_err(unavailable)?;
+                        match write.precondition {
+                            Precondition::Absent => found.is_none(),
+                            Precondition::Version(v) => found.map(version_from_sql) == Some(v),
+                            Precondition::None => true,
+                        }
+                    }
+                };
+                if !holds {
+                    // `writes.len()` is at most MAX_BATCH, so the index fits.
+                    return Err(StoreError::Conflict(index as u32));
+                }
+            }
+        }
+        let version: i64 = tx
+            .query_row(
+                "UPDATE seq SET last = last + 1 WHERE id = 1 RETURNING last",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(unavailable)?;
+        {
+            let mut upsert = tx
+                .prepare_cached(
+                    "INSERT INTO kv (key, value, version) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value, version = excluded.version",
+                )
+                .map_err(unavailable)?;
+            let mut delete = tx
+                .prepare_cached("DELETE FROM kv WHERE key = ?1")
+                .map_err(unavailable)?;
+            for write in writes {
+                match &write.value {
+                    Some(value) => upsert.execute(params![write.key.as_bytes(), value, version]),
+                    None => delete.execute([write.key.as_bytes()]),
+                }
+                .map_err(unavailable)?;
+            }
+        }
+        tx.commit().map_err(unavailable)?;
+        Ok(version_from_sql(version))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testutil::TempDir;
+    use std::sync::Arc;
+
+    fn put(key: &str, value: &str) -> Write {
+        Write {
+            key: key.into(),
+            value: Some(value.as_bytes().to_vec()),
+            precondition: Precondition::None,
+        }
+    }
+
+    fn keys(entries: &[Entry]) -> Vec<&str> {
+        entries.iter().map(|e| e.key.as_str()).collect()
+    }
+
+    fn open(dir: &TempDir) -> SqliteStore {
+        SqliteStore::open(dir.path().join("test.db")).expect("open store")
+    }
+
+    #[test]
+    fn get_returns_written_value_and_version() {
+        let dir = TempDir::new();
+        let store = open(&dir);
+        assert_eq!(store.get("a").unwrap(), None);
+        let v = store.commit(&[put("a", "1")]).unwrap();
+        assert!(v >= 1);
+        let e = store.get("a").unwrap().unwrap();
+        assert_eq!(
+            (e.key.as_str(), e.value.as_slice(), e.version),
+            ("a", &b"1"[..], v)
+        );
+    }
+
+    #[test]
+    fn get_many_answers_in_request_order() {
+        let dir = TempDir::new();
+        let store = open(&dir);
+        store.commit(&[put("a", "1"), put("c", "3")]).unwrap();
+        let got = store
+            .get_many(&["c".into(), "b".into(), "a".into(), "c".into()])
+            .unwrap();
+        let got: Vec<Option<&str>> = got
+            .iter()
+            .map(|e| e.as_ref().map(|e| e.key.as_str()))
+            .collect();
+        assert_eq!(got, vec![Some("c"), None, Some("a"), Some("c")]);
+        assert_eq!(store.get_many(&[]).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn scan_orders_bytewise_and_respects_prefix_bounds() {
+        let dir = TempDir::new();
+        let store = open(&dir);
+        // 'é' is C3 A9, '\u{7f}' is 7F, '\u{10FFFF}' is F4 8F BF BF.
+        let all = [
+            "p",
+            "p/",
+            "p/a",
+            "p/b",
+            "p/z",
+            "p/\u{7f}",
+            "p/é",
+            "p/\u{10FFFF}",
+            "p0",
+            "q",
+            "o",
+            "\u{10FFFF}",
+            "\u{10FFFF}a",
+            "\u{10FFFF}\u{10FFFF}",
+        ];
+        let writes: Vec<Write> = all.iter().map(|k| put(k, "v")).collect();
+        store.commit(&writes).unwrap();
+
+        let got = store.scan("p/", None, 100).unwrap();
+        assert_eq!(
+            keys(&got),
+            vec!["p/", "p/a", "p/b", "p/z", "p/\u{7f}", "p/é", "p/\u{10FFFF}"]
+        );
+
+        let got = store.scan("p/\u{7f}", None, 100).unwrap();
+        assert_eq!(keys(&got), vec!["p/\u{7f}"]);
+
+        // Prefix whose last byte is high (BF): upper bound is ...C0.
+        let got = store.scan("\u{10FFFF}", None, 100).unwrap();
+        assert_eq!(
+            keys(&got),
+            vec!["\u{10FFFF}", "\u{10FFFF}a", "\u{10FFFF}\u{10FFFF}"]
+        );
+
+        let got = store.scan("", None, 100).unwrap();
+        assert_eq!(got.len(), all.len());
+        let mut sorted: Vec<&str> = all.to_vec();
+        sorted.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        assert_eq!(keys(&got), sorted);
+
+        assert!(store.scan("r", None, 100).unwrap().is_empty());
+    }
+
+    #[test]
+    fn scan_after_cursor_and_limit() {
+        let dir = TempDir::new();
+        let store = open(&dir);
+        let writes: Vec<Write> = (0..25).map(|i| put(&format!("k/{i:02}"), "v")).collect();
+        store.commit(&writes).unwrap();
+        store
+            .commit(&[put("k", "outside"), put("k0", "outside")])
+            .unwrap();
+
+        let mut seen = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = store.scan("k/", after.as_deref(), 10).unwrap();
+            seen.extend(page.iter().map(|e| e.key.clone()));
+            if page.len() < 10 {
+                break;
+            }
+            after = page.last().map(|e| e.key.clone());
+        }
+        let expected: Vec<String> = (0..25).map(|i| format!("k/{i:02}")).collect();
+        assert_eq!(seen, expected);
+
+        // `after` is exclusive even when it is not itself a stored key.
+        let got = store.scan("k/", Some("k/05x"), 2).unwrap();
+        assert_eq!(keys(&got), vec!["k/06", "k/07"]);
+        // `after` before the prefix range does not widen it.
+        let got = store.scan("k/", Some("a"), 1).unwrap();
+        assert_eq!(keys(&got), vec!["k/00"]);
+        // `after` past the range gives nothing.
+        assert!(store.scan("k/", Some("k0"), 5).unwrap().is_empty());
+        assert!(store.scan("k/", None, 0).unwrap().is_empty());
+    }
+
+    #[test]
+    fn scan_caps_limit() {
+        let dir = TempDir::new();
+        let store = open(&dir);
+        let writes: Vec<Write> = (0..(MAX_SCAN_LIMIT + 5))
+            .map(|i| put(&format!("x/{i:05}"), "v"))
+            .collect();
+        store.commit(&writes).unwrap();
+        let got = store.scan("x/", None, u32::MAX).unwrap();
+        assert_eq!(got.len(), MAX_SCAN_LIMIT as usize);
+    }
+
+    #[test]
+    fn failing_precondition_applies_nothing() {
+        let dir = TempDir::new();
+        let store = open(&dir);
+        let v1 = store.commit(&[put("existing", "old")]).unwrap();
+        let err = store
+            .commit(&[
+                put("new-a", "a"),
+                Write {
+                    key: "existing".into(),
+                    value: None,
+                    precondition: Precondition::Version(v1),
+                },
+                Write {
+                    key: "existing2".into(),
+                    value: Some(b"x".to_vec()),
+                    precondition: Precondition::Version(v1),
+                },
+                put("new-b", "b"),
+            ])
+            .unwrap_err();
+        assert_eq!(err, StoreError::Conflict(2));
+        assert_eq!(store.get("new-a").unwrap(), None);
+        assert_eq!(store.get("new-b").unwrap(), None);
+        assert_eq!(store.get("existing").unwrap().unwrap().version, v1);
+        // A failed commit does not consume a version either way observable:
+        // the next successful commit is still strictly greater.
+        assert!(store.commit(&[put("z", "z")]).unwrap() > v1);
+    }
+
+    #[test]
+    fn preconditions_absent_and_version() {
+        let dir = TempDir::new();
+        let store = open(&dir);
+        let absent = |k: &str| Write {
+            key: k.into(),
+            value: Some(b"v".to_vec()),
+            precondition: Precondition::Absent,
+        };
+        let v1 = store.commit(&[absent("a")]).unwrap();
+        assert_eq!(store.commit(&[absent("a")]), Err(StoreError::Conflict(0)));
+        let at = |k: &str, v: u64| Write {
+            key: k.into(),
+            value: Some(b"w".to_vec()),
+            precondition: Precondition::Version(v),
+        };
+        assert_eq!(
+            store.commit(&[at("a", v1 + 1)]),
+            Err(StoreError::Conflict(0))
+        );
+        assert_eq!(
+            store.commit(&[at("missing", v1)]),
+            Err(StoreError::Conflict(0))
+        );
+        let v2 = store.commit(&[at("a", v1)]).unwrap();
+        assert!(v2 > v1);
+        // Deleting an absent key without precondition is not an error.
+        let del = Write {
+            key: "never".into(),
+            value: None,
+            precondition: Precondition::None,
+        };
+        assert!(store.commit(&[del]).is_ok());
+    }
+
+    #[test]
+    fn duplicate_key_in_one_commit_is_refused() {
+        let dir = TempDir::new();
+        let store = open(&dir);
+        let err = store
+            .commit(&[put("a", "1"), put("b", "2"), put("a", "3")])
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)));
+        assert_eq!(store.get("a").unwrap(), None);
+        assert_eq!(store.get("b").unwrap(), None);
+    }
+
+    #[test]
+    fn versions_increase_across_delete_and_recreate() {
+        let dir = TempDir::new();
+        let store = open(&dir);
+        let v1 = store.commit(&[put("a", "1"), put("b", "1")]).unwrap();
+        assert_eq!(store.get("b").unwrap().unwrap().version, v1);
+        let del = Write {
+            key: "a".into(),
+            value: None,
+            precondition: Precondition::Version(v1),
+        };
+        let v2 = store.commit(&[del]).unwrap();
+        assert!(v2 > v1);
+        assert_eq!(store.get("a").unwrap(), None);
+        let v3 = store.commit(&[put("a", "again")]).unwrap();
+        assert!(v3 > v2);
+        assert_eq!(store.get("a").unwrap().unwrap().version, v3);
+    }
+
+    #[test]
+    fn data_and_sequence_survive_reopen() {
+        let dir = TempDir::new();
+        let v1 = {
+            let store = open(&dir);
+            store.commit(&[put("a", "1")]).unwrap()
+        };
+        let store = open(&dir);
+        let e = store.get("a").unwrap().unwrap();
+        assert_eq!((e.value.as_slice(), e.version), (&b"1"[..], v1));
+        let del = Write {
+            key: "a".into(),
+            value: None,
+            precondition: Precondition::None,
+        };
+        store.commit(&[del]).unwrap();
+        drop(store);
+        let store = open(&dir);
+        assert!(store.commit(&[put("a", "2")]).unwrap() > v1 + 1);
+    }
+
+    #[test]
+    fn two_handles_on_one_file_see_each_other() {
+        // Stands in for the server and the CLI opening the same database.
+        let dir = TempDir::new();
+        let a = open(&dir);
+        let b = open(&dir);
+        let v1 = a.commit(&[put("k", "from-a")]).unwrap();
+        assert_eq!(b.get("k").unwrap().unwrap().version, v1);
+        let v2 = b.commit(&[put("k", "from-b")]).unwrap();
+        assert!(v2 > v1);
+        assert_eq!(a.get("k").unwrap().unwrap().value, b"from-b");
+    }
+
+    #[test]
+    fn concurrent_read_modify_write_loses_no_increment() {
+        const THREADS: usize = 4;
+        const PER_THREAD: usize = 50;
+        let dir = TempDir::new();
+        let store = Arc::new(open(&dir));
+        // Half the threads use a second handle, as a second process would.
+        let other = Arc::new(open(&dir));
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let store = if t % 2 == 0 {
+                    store.clone()
+                } else {
+                    other.clone()
+                };
+                std::thread::spawn(move || {
+                    let mut conflicts = 0u32;
+                    for _ in 0..PER_THREAD {
+                        loop {
+                            let current = store.get("counter").unwrap();
+                            let (n, precondition) = match &current {
+                                Some(e) => (
+                                    std::str::from_utf8(&e.value)
+                                        .unwrap()
+                                        .parse::<u64>()
+                                        .unwrap(),
+                                    Precondition::Version(e.version),
+                                ),
+                                None => (0, Precondition::Absent),
+                            };
+                            let write = Write {
+                                key: "counter".into(),
+                                value: Some((n + 1).to_string().into_bytes()),
+                                precondition,
+                            };
+                            match store.commit(&[write]) {
+                                Ok(_) => break,
+                                Err(StoreError::Conflict(0)) => conflicts += 1,
+                                Err(e) => panic!("unexpected {e}"),
+                            }
+                        }
+                    }
+                    conflicts
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        let e = store.get("counter").unwrap().unwrap();
+        assert_eq!(
+            std::str::from_utf8(&e.value).unwrap(),
+            (THREADS * PER_THREAD).to_string()
+        );
+    }
+}
