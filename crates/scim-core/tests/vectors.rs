@@ -40,7 +40,11 @@ impl Target for Native {
             body: req.body.clone(),
         };
         let response = self.service.handle(&request);
-        Ok(VectorResponse { status: response.status, headers: response.headers, body: response.body })
+        Ok(VectorResponse {
+            status: response.status,
+            headers: response.headers,
+            body: response.body,
+        })
     }
 
     fn restart(&mut self) -> Result<(), String> {
@@ -53,15 +57,26 @@ fn setup() -> Result<(Box<dyn Target>, Vars), String> {
     let store = MemStore::new();
     let env = SharedEnv(Rc::new(TestEnv::default()));
     let service = Service::new(store.clone(), env.clone());
-    let account = service.create_account("vectors").map_err(|e| format!("create_account: {e:?}"))?;
-    let token = service.create_token(&account.id, "vectors", None).map_err(|e| format!("create_token: {e:?}"))?;
+    let account = service
+        .create_account("vectors")
+        .map_err(|e| format!("create_account: {e:?}"))?;
+    let token = service
+        .create_token(&account.id, "vectors", None)
+        .map_err(|e| format!("create_token: {e:?}"))?;
     let vars = Vars {
         base: account.scim_path.clone(),
         origin: format!("http://{AUTHORITY}"),
         account: account.id.clone(),
         token: token.token,
     };
-    Ok((Box::new(Native { store, env, service }), vars))
+    Ok((
+        Box::new(Native {
+            store,
+            env,
+            service,
+        }),
+        vars,
+    ))
 }
 
 #[test]
