@@ -198,20 +198,30 @@ fn execute<S: Store, E: Env>(tenant: &Tenant<'_, S, E>, op: &Operation, created:
         if_match: op.version.as_deref(),
         if_none_match: None,
     };
+    // RFC 7644 §3.7: every result but a failed POST names the resource.
+    let target = (op.method != "POST").then(|| format!("{}{}", tenant.base_url, path));
     let response = match dispatch(tenant, call) {
         Ok(r) => r,
-        Err(e) => return (failure(op, &e), None),
+        Err(e) => {
+            let mut entry = failure(op, &e);
+            if let Some(target) = target {
+                entry["location"] = Value::String(target);
+            }
+            return (entry, None);
+        }
     };
     let body: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
     if response.status >= 400 {
         let mut entry = entry(op, response.status);
         entry["response"] = body;
+        if let Some(target) = target {
+            entry["location"] = Value::String(target);
+        }
         return (entry, None);
     }
     let mut entry = entry(op, response.status);
     let id = body.get("id").and_then(Value::as_str).map(str::to_owned);
-    let location = response.header("location").map(str::to_owned).or_else(|| id.as_ref().map(|_| format!("{}{}", tenant.base_url, path)));
-    if let Some(location) = location.filter(|_| op.method != "DELETE") {
+    if let Some(location) = response.header("location").map(str::to_owned).or(target) {
         entry["location"] = Value::String(location);
     }
     if let Some(version) = response.header("etag") {

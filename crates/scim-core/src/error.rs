@@ -35,6 +35,8 @@ pub enum ScimType {
     Sensitive,
     /// A pagination cursor was malformed or not issued here (RFC 9865).
     InvalidCursor,
+    /// A `count` that cursor pagination cannot use (RFC 9865).
+    InvalidCount,
 }
 
 impl ScimType {
@@ -52,6 +54,7 @@ impl ScimType {
             ScimType::InvalidVers => "invalidVers",
             ScimType::Sensitive => "sensitive",
             ScimType::InvalidCursor => "invalidCursor",
+            ScimType::InvalidCount => "invalidCount",
         }
     }
 }

@@ -136,6 +136,9 @@ impl ListQuery {
                 ascending,
             )),
         };
+        if cursor.is_some() && count.is_some_and(|c| c < 1) {
+            return Err(ScimError::bad_request(ScimType::InvalidCount, "with a cursor, count must be a positive integer"));
+        }
         if cursor.is_some() && (start_index.is_some() || sort.is_some()) {
             return Err(ScimError::invalid_value("cursor cannot be combined with startIndex or sortBy"));
         }

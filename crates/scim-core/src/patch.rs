@@ -124,6 +124,23 @@ pub fn parse(rt: &ResourceType, body: &Value) -> Result<Vec<Operation>, ScimErro
             Some(_) => return Err(ScimError::invalid_path(format!("Operations[{i}].path must be a string"))),
         };
         match path {
+            // A bare extension URN targets the whole extension object.
+            Some(p) if rt.extension(p).is_some() => {
+                let ext = rt.extension(p).map(|e| e.id).unwrap_or_default();
+                match (kind, value) {
+                    (OpKind::Remove, _) => {
+                        for attribute in rt.extension(ext).map(|e| e.attributes).unwrap_or_default() {
+                            out.push(Operation { kind, path: Path { extension: Some(ext), attribute, sub: None, filter: None }, value: None });
+                        }
+                    }
+                    (_, Some(Value::Object(fields))) => {
+                        let mut wrapped = Map::new();
+                        wrapped.insert(ext.to_owned(), Value::Object(fields));
+                        expand(rt, kind, &wrapped, &mut out)?;
+                    }
+                    _ => return Err(ScimError::invalid_value(format!("Operations[{i}] targets {ext}; its value must be an object of that extension's attributes"))),
+                }
+            }
             Some(p) => {
                 let path = parse_path(rt, p)?;
                 if kind != OpKind::Remove && value.is_none() {
@@ -402,9 +419,12 @@ fn apply_filtered(
     };
     let mut matched = false;
     let mut out = Vec::with_capacity(items.len() + 1);
+    // Which entries of `out` this operation wrote.
+    let mut touched = Vec::with_capacity(items.len() + 1);
     for mut item in items {
         if !filter.matches(&item) {
             out.push(item);
+            touched.push(false);
             continue;
         }
         matched = true;
@@ -420,6 +440,7 @@ fn apply_filtered(
         }
         if item.as_object().is_some_and(|m| !m.is_empty()) {
             out.push(item);
+            touched.push(true);
         }
     }
     if !matched && op.kind != OpKind::Remove {
@@ -441,9 +462,21 @@ fn apply_filtered(
         let element = coerce(&Attribute { multi_valued: false, ..*attr }, &Value::Object(element))?;
         if let Some(element) = element {
             out.push(element);
+            touched.push(true);
         }
     }
-    if out.iter().filter(|i| i.get("primary") == Some(&Value::Bool(true))).count() > 1 {
+    // RFC 7644 §3.5.2: a value made primary takes primary from the others.
+    let is_primary = |i: &Value| i.get("primary") == Some(&Value::Bool(true));
+    if out.iter().zip(&touched).any(|(i, t)| *t && is_primary(i)) {
+        for (item, t) in out.iter_mut().zip(&touched) {
+            if !*t && is_primary(item) {
+                if let Value::Object(m) = item {
+                    m.remove("primary");
+                }
+            }
+        }
+    }
+    if out.iter().filter(|i| is_primary(i)).count() > 1 {
         return Err(ScimError::invalid_value(format!("{name} would have more than one primary value")));
     }
     if !out.is_empty() {

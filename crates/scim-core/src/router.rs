@@ -97,6 +97,7 @@ pub(crate) fn dispatch<S: Store, E: Env>(tenant: &Tenant<'_, S, E>, call: Call<'
         (["Users", ".search"], "POST") => tenant.list_users(&ListQuery::from_search(&USER_TYPE, &body()?)?),
         (["Groups", ".search"], "POST") => tenant.list_groups(&ListQuery::from_search(&GROUP_TYPE, &body()?)?),
         ([".search"], "POST") => tenant.search_all(&body()?),
+        ([".search"] | ["Users" | "Groups", ".search"] | ["Bulk"], m) if m != "POST" => Err(not_allowed("POST")),
         (["Users"], "POST") => tenant.create_user(&body()?, &list::projection(&USER_TYPE, params)),
         (["Users", id], "GET") => tenant.get_user(id, &list::projection(&USER_TYPE, params), if_none_match),
         (["Users", id], "PUT") => tenant.replace_user(id, &body()?, if_match, &list::projection(&USER_TYPE, params)),
@@ -127,9 +128,8 @@ pub(crate) fn dispatch<S: Store, E: Env>(tenant: &Tenant<'_, S, E>, call: Call<'
             .ok_or_else(|| ScimError::not_found(format!("no schema {id:?}"))),
         (["Me", ..], _) => Err(ScimError::new(501, None, "/Me is not supported: scimlet authenticates provisioning clients, not end users")),
         (["Users" | "Groups"], _) => Err(not_allowed("GET, POST")),
-        ([".search"] | ["Users" | "Groups", ".search"] | ["Bulk"], _) => Err(not_allowed("POST")),
         (["Users" | "Groups", _], _) => Err(not_allowed("GET, PUT, PATCH, DELETE")),
-        (["ServiceProviderConfig" | "ResourceTypes" | "Schemas", ..], _) => Err(not_allowed("GET")),
+        (["ServiceProviderConfig"] | ["ResourceTypes" | "Schemas", ..], _) if segments.len() <= 2 => Err(not_allowed("GET")),
         _ => Err(ScimError::not_found(format!("no SCIM endpoint at {:?}", call.path))),
     }
 }

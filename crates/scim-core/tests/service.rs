@@ -383,3 +383,25 @@ fn bulk_resolves_bulk_ids_and_stops_on_errors() {
     assert_eq!(bulk(Value::Array(too_many), None).0, 413);
     assert_eq!(c.call("POST", "/Bulk", Some(json!({"Operations": "no"}))).0, 400);
 }
+
+#[test]
+fn protocol_edges() {
+    let c = Client::new();
+    let uid = c.user("edge@x");
+    let ext = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+    // A bare extension URN as a PATCH path addresses the whole extension.
+    let (status, user) = c.call("PATCH", &format!("/Users/{uid}"), patch(json!([{"op": "add", "path": ext, "value": {"department": "Ops", "costCenter": "7"}}])));
+    assert_eq!(status, 200, "{user}");
+    assert_eq!(user[ext], json!({"costCenter": "7", "department": "Ops"}));
+    let (_, user) = c.call("PATCH", &format!("/Users/{uid}"), patch(json!([{"op": "remove", "path": ext}])));
+    assert!(user.get(ext).is_none() && !user["schemas"].as_array().unwrap().iter().any(|s| s == ext));
+    // Cursor pages need a positive count.
+    let (status, err) = c.call("GET", "/Users?cursor=&count=0", None);
+    assert_eq!((status, err["scimType"].clone()), (400, json!("invalidCount")));
+    // Only POST reaches .search and Bulk; unknown discovery paths are 404.
+    let (status, _, headers) = c.send("GET", "/Users/.search", None, &[]);
+    assert_eq!(status, 405);
+    assert!(headers.contains(&("allow".into(), "POST".into())));
+    assert_eq!(c.call("GET", "/ServiceProviderConfig/x", None).0, 404);
+    assert_eq!(c.call("PUT", "/Schemas", Some(json!({}))).0, 405);
+}
