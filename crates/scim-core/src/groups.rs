@@ -91,19 +91,16 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         }
     }
 
+    /// The `members` attribute, from the edge records alone: reading a
+    /// group costs one ordered scan of its edges and no read per member.
+    /// (`display` is not returned: it would cost a read per member, and
+    /// clients send members as `value` and read them back the same way.)
     fn render_members(&self, group: &str) -> Result<Vec<Value>, ScimError> {
-        let ids = self.member_ids(group)?;
-        let mut out = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(500) {
-            let docs = self.store().get_many(&chunk.iter().map(|u| self.keys.user(u)).collect::<Vec<_>>())?;
-            for (uid, doc) in chunk.iter().zip(docs) {
-                let Some(doc) = doc else { continue };
-                let user = Stored::decode(&doc)?;
-                let display = user.attrs.get("displayName").or_else(|| user.attrs.get("userName")).cloned().unwrap_or(Value::Null);
-                out.push(json!({"value": uid, "$ref": self.location(USER_TYPE.endpoint, uid), "display": display, "type": "User"}));
-            }
-        }
-        Ok(out)
+        Ok(self
+            .member_ids(group)?
+            .into_iter()
+            .map(|uid| json!({"value": uid, "$ref": self.location(USER_TYPE.endpoint, &uid), "type": "User"}))
+            .collect())
     }
 
     fn render_group(&self, id: &str, stored: &Stored, version: u64, with_members: bool) -> Result<Value, ScimError> {

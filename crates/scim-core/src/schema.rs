@@ -396,7 +396,6 @@ pub static GROUP_SCHEMA: Schema = Schema {
             &[
                 string("value", "Identifier of the member.").immutable(),
                 attr("$ref", Type::Reference, "The URI of the member resource.").immutable().refs(&["User"]),
-                string("display", "A human-readable name of the member.").read_only(),
                 string("type", "The type of the member.").immutable().canonical(&["User"]),
             ],
             "The members of the Group (users).",
