@@ -9,7 +9,7 @@ use crate::error::ScimError;
 use crate::http::Response;
 use crate::keys::AccountKeys;
 use crate::resource::Meta;
-use crate::store::{Entry, Store, StoreError};
+use crate::store::{Entry, Store, StoreError, Write};
 use crate::Service;
 
 /// How many times a write re-reads and retries after losing an optimistic
@@ -112,4 +112,31 @@ pub(crate) fn parse_body(body: &[u8]) -> Result<Value, ScimError> {
         return Err(ScimError::invalid_syntax("the request needs a JSON body"));
     }
     serde_json::from_slice(body).map_err(|e| ScimError::invalid_syntax(format!("the body is not valid JSON: {e}")))
+}
+
+/// An index record: key, value, and whether it reserves a unique value.
+pub(crate) type IndexEntry = (String, Vec<u8>, bool);
+
+/// Writes that move a resource's index records from `old` to `new`, and the
+/// position of the unique reservation among them (if it changes), so a
+/// conflict on it can be told apart from a lost race.
+pub(crate) fn index_writes(old: &[IndexEntry], new: &[IndexEntry]) -> (Vec<Write>, Option<usize>) {
+    let mut writes = Vec::new();
+    let mut unique_at = None;
+    for (key, value, unique) in new {
+        if !old.iter().any(|(k, _, _)| k == key) {
+            if *unique {
+                unique_at = Some(writes.len());
+                writes.push(Write::create(key.clone(), value.clone()));
+            } else {
+                writes.push(Write::put(key.clone(), value.clone()));
+            }
+        }
+    }
+    for (key, _, _) in old {
+        if !new.iter().any(|(k, _, _)| k == key) {
+            writes.push(Write::delete(key.clone()));
+        }
+    }
+    (writes, unique_at)
 }

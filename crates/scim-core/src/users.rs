@@ -57,24 +57,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     fn user_index_writes(&self, id: &str, old: Option<&Map<String, Value>>, new: Option<&Map<String, Value>>) -> (Vec<Write>, Option<usize>) {
         let old = old.map(|a| self.user_index(id, a)).unwrap_or_default();
         let new = new.map(|a| self.user_index(id, a)).unwrap_or_default();
-        let mut writes = Vec::new();
-        let mut unique_at = None;
-        for (key, value, unique) in &new {
-            if !old.iter().any(|(k, _, _)| k == key) {
-                if *unique {
-                    unique_at = Some(writes.len());
-                    writes.push(Write::create(key.clone(), value.clone()));
-                } else {
-                    writes.push(Write::put(key.clone(), value.clone()));
-                }
-            }
-        }
-        for (key, _, _) in &old {
-            if !new.iter().any(|(k, _, _)| k == key) {
-                writes.push(Write::delete(key.clone()));
-            }
-        }
-        (writes, unique_at)
+        tenant::index_writes(&old, &new)
     }
 
     /// The user's `groups` attribute.
