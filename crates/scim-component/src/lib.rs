@@ -8,7 +8,7 @@
 
 use std::io::{Read as _, Write as _};
 
-use scim_core::{Entry, Env, Precondition, Service, Store, StoreError, Write};
+use scim_core::{Config, Entry, Env, Precondition, Service, Store, StoreError, Write};
 
 #[doc(hidden)]
 mod wit {
@@ -84,8 +84,13 @@ impl Env for WasiEnv {
     }
 }
 
+/// The host hands the admin API's credential over as the environment
+/// variable `SCIMLET_ADMIN_TOKEN` (unset: the admin API is disabled).
 fn service() -> Service<WitStore, WasiEnv> {
-    Service::new(WitStore, WasiEnv)
+    let admin_token = wasip2::cli::environment::get_environment()
+        .into_iter()
+        .find_map(|(name, value)| (name == "SCIMLET_ADMIN_TOKEN").then_some(value));
+    Service::with_config(WitStore, WasiEnv, Config::default().with_admin_token(admin_token.as_deref()))
 }
 
 struct Component;

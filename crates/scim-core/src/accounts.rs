@@ -125,6 +125,10 @@ impl TokenRecord {
     }
 }
 
+pub(crate) fn sha256(data: &str) -> [u8; 32] {
+    Sha256::digest(data.as_bytes()).into()
+}
+
 fn sha256_hex(data: &[u8]) -> String {
     Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -46,12 +46,48 @@ pub const SCIM_MEDIA_TYPE: &str = "application/scim+json";
 pub struct Service<S, E> {
     store: S,
     env: E,
+    config: Config,
 }
 
+/// What a host configures: today only the native admin API's credential.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// SHA-256 of the admin token; `None` disables the admin API.
+    admin_token_hash: Option<[u8; 32]>,
+}
+
+impl Config {
+    /// Enables the native admin API (`/api/accounts/…`) for bearers of
+    /// `token`. Tokens shorter than 16 bytes are refused (the API stays
+    /// disabled) so a placeholder cannot become a credential.
+    pub fn with_admin_token(mut self, token: Option<&str>) -> Self {
+        self.admin_token_hash = token.map(str::trim).filter(|t| t.len() >= MIN_ADMIN_TOKEN).map(accounts::sha256);
+        self
+    }
+
+    /// Whether the admin API is enabled.
+    pub fn admin_enabled(&self) -> bool {
+        self.admin_token_hash.is_some()
+    }
+}
+
+/// Shortest admin token accepted.
+pub const MIN_ADMIN_TOKEN: usize = 16;
+
 impl<S: Store, E: Env> Service<S, E> {
-    /// A service over `store`, taking time and randomness from `env`.
+    /// A service over `store`, taking time and randomness from `env`, with
+    /// the admin API disabled.
     pub fn new(store: S, env: E) -> Self {
-        Service { store, env }
+        Service { store, env, config: Config::default() }
+    }
+
+    /// A service with a host's configuration.
+    pub fn with_config(store: S, env: E, config: Config) -> Self {
+        Service { store, env, config }
+    }
+
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
     }
 
     /// Answers one HTTP request. Never panics on any input: bad input becomes
