@@ -8,8 +8,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::audit::{self, Actor, Op, RequestInfo};
 use crate::env::{Env, format_rfc3339};
+use crate::error::ScimError;
 use crate::keys::{self, AccountKeys};
+use crate::settings::Settings;
 use crate::store::{Store, StoreError, Write};
 use crate::Service;
 
@@ -24,6 +27,13 @@ const DEFAULT_TOKEN_DAYS: u32 = 365;
 const MAX_TOKEN_DAYS: u32 = 3650;
 const DAY_MS: i64 = 86_400_000;
 const MAX_NAME: usize = 200;
+/// A token this close to expiry is flagged by the admin API and the runner.
+pub const EXPIRY_WARNING_DAYS: i64 = 14;
+/// Last-used times are kept to this precision, so that a busy client costs
+/// one extra write a minute, not one per request.
+const LAST_USED_PRECISION_MS: i64 = 60_000;
+/// Longest overlap a rotation grants the old token.
+const MAX_ROTATION_GRACE_HOURS: u32 = 30 * 24;
 /// A marker written with the first account so that two hosts starting on
 /// one empty store cannot both bootstrap.
 const BOOTSTRAP_KEY: &str = "bootstrap";
@@ -56,6 +66,11 @@ pub struct TokenInfo {
     pub expires_at: String,
     /// RFC 3339 revocation time.
     pub revoked_at: Option<String>,
+    /// RFC 3339 time of the last authenticated request (to the minute).
+    pub last_used_at: Option<String>,
+    /// Set while the token is valid but expires within
+    /// [`EXPIRY_WARNING_DAYS`]: provisioning stops when it expires.
+    pub expiry_warning: Option<String>,
 }
 
 /// A token just created; the only time the secret exists outside the client.
@@ -88,10 +103,12 @@ impl From<StoreError> for AdminError {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-struct AccountRecord {
+pub(crate) struct AccountRecord {
     id: String,
     name: String,
     created: i64,
+    #[serde(default)]
+    pub(crate) settings: Settings,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -104,6 +121,8 @@ struct TokenRecord {
     created: i64,
     expires: i64,
     revoked: Option<i64>,
+    #[serde(default)]
+    last_used: Option<i64>,
 }
 
 impl AccountRecord {
@@ -113,7 +132,13 @@ impl AccountRecord {
 }
 
 impl TokenRecord {
-    fn to_info(&self) -> TokenInfo {
+    fn to_info(&self, now: i64) -> TokenInfo {
+        let left = self.expires - now;
+        let expiry_warning = (self.revoked.is_none() && left > 0 && left <= EXPIRY_WARNING_DAYS * DAY_MS).then(|| {
+            let days = left / DAY_MS;
+            let when = if days == 0 { "within a day".to_owned() } else { format!("in {days} day{}", if days == 1 { "" } else { "s" }) };
+            format!("token {:?} ({}) expires {when}, at {}: rotate it and give the new token to the identity provider", self.name, self.id, format_rfc3339(self.expires))
+        });
         TokenInfo {
             id: self.id.clone(),
             account_id: self.account.clone(),
@@ -121,6 +146,8 @@ impl TokenRecord {
             created: format_rfc3339(self.created),
             expires_at: format_rfc3339(self.expires),
             revoked_at: self.revoked.map(format_rfc3339),
+            last_used_at: self.last_used.map(format_rfc3339),
+            expiry_warning,
         }
     }
 }
@@ -181,7 +208,7 @@ impl<S: Store, E: Env> Service<S, E> {
 
     fn insert_account(&self, name: String, extra: Vec<Write>) -> Result<Account, AdminError> {
         for _ in 0..8 {
-            let record = AccountRecord { id: random_alnum(self.env(), 22), name: name.clone(), created: self.env().now_millis() };
+            let record = AccountRecord { id: random_alnum(self.env(), 22), name: name.clone(), created: self.env().now_millis(), settings: Settings::default() };
             let mut writes = vec![Write::create(keys::account(&record.id), to_vec(&record))];
             writes.extend(extra.iter().cloned());
             match self.store().commit(writes) {
@@ -213,23 +240,122 @@ impl<S: Store, E: Env> Service<S, E> {
         }
     }
 
-    fn account_record(&self, account_id: &str) -> Result<AccountRecord, AdminError> {
+    fn account_entry(&self, account_id: &str) -> Result<(AccountRecord, u64), AdminError> {
         let entry = self.store().get(&keys::account(account_id))?.ok_or_else(|| AdminError::NotFound(format!("account {account_id:?}")))?;
-        serde_json::from_slice(&entry.value).map_err(|e| AdminError::Unavailable(format!("corrupt account record: {e}")))
+        let record = serde_json::from_slice(&entry.value).map_err(|e| AdminError::Unavailable(format!("corrupt account record: {e}")))?;
+        Ok((record, entry.version))
+    }
+
+    fn account_record(&self, account_id: &str) -> Result<AccountRecord, AdminError> {
+        self.account_entry(account_id).map(|(record, _)| record)
+    }
+
+    /// One account.
+    pub fn get_account(&self, account_id: &str) -> Result<Account, AdminError> {
+        Ok(self.account_record(account_id)?.to_account())
+    }
+
+    /// An account's provisioning settings.
+    pub(crate) fn account_settings(&self, account_id: &str) -> Result<Settings, ScimError> {
+        match self.account_record(account_id) {
+            Ok(record) => Ok(record.settings),
+            Err(AdminError::NotFound(what)) => Err(ScimError::not_found(format!("no {what}"))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Changes settings (a partial JSON update), audited like every write.
+    pub(crate) fn update_settings(&self, account_id: &str, patch: &serde_json::Value, actor: &Actor, request: &RequestInfo) -> Result<Settings, ScimError> {
+        for _ in 0..16 {
+            let (mut record, version) = self.account_entry(account_id)?;
+            record.settings.apply(patch)?;
+            let op = Op { name: "settings.update", resource_type: "Settings", resource_id: account_id };
+            let writes = vec![
+                Write::replace(keys::account(account_id), to_vec(&record), version),
+                audit::record(&AccountKeys::new(account_id), self.env(), actor, request, op, None),
+            ];
+            match self.store().commit(writes) {
+                Ok(_) => return Ok(record.settings),
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ScimError::unavailable("the settings are being changed concurrently; retry"))
     }
 
     /// Creates a token for an account, valid for `expires_in_days` (default
     /// 365, at most 3650).
     pub fn create_token(&self, account_id: &str, name: &str, expires_in_days: Option<u32>) -> Result<NewToken, AdminError> {
+        self.create_token_by(&Actor::Operator, &RequestInfo::operator(self.env()), account_id, name, expires_in_days)
+    }
+
+    pub(crate) fn create_token_by(
+        &self,
+        actor: &Actor,
+        request: &RequestInfo,
+        account_id: &str,
+        name: &str,
+        expires_in_days: Option<u32>,
+    ) -> Result<NewToken, AdminError> {
         let account = self.account_record(account_id)?;
         let name = check_name(name, "token name")?;
-        let days = expires_in_days.unwrap_or(DEFAULT_TOKEN_DAYS);
-        if !(1..=MAX_TOKEN_DAYS).contains(&days) {
-            return Err(AdminError::Invalid(format!("expires-in-days must be between 1 and {MAX_TOKEN_DAYS}")));
-        }
-        let (token, writes) = self.token_writes(&account.id, name, days);
+        let days = token_days(expires_in_days)?;
+        let (token, mut writes) = self.token_writes(&account.id, name, days);
+        let op = Op { name: "token.create", resource_type: "Token", resource_id: &token.info.id };
+        writes.push(audit::record(&AccountKeys::new(&account.id), self.env(), actor, request, op, None));
         self.store().commit(writes)?;
         Ok(token)
+    }
+
+    /// Issues a successor of a token: same name, a new secret, and the old
+    /// token kept valid for `grace_hours` more (0 revokes it now) so the
+    /// identity provider can be switched over without a gap.
+    pub fn rotate_token(&self, account_id: &str, token_id: &str, grace_hours: u32, expires_in_days: Option<u32>) -> Result<(NewToken, TokenInfo), AdminError> {
+        self.rotate_token_by(&Actor::Operator, &RequestInfo::operator(self.env()), account_id, token_id, grace_hours, expires_in_days)
+    }
+
+    pub(crate) fn rotate_token_by(
+        &self,
+        actor: &Actor,
+        request: &RequestInfo,
+        account_id: &str,
+        token_id: &str,
+        grace_hours: u32,
+        expires_in_days: Option<u32>,
+    ) -> Result<(NewToken, TokenInfo), AdminError> {
+        if grace_hours > MAX_ROTATION_GRACE_HOURS {
+            return Err(AdminError::Invalid(format!("the old token can stay valid for at most {MAX_ROTATION_GRACE_HOURS} hours")));
+        }
+        let days = token_days(expires_in_days)?;
+        let not_found = || AdminError::NotFound(format!("token {token_id:?} of account {account_id:?}"));
+        for _ in 0..16 {
+            let entry = self.store().get(&keys::token(token_id))?.ok_or_else(not_found)?;
+            let mut old: TokenRecord =
+                serde_json::from_slice(&entry.value).map_err(|e| AdminError::Unavailable(format!("corrupt token record: {e}")))?;
+            let now = self.env().now_millis();
+            if old.account != account_id {
+                return Err(not_found());
+            }
+            if old.revoked.is_some() || old.expires <= now {
+                return Err(AdminError::Invalid(format!("token {token_id:?} is revoked or expired; create a new token instead")));
+            }
+            let until = now + i64::from(grace_hours) * 3_600_000;
+            if grace_hours == 0 {
+                old.revoked = Some(now);
+            } else {
+                old.expires = old.expires.min(until);
+            }
+            let (token, mut writes) = self.token_writes(account_id, old.name.clone(), days);
+            writes.push(Write::replace(keys::token(token_id), to_vec(&old), entry.version));
+            let op = Op { name: "token.rotate", resource_type: "Token", resource_id: token_id };
+            writes.push(audit::record(&AccountKeys::new(account_id), self.env(), actor, request, op, None));
+            match self.store().commit(writes) {
+                Ok(_) => return Ok((token, old.to_info(now))),
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(AdminError::Unavailable("the token is being changed concurrently; retry".into()))
     }
 
     fn token_writes(&self, account_id: &str, name: String, days: u32) -> (NewToken, Vec<Write>) {
@@ -245,12 +371,13 @@ impl<S: Store, E: Env> Service<S, E> {
             created: now,
             expires: now + i64::from(days) * DAY_MS,
             revoked: None,
+            last_used: None,
         };
         let writes = vec![
             Write::create(keys::token(&id), to_vec(&record)),
             Write::create(AccountKeys::new(account_id).token_ref(&id), Vec::new()),
         ];
-        (NewToken { info: record.to_info(), token }, writes)
+        (NewToken { info: record.to_info(now), token }, writes)
     }
 
     /// Lists an account's tokens.
@@ -263,12 +390,16 @@ impl<S: Store, E: Env> Service<S, E> {
             .into_iter()
             .flatten()
             .filter_map(|e| serde_json::from_slice::<TokenRecord>(&e.value).ok())
-            .map(|r| r.to_info())
+            .map(|r| r.to_info(self.env().now_millis()))
             .collect())
     }
 
     /// Revokes a token; revoking twice keeps the first time.
     pub fn revoke_token(&self, account_id: &str, token_id: &str) -> Result<TokenInfo, AdminError> {
+        self.revoke_token_by(&Actor::Operator, &RequestInfo::operator(self.env()), account_id, token_id)
+    }
+
+    pub(crate) fn revoke_token_by(&self, actor: &Actor, request: &RequestInfo, account_id: &str, token_id: &str) -> Result<TokenInfo, AdminError> {
         let not_found = || AdminError::NotFound(format!("token {token_id:?} of account {account_id:?}"));
         for _ in 0..16 {
             let entry = self.store().get(&keys::token(token_id))?.ok_or_else(not_found)?;
@@ -277,12 +408,18 @@ impl<S: Store, E: Env> Service<S, E> {
             if record.account != account_id {
                 return Err(not_found());
             }
+            let now = self.env().now_millis();
             if record.revoked.is_some() {
-                return Ok(record.to_info());
+                return Ok(record.to_info(now));
             }
-            record.revoked = Some(self.env().now_millis());
-            match self.store().commit(vec![Write::replace(keys::token(token_id), to_vec(&record), entry.version)]) {
-                Ok(_) => return Ok(record.to_info()),
+            record.revoked = Some(now);
+            let op = Op { name: "token.revoke", resource_type: "Token", resource_id: token_id };
+            let writes = vec![
+                Write::replace(keys::token(token_id), to_vec(&record), entry.version),
+                audit::record(&AccountKeys::new(account_id), self.env(), actor, request, op, None),
+            ];
+            match self.store().commit(writes) {
+                Ok(_) => return Ok(record.to_info(now)),
                 Err(StoreError::Conflict(_)) => continue,
                 Err(e) => return Err(e.into()),
             }
@@ -298,7 +435,7 @@ impl<S: Store, E: Env> Service<S, E> {
         }
         // Account, first token and the marker land in one commit.
         for _ in 0..8 {
-            let record = AccountRecord { id: random_alnum(self.env(), 22), name: name.clone(), created: self.env().now_millis() };
+            let record = AccountRecord { id: random_alnum(self.env(), 22), name: name.clone(), created: self.env().now_millis(), settings: Settings::default() };
             let (token, mut writes) = self.token_writes(&record.id, "bootstrap".into(), DEFAULT_TOKEN_DAYS);
             writes.push(Write::create(BOOTSTRAP_KEY, record.id.clone().into_bytes()));
             writes.push(Write::create(keys::account(&record.id), to_vec(&record)));
@@ -312,31 +449,66 @@ impl<S: Store, E: Env> Service<S, E> {
         Err(AdminError::Unavailable("could not draw free ids".into()))
     }
 
-    /// Checks an `Authorization` header for `account_id`. Every failure is
-    /// the same `false`, so a client learns nothing about which check failed.
-    pub(crate) fn authenticate(&self, account_id: &str, authorization: Option<&str>) -> Result<bool, StoreError> {
-        let Some(header) = authorization else { return Ok(false) };
-        let Some((scheme, token)) = header.trim().split_once(' ') else { return Ok(false) };
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            return Ok(false);
-        }
-        let token = token.trim();
+    /// Checks an `Authorization` header for `account_id` and returns the
+    /// token's public id. Every failure is the same `None`, so a client
+    /// learns nothing about which check failed.
+    pub(crate) fn authenticate(&self, account_id: &str, authorization: Option<&str>) -> Result<Option<String>, StoreError> {
+        let Some(token) = bearer(authorization) else { return Ok(None) };
         let Some(id) = token.strip_prefix(TOKEN_PREFIX).and_then(|rest| rest.split_once('_')).map(|(id, _)| id) else {
-            return Ok(false);
+            return Ok(None);
         };
         if id.is_empty() || id.len() > 64 {
-            return Ok(false);
+            return Ok(None);
         }
         let presented = sha256_hex(token.as_bytes());
         let Some(entry) = self.store().get(&keys::token(id))? else {
             // Spend the same comparison as a hit.
             let _ = presented.as_bytes().ct_eq(sha256_hex(b"").as_bytes());
-            return Ok(false);
+            return Ok(None);
         };
-        let Ok(record) = serde_json::from_slice::<TokenRecord>(&entry.value) else { return Ok(false) };
+        let Ok(mut record) = serde_json::from_slice::<TokenRecord>(&entry.value) else { return Ok(None) };
         let hash_ok: bool = presented.as_bytes().ct_eq(record.hash.as_bytes()).into();
         let now = self.env().now_millis();
-        Ok(hash_ok && record.account == account_id && record.revoked.is_none() && now < record.expires)
+        if !(hash_ok && record.account == account_id && record.revoked.is_none() && now < record.expires) {
+            return Ok(None);
+        }
+        if record.last_used.is_none_or(|t| now - t >= LAST_USED_PRECISION_MS) {
+            // Best effort: a concurrent request that also records the time
+            // wins the race, and that is as good.
+            record.last_used = Some(now);
+            let _ = self.store().commit(vec![Write::replace(keys::token(id), to_vec(&record), entry.version)]);
+        }
+        Ok(Some(record.id))
+    }
+
+    /// Checks an `Authorization` header against the configured admin token,
+    /// in constant time.
+    pub(crate) fn authenticate_admin(&self, authorization: Option<&str>) -> bool {
+        let (Some(expected), Some(token)) = (self.config().admin_token_hash(), bearer(authorization)) else { return false };
+        sha256(token).ct_eq(expected).into()
+    }
+}
+
+fn bearer(authorization: Option<&str>) -> Option<&str> {
+    let (scheme, token) = authorization?.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+fn token_days(expires_in_days: Option<u32>) -> Result<u32, AdminError> {
+    let days = expires_in_days.unwrap_or(DEFAULT_TOKEN_DAYS);
+    if !(1..=MAX_TOKEN_DAYS).contains(&days) {
+        return Err(AdminError::Invalid(format!("expires-in-days must be between 1 and {MAX_TOKEN_DAYS}")));
+    }
+    Ok(days)
+}
+
+impl From<AdminError> for ScimError {
+    fn from(err: AdminError) -> Self {
+        match err {
+            AdminError::NotFound(what) => ScimError::not_found(format!("no {what}")),
+            AdminError::Invalid(detail) => ScimError::invalid_value(detail),
+            AdminError::Unavailable(_) => ScimError::unavailable("storage is unavailable; retry later"),
+        }
     }
 }
 
@@ -359,27 +531,27 @@ mod tests {
         let other = service.create_account("Other").unwrap();
         let token = service.create_token(&account.id, "entra", Some(1)).unwrap();
         let bearer = format!("Bearer {}", token.token);
-        assert!(service.authenticate(&account.id, Some(&bearer)).unwrap());
-        assert!(!service.authenticate(&other.id, Some(&bearer)).unwrap(), "another account's token");
-        assert!(!service.authenticate(&account.id, None).unwrap());
-        assert!(!service.authenticate(&account.id, Some("Basic abc")).unwrap());
+        assert!(service.authenticate(&account.id, Some(&bearer)).unwrap().is_some());
+        assert!(service.authenticate(&other.id, Some(&bearer)).unwrap().is_none(), "another account's token");
+        assert!(service.authenticate(&account.id, None).unwrap().is_none());
+        assert!(service.authenticate(&account.id, Some("Basic abc")).unwrap().is_none());
         let mut forged = token.token.clone();
         forged.pop();
         forged.push(if token.token.ends_with('0') { '1' } else { '0' });
-        assert!(!service.authenticate(&account.id, Some(&format!("Bearer {forged}"))).unwrap());
+        assert!(service.authenticate(&account.id, Some(&format!("Bearer {forged}"))).unwrap().is_none());
         // Stored hashed only.
         let raw = store.get(&keys::token(&token.info.id)).unwrap().unwrap();
         assert!(!String::from_utf8_lossy(&raw.value).contains(&token.token));
         // Expiry.
         env.advance(DAY_MS);
-        assert!(!service.authenticate(&account.id, Some(&bearer)).unwrap());
+        assert!(service.authenticate(&account.id, Some(&bearer)).unwrap().is_none());
         // Revocation.
         let t2 = service.create_token(&account.id, "okta", None).unwrap();
         let b2 = format!("bearer {}", t2.token);
-        assert!(service.authenticate(&account.id, Some(&b2)).unwrap());
+        assert!(service.authenticate(&account.id, Some(&b2)).unwrap().is_some());
         let revoked = service.revoke_token(&account.id, &t2.info.id).unwrap();
         assert!(revoked.revoked_at.is_some());
-        assert!(!service.authenticate(&account.id, Some(&b2)).unwrap());
+        assert!(service.authenticate(&account.id, Some(&b2)).unwrap().is_none());
         assert_eq!(service.revoke_token(&account.id, &t2.info.id).unwrap(), revoked);
         assert!(matches!(service.revoke_token(&other.id, &t2.info.id), Err(AdminError::NotFound(_))));
         assert_eq!(service.list_tokens(&account.id).unwrap().len(), 2);

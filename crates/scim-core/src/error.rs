@@ -72,12 +72,16 @@ pub struct ScimError {
     pub detail: String,
     /// Extra response headers (e.g. `Retry-After`, `Allow`).
     pub headers: Vec<(String, String)>,
+    /// The provisioning rule that refused the request (`scim_managed_group`,
+    /// `email_taken`, …), so that a client can act on the refusal without
+    /// parsing `detail`.
+    pub code: Option<&'static str>,
 }
 
 impl ScimError {
     /// An error with a status and a detail.
     pub fn new(status: u16, scim_type: Option<ScimType>, detail: impl Into<String>) -> Self {
-        ScimError { status, scim_type, detail: detail.into(), headers: Vec::new() }
+        ScimError { status, scim_type, detail: detail.into(), headers: Vec::new(), code: None }
     }
     /// 400 with a `scimType`.
     pub fn bad_request(scim_type: ScimType, detail: impl Into<String>) -> Self {
@@ -125,6 +129,17 @@ impl ScimError {
     pub fn unavailable(detail: impl Into<String>) -> Self {
         Self::new(503, None, detail).with_header("retry-after", "1")
     }
+    /// A refusal by a provisioning rule, named by `code`.
+    pub fn rule(status: u16, code: &'static str, detail: impl Into<String>) -> Self {
+        let mut err = Self::new(status, None, detail);
+        err.code = Some(code);
+        err
+    }
+    /// Attaches the name of the rule that refused the request.
+    pub fn with_code(mut self, code: &'static str) -> Self {
+        self.code = Some(code);
+        self
+    }
     /// Adds a response header.
     pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
@@ -140,6 +155,9 @@ impl ScimError {
         });
         if let Some(t) = self.scim_type {
             body["scimType"] = t.as_str().into();
+        }
+        if let Some(code) = self.code {
+            body["code"] = code.into();
         }
         let mut response = Response::scim_json(self.status, &body);
         response.headers.extend(self.headers.iter().cloned());

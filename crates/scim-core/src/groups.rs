@@ -9,6 +9,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use unicode_normalization::UnicodeNormalization;
 
+use crate::audit::Op;
 use crate::env::Env;
 use crate::error::ScimError;
 use crate::filter::IndexHint;
@@ -18,8 +19,9 @@ use crate::list::{self, Collection, ListQuery, Loaded};
 use crate::patch::{self, OpKind, Operation};
 use crate::resource::{self, Projection};
 use crate::schema::{GROUP_TYPE, USER_TYPE};
+use crate::settings::SameNamePolicy;
 use crate::store::{Store, StoreError, Write};
-use crate::tenant::{self, Stored, Tenant};
+use crate::tenant::{self, IndexEntry, Stored, Tenant, Uniques};
 
 /// Most members one group may have: bounds the work of reading, replacing
 /// and deleting a group.
@@ -58,18 +60,32 @@ pub fn derive_identifier(display_name: &str) -> String {
 
 /// Membership changes gathered from a PATCH, applied as edge writes.
 #[derive(Debug, Default)]
-struct MemberDelta {
+pub(crate) struct MemberDelta {
     /// Start from an empty membership (replace, or remove of all members).
-    clear: bool,
+    pub(crate) clear: bool,
     /// Final wish per user id: member or not.
-    wish: BTreeMap<String, bool>,
+    pub(crate) wish: BTreeMap<String, bool>,
 }
 
 impl<S: Store, E: Env> Tenant<'_, S, E> {
-    fn load_group(&self, id: &str) -> Result<Option<(Stored, u64)>, ScimError> {
+    pub(crate) fn load_group(&self, id: &str) -> Result<Option<(Stored, u64)>, ScimError> {
         match self.store().get(&self.keys.group(id))? {
             Some(entry) => Ok(Some((Stored::decode(&entry)?, entry.version))),
             None => Ok(None),
+        }
+    }
+
+    /// Whether SCIM may see (and, by writing, take over) native groups:
+    /// only under the `link` same-name policy.
+    fn sees_native_groups(&self) -> Result<bool, ScimError> {
+        Ok(self.settings()?.same_name_policy == SameNamePolicy::Link)
+    }
+
+    /// A group as SCIM sees it.
+    fn load_scim_group(&self, id: &str) -> Result<Option<(Stored, u64)>, ScimError> {
+        match self.load_group(id)? {
+            Some((g, _)) if g.prov.native && !self.sees_native_groups()? => Ok(None),
+            other => Ok(other),
         }
     }
 
@@ -131,15 +147,18 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         }
     }
 
-    /// Index writes for a group's attributes, the unique name first.
-    fn group_index_writes(&self, id: &str, old: Option<&Map<String, Value>>, new: Option<&Map<String, Value>>) -> (Vec<Write>, Option<usize>) {
-        let index = |attrs: &Map<String, Value>| {
+    /// Index writes for a group, the unique name first. Native groups have
+    /// a name index of their own, out of SCIM's sight.
+    pub(crate) fn group_index_writes(&self, id: &str, old: Option<&Stored>, new: Option<&Stored>) -> (Vec<Write>, Uniques) {
+        let index = |group: &Stored| -> Vec<IndexEntry> {
             let mut out = Vec::new();
+            let attrs = &group.attrs;
             if let Some(name) = attrs.get("displayName").and_then(Value::as_str) {
-                out.push((self.keys.group_name(name), id.as_bytes().to_vec(), true));
+                let key = if group.prov.native { self.keys.native_group_name(name) } else { self.keys.group_name(name) };
+                out.push((key, id.as_bytes().to_vec(), Some("displayName")));
             }
-            if let Some(ext) = attrs.get("externalId").and_then(Value::as_str) {
-                out.push((format!("{}{}", self.keys.group_external_ids(ext), keys::segment(id)), Vec::new(), false));
+            if let Some(ext) = attrs.get("externalId").and_then(Value::as_str).filter(|_| !group.prov.native) {
+                out.push((format!("{}{}", self.keys.group_external_ids(ext), keys::segment(id)), Vec::new(), None));
             }
             out
         };
@@ -151,7 +170,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     /// Edge writes that take membership from what the store holds to
     /// `delta`, and version bumps for the users whose `groups` change.
     /// Fails with 400 if an added member is not a user of this account.
-    fn member_writes(&self, group: &str, delta: &MemberDelta) -> Result<(Vec<Write>, bool), ScimError> {
+    pub(crate) fn member_writes(&self, group: &str, delta: &MemberDelta, allow_native: bool) -> Result<(Vec<Write>, bool), ScimError> {
         let mut current: BTreeSet<String> = BTreeSet::new();
         if delta.clear {
             current.extend(self.member_ids(group)?);
@@ -181,7 +200,14 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         for chunk in changed.chunks(500) {
             let docs = self.store().get_many(&chunk.iter().map(|(u, _)| self.keys.user(u)).collect::<Vec<_>>())?;
             for ((uid, add), doc) in chunk.iter().zip(docs) {
+                let visible = match &doc {
+                    Some(d) => allow_native || !Stored::decode(d)?.prov.native,
+                    None => false,
+                };
                 match (doc, add) {
+                    (Some(_), true) if !visible => {
+                        return Err(ScimError::invalid_value(format!("member {uid:?} is not a user of this account")));
+                    }
                     (Some(doc), _) => {
                         // Rewriting the user gives it a new version (its `groups`
                         // changed) and, as a precondition, proves it still exists.
@@ -213,24 +239,37 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         let (attrs, members) = Self::group_attrs(body)?;
         let name = attrs.get("displayName").and_then(Value::as_str).unwrap_or_default().to_owned();
         let base = derive_identifier(&name);
-        let now = self.now();
-        let stored = Stored { created: now, modified: now, attrs };
-        let delta = MemberDelta { clear: false, wish: members.into_iter().map(|m| (m, true)).collect() };
+        let link = self.sees_native_groups()?;
         let mut suffix = 1usize;
-        let (id, version) = tenant::retry(|| {
+        let (id, stored, version) = tenant::retry(|| {
+            let now = self.now();
+            if link {
+                // Same-name policy `link`: a native group of this name is
+                // taken over, its members replaced by the pushed ones.
+                if let Some(native) = self.store().get(&self.keys.native_group_name(&name))? {
+                    let id = String::from_utf8_lossy(&native.value).into_owned();
+                    if let Some((old, version)) = self.load_group(&id)?.filter(|(g, _)| g.prov.native) {
+                        let delta = MemberDelta { clear: true, wish: members.iter().map(|m| (m.clone(), true)).collect() };
+                        return self.write_group(&id, &old, version, attrs.clone(), &delta, "group.takeover").map(|r| r.map(|(s, v)| (id.clone(), s, v)));
+                    }
+                }
+            }
+            let delta = MemberDelta { clear: false, wish: members.iter().map(|m| (m.clone(), true)).collect() };
             let id = if suffix == 1 { base.clone() } else { format!("{base}_{suffix}") };
-            let (index, unique_at) = self.group_index_writes(&id, None, Some(&stored.attrs));
-            let (edges, _) = self.member_writes(&id, &delta)?;
+            let stored = Stored { created: now, modified: now, attrs: attrs.clone(), prov: self.provenance() };
+            let (index, uniques) = self.group_index_writes(&id, None, Some(&stored));
+            let (edges, _) = self.member_writes(&id, &delta, false)?;
             let mut writes = vec![Write::create(self.keys.group(&id), stored.encode())];
             writes.extend(index);
             writes.extend(edges);
-            match self.store().commit(writes) {
-                Ok(v) => Ok(Ok((id, v))),
+            let op = Op { name: "group.create", resource_type: "Group", resource_id: &id };
+            match self.commit(op, writes) {
+                Ok(v) => Ok(Ok((id, stored, v))),
                 Err(StoreError::Conflict(0)) => {
                     suffix += 1;
                     Ok(Err(StoreError::Conflict(0)))
                 }
-                Err(StoreError::Conflict(i)) if unique_at.map(|u| u + 1) == Some(i as usize) => Err(name_taken(&name)),
+                Err(StoreError::Conflict(i)) if uniques.hit(1, i).is_some() => Err(name_taken(&name)),
                 Err(e) => Ok(Err(e)),
             }
         })?;
@@ -239,7 +278,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
 
     /// `GET /Groups/{id}`.
     pub(crate) fn get_group(&self, id: &str, projection: &Projection, if_none_match: Option<&str>) -> Result<Response, ScimError> {
-        let (stored, version) = self.load_group(id)?.ok_or_else(|| Self::group_not_found(id))?;
+        let (stored, version) = self.load_scim_group(id)?.ok_or_else(|| Self::group_not_found(id))?;
         if tenant::not_modified(if_none_match, version) {
             return Ok(Response::empty(304).with_header("etag", resource::Meta::etag(version)));
         }
@@ -340,40 +379,63 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         mut change: impl FnMut(&Map<String, Value>) -> Result<Map<String, Value>, ScimError>,
     ) -> Result<(Stored, u64), ScimError> {
         tenant::retry(|| {
-            let (old, version) = self.load_group(id)?.ok_or_else(|| Self::group_not_found(id))?;
+            let (old, version) = self.load_scim_group(id)?.ok_or_else(|| Self::group_not_found(id))?;
             tenant::check_if_match(if_match, version)?;
             let attrs = change(&old.attrs)?;
-            let (edges, members_changed) = self.member_writes(id, delta)?;
-            if attrs == old.attrs && !members_changed {
-                return Ok(Ok((old, version)));
-            }
-            let name = attrs.get("displayName").and_then(Value::as_str).unwrap_or_default().to_owned();
-            let new = Stored { created: old.created, modified: self.now(), attrs };
-            let (index, unique_at) = self.group_index_writes(id, Some(&old.attrs), Some(&new.attrs));
-            let mut writes = vec![Write::replace(self.keys.group(id), new.encode(), version)];
-            writes.extend(index);
-            writes.extend(edges);
-            match self.store().commit(writes) {
-                Ok(v) => Ok(Ok((new, v))),
-                Err(StoreError::Conflict(i)) if unique_at.map(|u| u + 1) == Some(i as usize) => Err(name_taken(&name)),
-                Err(e) => Ok(Err(e)),
-            }
+            // A SCIM write to a native group (visible under `link`) takes
+            // it over.
+            let op = if old.prov.native { "group.takeover" } else { "group.update" };
+            self.write_group(id, &old, version, attrs, delta, op)
         })
+    }
+
+    /// One SCIM write of a group: attributes, members, and provenance (a
+    /// native group becomes SCIM-managed), in one commit.
+    fn write_group(&self, id: &str, old: &Stored, version: u64, attrs: Map<String, Value>, delta: &MemberDelta, op: &str) -> Result<Result<(Stored, u64), StoreError>, ScimError> {
+        let (edges, members_changed) = self.member_writes(id, delta, false)?;
+        let mut prov = old.prov.clone();
+        if prov.native {
+            prov = self.provenance();
+            prov.taken_over = Some(self.now());
+        }
+        if attrs == old.attrs && !members_changed && prov == old.prov {
+            return Ok(Ok((old.clone(), version)));
+        }
+        let name = attrs.get("displayName").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let new = Stored { created: old.created, modified: self.now(), attrs, prov };
+        let (index, uniques) = self.group_index_writes(id, Some(old), Some(&new));
+        let mut writes = vec![Write::replace(self.keys.group(id), new.encode(), version)];
+        writes.extend(index);
+        writes.extend(edges);
+        match self.commit(Op { name: op, resource_type: "Group", resource_id: id }, writes) {
+            Ok(v) => Ok(Ok((new, v))),
+            Err(StoreError::Conflict(i)) if uniques.hit(1, i).is_some() => Err(name_taken(&name)),
+            Err(e) => Ok(Err(e)),
+        }
+    }
+
+    /// Everything that goes with a group: record, indexes, every edge and
+    /// its role bindings.
+    pub(crate) fn group_removal_writes(&self, id: &str, group: &Stored, version: u64) -> Result<Vec<Write>, ScimError> {
+        let mut writes = vec![Write::delete_at(self.keys.group(id), version)];
+        writes.extend(self.group_index_writes(id, Some(group), None).0);
+        for uid in self.member_ids(id)? {
+            writes.push(Write::delete(self.keys.member(id, &uid)));
+            writes.push(Write::delete(self.keys.membership(&uid, id)));
+        }
+        writes.extend(self.binding_removal_writes("group", id)?);
+        Ok(writes)
     }
 
     /// `DELETE /Groups/{id}`: the group, its indexes and every edge in one
     /// commit. The users stay.
     pub(crate) fn delete_group(&self, id: &str, if_match: Option<&str>) -> Result<Response, ScimError> {
         tenant::retry(|| {
-            let (old, version) = self.load_group(id)?.ok_or_else(|| Self::group_not_found(id))?;
+            // SCIM never deletes a native group, whatever the policy.
+            let (old, version) = self.load_group(id)?.filter(|(g, _)| !g.prov.native).ok_or_else(|| Self::group_not_found(id))?;
             tenant::check_if_match(if_match, version)?;
-            let mut writes = vec![Write::delete_at(self.keys.group(id), version)];
-            writes.extend(self.group_index_writes(id, Some(&old.attrs), None).0);
-            for uid in self.member_ids(id)? {
-                writes.push(Write::delete(self.keys.member(id, &uid)));
-                writes.push(Write::delete(self.keys.membership(&uid, id)));
-            }
-            Ok(self.store().commit(writes).map(|_| ()))
+            let writes = self.group_removal_writes(id, &old, version)?;
+            Ok(self.commit(Op { name: "group.delete", resource_type: "Group", resource_id: id }, writes).map(|_| ()))
         })?;
         Ok(Response::empty(204))
     }
@@ -405,7 +467,15 @@ impl<S: Store, E: Env> Collection for Groups<'_, '_, S, E> {
     fn lookup(&self, hint: &IndexHint) -> Result<Option<Vec<String>>, ScimError> {
         let t = self.0;
         Ok(Some(match hint {
-            IndexHint::DisplayName(v) => t.store().get(&t.keys.group_name(v))?.map(|e| String::from_utf8_lossy(&e.value).into_owned()).into_iter().collect(),
+            IndexHint::DisplayName(v) => {
+                let mut hit = t.store().get(&t.keys.group_name(v))?;
+                if hit.is_none() && t.sees_native_groups()? {
+                    // Under `link`, a push's lookup by name finds the native
+                    // group it will take over.
+                    hit = t.store().get(&t.keys.native_group_name(v))?;
+                }
+                hit.map(|e| String::from_utf8_lossy(&e.value).into_owned()).into_iter().collect()
+            }
             IndexHint::Id(v) => vec![v.clone()],
             IndexHint::ExternalId(v) => t.ids_under(&t.keys.group_external_ids(v))?,
             IndexHint::Member(v) => t.ids_under(&t.keys.memberships(v))?,
@@ -416,10 +486,16 @@ impl<S: Store, E: Env> Collection for Groups<'_, '_, S, E> {
     fn load(&self, ids: &[String]) -> Result<Vec<Option<Loaded<Self::Record>>>, ScimError> {
         let t = self.0;
         let docs = t.store().get_many(&ids.iter().map(|id| t.keys.group(id)).collect::<Vec<_>>())?;
-        ids.iter()
-            .zip(docs)
-            .map(|(id, doc)| doc.map(|d| Ok(Loaded { id: id.clone(), record: (Stored::decode(&d)?, d.version) })).transpose())
-            .collect()
+        let native_visible = t.sees_native_groups()?;
+        let mut out = Vec::with_capacity(ids.len());
+        for (id, doc) in ids.iter().zip(docs) {
+            let record = match doc {
+                Some(d) => Some((Stored::decode(&d)?, d.version)).filter(|(g, _)| native_visible || !g.prov.native),
+                None => None,
+            };
+            out.push(record.map(|record| Loaded { id: id.clone(), record }));
+        }
+        Ok(out)
     }
 
     fn render(&self, item: &Loaded<Self::Record>, computed: bool) -> Result<Value, ScimError> {

@@ -90,6 +90,49 @@ impl AccountKeys {
         format!("{}x/ge/{}/", self.root, segment(external_id))
     }
 
+    /// Unique, case-insensitive login e-mail → user id, for every user
+    /// (native or SCIM): the identity that migration matches on.
+    pub(crate) fn login(&self, email: &str) -> String {
+        format!("{}x/le/{}", self.root, segment(&fold(email)))
+    }
+    /// Unique, case-insensitive native group name → group id. Native groups
+    /// stay out of the SCIM name index, so SCIM lists never see them.
+    pub(crate) fn native_group_name(&self, name: &str) -> String {
+        format!("{}x/ngn/{}", self.root, segment(&fold(name)))
+    }
+    /// Every user record (native and SCIM), in id order.
+    pub(crate) fn users(&self) -> String {
+        format!("{}u/", self.root)
+    }
+    /// Every group record, in identifier order.
+    pub(crate) fn groups(&self) -> String {
+        format!("{}g/", self.root)
+    }
+
+    /// A role binding.
+    pub(crate) fn role_binding(&self, id: &str) -> String {
+        format!("{}rb/{}", self.root, segment(id))
+    }
+    pub(crate) fn role_bindings(&self) -> String {
+        format!("{}rb/", self.root)
+    }
+    /// Role bindings of one principal (`user` or `group`), one key each.
+    pub(crate) fn principal_bindings(&self, kind: &str, principal: &str) -> String {
+        format!("{}x/rbp/{}/{}/", self.root, segment(kind), segment(principal))
+    }
+    /// Reservation that makes (principal, role, scope) unique.
+    pub(crate) fn binding_identity(&self, digest: &str) -> String {
+        format!("{}x/rbu/{}", self.root, digest)
+    }
+
+    /// An audit record; the zero-padded time makes key order time order.
+    pub(crate) fn audit(&self, millis: i64, nonce: &str) -> String {
+        format!("{}log/{:013}-{}", self.root, millis.max(0), nonce)
+    }
+    pub(crate) fn audit_log(&self) -> String {
+        format!("{}log/", self.root)
+    }
+
     /// Membership edge group → user.
     pub(crate) fn member(&self, group: &str, user: &str) -> String {
         format!("{}m/{}/{}", self.root, segment(group), segment(user))

@@ -11,6 +11,8 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod accounts;
+mod admin_api;
+mod audit;
 mod bulk;
 mod discovery;
 pub mod env;
@@ -21,8 +23,12 @@ pub mod http;
 mod keys;
 mod list;
 pub mod patch;
+mod migration;
+mod native;
 mod resource;
+mod roles;
 mod router;
+pub mod settings;
 mod tenant;
 pub mod schema;
 pub mod store;
@@ -63,6 +69,10 @@ impl Config {
     pub fn with_admin_token(mut self, token: Option<&str>) -> Self {
         self.admin_token_hash = token.map(str::trim).filter(|t| t.len() >= MIN_ADMIN_TOKEN).map(accounts::sha256);
         self
+    }
+
+    pub(crate) fn admin_token_hash(&self) -> Option<&[u8; 32]> {
+        self.admin_token_hash.as_ref()
     }
 
     /// Whether the admin API is enabled.

@@ -6,10 +6,11 @@
 
 use serde_json::Value;
 
+use crate::admin_api;
+use crate::audit::{Actor, Op, RequestInfo};
 use crate::env::Env;
 use crate::error::ScimError;
 use crate::http::{self, Request, Response};
-use crate::keys::AccountKeys;
 use crate::list::{self, ListQuery};
 use crate::schema::{GROUP_TYPE, USER_TYPE};
 use crate::store::Store;
@@ -24,13 +25,22 @@ pub const MAX_BODY: usize = 1024 * 1024;
 const PREFIXES: [&str; 3] = ["/gateway/ng/api/scim/account/", "/gateway/api/scim/account/", "/api/scim/account/"];
 
 pub(crate) fn handle<S: Store, E: Env>(service: &Service<S, E>, request: &Request) -> Response {
-    match route(service, request) {
+    if let Some(rest) = request.path_with_query.strip_prefix(admin_api::PREFIX) {
+        if rest.is_empty() || rest.starts_with(['/', '?']) {
+            return admin_api::handle(service, request, rest);
+        }
+    }
+    let info = RequestInfo::from_headers(service.env(), request.header("x-request-id"), request.header("user-agent"), "other");
+    let request_id = info.id.clone();
+    let mut response = match route(service, request, info) {
         Ok(response) => response,
         Err(err) => err.to_response(),
-    }
+    };
+    response.headers.push(("x-request-id".into(), request_id));
+    response
 }
 
-fn route<S: Store, E: Env>(service: &Service<S, E>, request: &Request) -> Result<Response, ScimError> {
+fn route<S: Store, E: Env>(service: &Service<S, E>, request: &Request, info: RequestInfo) -> Result<Response, ScimError> {
     let (path, params) = http::split_query(&request.path_with_query);
     let Some((prefix, rest)) = PREFIXES.iter().find_map(|p| path.strip_prefix(p).map(|rest| (*p, rest))) else {
         return Err(ScimError::not_found(format!("no SCIM endpoint at {path:?}; SCIM lives under /gateway/ng/api/scim/account/<accountId>/")));
@@ -46,14 +56,11 @@ fn route<S: Store, E: Env>(service: &Service<S, E>, request: &Request) -> Result
     if request.body.len() > MAX_BODY {
         return Err(ScimError::new(413, None, format!("request bodies are limited to {MAX_BODY} bytes")));
     }
-    if !service.authenticate(&account, request.header("authorization"))? {
+    let Some(token_id) = service.authenticate(&account, request.header("authorization"))? else {
         return Err(ScimError::unauthorized());
-    }
-    let tenant = Tenant {
-        service,
-        keys: AccountKeys::new(&account),
-        base_url: format!("{}{prefix}{account_raw}", request.origin()),
     };
+    let base_url = format!("{}{prefix}{account_raw}", request.origin());
+    let tenant = Tenant::new(service, &account, base_url, Actor::Token(token_id), info);
     let call = Call {
         method: &request.method,
         path: resource_path,
@@ -83,7 +90,55 @@ pub(crate) struct Call<'r> {
     pub(crate) if_none_match: Option<&'r str>,
 }
 
+/// Runs one operation; a refused write leaves an audit record of the
+/// refusal.
 pub(crate) fn dispatch<S: Store, E: Env>(tenant: &Tenant<'_, S, E>, call: Call<'_>) -> Result<Response, ScimError> {
+    let method = call.method;
+    let path = call.path;
+    let result = operate(tenant, call);
+    if let Err(err) = &result {
+        if let Some((name, resource_type, id)) = write_op(method, path) {
+            if err.status != 405 && err.status < 500 {
+                tenant.record_failure(Op { name, resource_type, resource_id: id }, err);
+            }
+        }
+    }
+    result
+}
+
+/// The audit name of a SCIM write, by method and path.
+fn write_op<'p>(method: &str, path: &'p str) -> Option<(&'static str, &'static str, &'p str)> {
+    let mut parts = path.split('/').filter(|s| !s.is_empty());
+    let (kind, id) = (parts.next()?, parts.next());
+    if parts.next().is_some() || id == Some(".search") {
+        return None;
+    }
+    let (noun, rtype) = match kind {
+        "Users" => ("user", "User"),
+        "Groups" => ("group", "Group"),
+        _ => return None,
+    };
+    let verb = match (method, id) {
+        ("POST", None) => "create",
+        ("PUT", Some(_)) => "replace",
+        ("PATCH", Some(_)) => "update",
+        ("DELETE", Some(_)) => "delete",
+        _ => return None,
+    };
+    let name = match (noun, verb) {
+        ("user", "create") => "user.create",
+        ("user", "replace") => "user.replace",
+        ("user", "update") => "user.update",
+        ("user", _) => "user.delete",
+        (_, "create") => "group.create",
+        (_, "replace") => "group.replace",
+        (_, "update") => "group.update",
+        _ => "group.delete",
+    };
+    Some((name, rtype, id.unwrap_or_default()))
+}
+
+fn operate<S: Store, E: Env>(tenant: &Tenant<'_, S, E>, call: Call<'_>) -> Result<Response, ScimError> {
     let segments: Vec<String> = call.path.split('/').filter(|s| !s.is_empty()).map(http::percent_decode).collect();
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     let (method, params, if_match, if_none_match) = (call.method, call.params, call.if_match, call.if_none_match);

@@ -1,14 +1,18 @@
 //! One authenticated request's view of an account: its keys, its base URL
 //! and the record helpers that users and groups share.
 
+use std::cell::OnceCell;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::audit::{self, Actor, Op, RequestInfo};
 use crate::env::{Env, format_rfc3339};
 use crate::error::ScimError;
 use crate::http::Response;
 use crate::keys::AccountKeys;
 use crate::resource::Meta;
+use crate::settings::Settings;
 use crate::store::{Entry, Store, StoreError, Write};
 use crate::Service;
 
@@ -22,6 +26,35 @@ pub(crate) struct Stored {
     pub(crate) created: i64,
     pub(crate) modified: i64,
     pub(crate) attrs: Map<String, Value>,
+    #[serde(default)]
+    pub(crate) prov: Provenance,
+}
+
+/// Where a user or group comes from and who manages it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Provenance {
+    /// Made through the admin API and not taken over by SCIM. Records
+    /// written before provenance existed were all SCIM's, hence the default.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) native: bool,
+    /// The SCIM token that created or took over the resource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) token: Option<String>,
+    /// When SCIM took a native resource over (migration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) taken_over: Option<i64>,
+    /// A user's login e-mail, lower case: the identity migration matches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) login: Option<String>,
+    /// A native user invited by e-mail who has not signed in yet.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) invited: bool,
+}
+
+impl Provenance {
+    pub(crate) fn source(&self) -> &'static str {
+        if self.native { "native" } else { "scim" }
+    }
 }
 
 impl Stored {
@@ -42,12 +75,49 @@ impl Stored {
 /// An account as seen by one request.
 pub(crate) struct Tenant<'a, S, E> {
     pub(crate) service: &'a Service<S, E>,
+    pub(crate) account: String,
     pub(crate) keys: AccountKeys,
     /// `scheme://authority/<prefix>/<account>`, for `meta.location`.
     pub(crate) base_url: String,
+    pub(crate) actor: Actor,
+    pub(crate) request: RequestInfo,
+    settings: OnceCell<Settings>,
+}
+
+impl<'a, S: Store, E: Env> Tenant<'a, S, E> {
+    pub(crate) fn new(service: &'a Service<S, E>, account: &str, base_url: String, actor: Actor, request: RequestInfo) -> Self {
+        Tenant { service, account: account.to_owned(), keys: AccountKeys::new(account), base_url, actor, request, settings: OnceCell::new() }
+    }
 }
 
 impl<S: Store, E: Env> Tenant<'_, S, E> {
+    /// The account's settings, read once per request.
+    pub(crate) fn settings(&self) -> Result<&Settings, ScimError> {
+        if let Some(s) = self.settings.get() {
+            return Ok(s);
+        }
+        let settings = self.service.account_settings(&self.account)?;
+        Ok(self.settings.get_or_init(|| settings))
+    }
+
+    /// Commits `writes` with the audit record of `op` as the last write, so
+    /// the change and its record land together or not at all.
+    pub(crate) fn commit(&self, op: Op<'_>, mut writes: Vec<Write>) -> Result<u64, StoreError> {
+        writes.push(audit::record(&self.keys, self.service.env(), &self.actor, &self.request, op, None));
+        self.store().commit(writes)
+    }
+
+    /// Records a refused write. Best effort: the refusal is the answer
+    /// whether or not its record could be stored.
+    pub(crate) fn record_failure(&self, op: Op<'_>, err: &ScimError) {
+        let write = audit::record(&self.keys, self.service.env(), &self.actor, &self.request, op, Some(err));
+        let _ = self.store().commit(vec![write]);
+    }
+
+    pub(crate) fn provenance(&self) -> Provenance {
+        Provenance { native: false, token: self.actor.token_id().map(str::to_owned), taken_over: None, login: None, invited: false }
+    }
+
     pub(crate) fn store(&self) -> &S {
         self.service.store()
     }
@@ -114,19 +184,32 @@ pub(crate) fn parse_body(body: &[u8]) -> Result<Value, ScimError> {
     serde_json::from_slice(body).map_err(|e| ScimError::invalid_syntax(format!("the body is not valid JSON: {e}")))
 }
 
-/// An index record: key, value, and whether it reserves a unique value.
-pub(crate) type IndexEntry = (String, Vec<u8>, bool);
+/// An index record: key, value, and for a unique reservation the name of
+/// what it keeps unique (`userName`, `login`, `displayName`).
+pub(crate) type IndexEntry = (String, Vec<u8>, Option<&'static str>);
+
+/// Positions of unique reservations within a commit.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Uniques(Vec<(usize, &'static str)>);
+
+impl Uniques {
+    /// Which reservation a conflict at commit index `i` hit, when the
+    /// index writes start at `offset` in the commit.
+    pub(crate) fn hit(&self, offset: usize, i: u32) -> Option<&'static str> {
+        self.0.iter().find(|(at, _)| at + offset == i as usize).map(|(_, what)| *what)
+    }
+}
 
 /// Writes that move a resource's index records from `old` to `new`, and the
-/// position of the unique reservation among them (if it changes), so a
-/// conflict on it can be told apart from a lost race.
-pub(crate) fn index_writes(old: &[IndexEntry], new: &[IndexEntry]) -> (Vec<Write>, Option<usize>) {
+/// positions of new unique reservations among them, so a conflict on one
+/// can be told apart from a lost race.
+pub(crate) fn index_writes(old: &[IndexEntry], new: &[IndexEntry]) -> (Vec<Write>, Uniques) {
     let mut writes = Vec::new();
-    let mut unique_at = None;
+    let mut uniques = Uniques::default();
     for (key, value, unique) in new {
         if !old.iter().any(|(k, _, _)| k == key) {
-            if *unique {
-                unique_at = Some(writes.len());
+            if let Some(what) = unique {
+                uniques.0.push((writes.len(), *what));
                 writes.push(Write::create(key.clone(), value.clone()));
             } else {
                 writes.push(Write::put(key.clone(), value.clone()));
@@ -138,5 +221,5 @@ pub(crate) fn index_writes(old: &[IndexEntry], new: &[IndexEntry]) -> (Vec<Write
             writes.push(Write::delete(key.clone()));
         }
     }
-    (writes, unique_at)
+    (writes, uniques)
 }

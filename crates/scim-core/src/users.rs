@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{Map, Value, json};
 
+use crate::audit::Op;
 use crate::env::Env;
 use crate::error::ScimError;
 use crate::filter::IndexHint;
@@ -17,8 +18,9 @@ use crate::list::{self, Collection, ListQuery, Loaded, MAX_SCAN};
 use crate::patch;
 use crate::resource::{self, Projection};
 use crate::schema::{USER_TYPE, GROUP_TYPE};
+use crate::settings::Deactivation;
 use crate::store::{Store, StoreError, Write};
-use crate::tenant::{self, Stored, Tenant};
+use crate::tenant::{self, IndexEntry, Stored, Tenant, Uniques};
 
 impl<S: Store, E: Env> Tenant<'_, S, E> {
     pub(crate) fn load_user(&self, id: &str) -> Result<Option<(Stored, u64)>, ScimError> {
@@ -28,18 +30,33 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         }
     }
 
+    /// A user as SCIM sees it: native users do not exist for SCIM until a
+    /// SCIM create takes them over.
+    fn load_scim_user(&self, id: &str) -> Result<Option<(Stored, u64)>, ScimError> {
+        Ok(self.load_user(id)?.filter(|(u, _)| !u.prov.native))
+    }
+
     fn user_not_found(id: &str) -> ScimError {
         ScimError::not_found(format!("no user with id {id:?} in this account"))
     }
 
-    /// Index records a user's attributes call for: (key, value, unique).
-    fn user_index(&self, id: &str, attrs: &Map<String, Value>) -> Vec<(String, Vec<u8>, bool)> {
+    /// Index records a user calls for. A native user has only its login;
+    /// the SCIM indexes (userName, externalId, e-mails) hold SCIM users
+    /// alone, which is what keeps native users out of SCIM lists.
+    pub(crate) fn user_index(&self, id: &str, user: &Stored) -> Vec<IndexEntry> {
         let mut out = Vec::new();
+        // The login reservation goes last: when a userName is both taken and
+        // the login of its holder, the client hears about the userName.
+        let login = user.prov.login.as_ref().map(|l| (self.keys.login(l), id.as_bytes().to_vec(), Some("login")));
+        if user.prov.native {
+            return login.into_iter().collect();
+        }
+        let attrs = &user.attrs;
         if let Some(name) = attrs.get("userName").and_then(Value::as_str) {
-            out.push((self.keys.user_name(name), id.as_bytes().to_vec(), true));
+            out.push((self.keys.user_name(name), id.as_bytes().to_vec(), Some("userName")));
         }
         if let Some(ext) = attrs.get("externalId").and_then(Value::as_str) {
-            out.push((format!("{}{}", self.keys.user_external_ids(ext), keys::segment(id)), Vec::new(), false));
+            out.push((format!("{}{}", self.keys.user_external_ids(ext), keys::segment(id)), Vec::new(), None));
         }
         let mut emails = BTreeSet::new();
         for email in attrs.get("emails").and_then(Value::as_array).into_iter().flatten() {
@@ -47,17 +64,59 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
                 emails.insert(format!("{}{}", self.keys.user_emails(v), keys::segment(id)));
             }
         }
-        out.extend(emails.into_iter().map(|k| (k, Vec::new(), false)));
+        out.extend(emails.into_iter().map(|k| (k, Vec::new(), None)));
+        out.extend(login);
         out
     }
 
-    /// Writes that move the indexes from `old` to `new`; the unique
-    /// userName reservation, if it changes, comes first so a conflict on it
-    /// is recognisable by its index.
-    fn user_index_writes(&self, id: &str, old: Option<&Map<String, Value>>, new: Option<&Map<String, Value>>) -> (Vec<Write>, Option<usize>) {
-        let old = old.map(|a| self.user_index(id, a)).unwrap_or_default();
-        let new = new.map(|a| self.user_index(id, a)).unwrap_or_default();
+    /// Writes that move the indexes from `old` to `new`, with the positions
+    /// of new unique reservations so a conflict on one is recognisable.
+    pub(crate) fn user_index_writes(&self, id: &str, old: Option<&Stored>, new: Option<&Stored>) -> (Vec<Write>, Uniques) {
+        let old = old.map(|u| self.user_index(id, u)).unwrap_or_default();
+        let new = new.map(|u| self.user_index(id, u)).unwrap_or_default();
         tenant::index_writes(&old, &new)
+    }
+
+    /// Everything that goes when a user leaves the account: the record, its
+    /// indexes, its memberships (the groups it left get a new version) and
+    /// its role bindings.
+    pub(crate) fn user_removal_writes(&self, id: &str, user: &Stored, version: u64) -> Result<Vec<Write>, ScimError> {
+        let mut writes = vec![Write::delete_at(self.keys.user(id), version)];
+        writes.extend(self.user_index_writes(id, Some(user), None).0);
+        let edges = self.store().scan(&self.keys.memberships(id), None, 10_000)?;
+        let group_ids: Vec<String> = edges.iter().map(|e| keys::last_segment(&e.key)).collect();
+        let groups = self.store().get_many(&group_ids.iter().map(|g| self.keys.group(g)).collect::<Vec<_>>())?;
+        let now = self.now();
+        for (gid, group) in group_ids.iter().zip(groups) {
+            writes.push(Write::delete(self.keys.membership(id, gid)));
+            writes.push(Write::delete(self.keys.member(gid, id)));
+            if let Some(entry) = group {
+                let mut g = Stored::decode(&entry)?;
+                g.modified = now;
+                writes.push(Write::replace(entry.key.clone(), g.encode(), entry.version));
+            }
+        }
+        writes.extend(self.binding_removal_writes("user", id)?);
+        Ok(writes)
+    }
+
+    /// A native user whose login is one of the e-mails a SCIM create
+    /// carries: the user that create takes over instead of duplicating.
+    fn migration_match(&self, attrs: &Map<String, Value>) -> Result<Option<(String, Stored, u64)>, ScimError> {
+        let candidates = migration_candidates(attrs);
+        if candidates.is_empty() {
+            return Ok(None);
+        }
+        let hits = self.store().get_many(&candidates.iter().map(|c| self.keys.login(c)).collect::<Vec<_>>())?;
+        for hit in hits.into_iter().flatten() {
+            let id = String::from_utf8_lossy(&hit.value).into_owned();
+            if let Some((user, version)) = self.load_user(&id)? {
+                if user.prov.native {
+                    return Ok(Some((id, user, version)));
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// The user's `groups` attribute.
@@ -72,6 +131,10 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         for (gid, doc) in group_ids.iter().zip(docs) {
             let Some(doc) = doc else { continue };
             let stored = Stored::decode(&doc)?;
+            // Native groups are the admins', not the identity provider's.
+            if stored.prov.native {
+                continue;
+            }
             out.push(json!({
                 "value": gid,
                 "$ref": self.location(GROUP_TYPE.endpoint, gid),
@@ -112,16 +175,36 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         // RFC 7643 leaves `active` without a default; clients (Okta) read a
         // missing one as inactive, so a new user is active unless told.
         attrs.entry("active").or_insert(Value::Bool(true));
-        let now = self.now();
-        let stored = Stored { created: now, modified: now, attrs };
-        let (id, version) = tenant::retry(|| {
+        let (id, stored, version) = tenant::retry(|| {
+            let now = self.now();
+            // Migration: an existing native user with this identity is taken
+            // over (same id, memberships and role bindings), not duplicated.
+            if let Some((id, native, version)) = self.migration_match(&attrs)? {
+                let mut prov = self.provenance();
+                prov.login = native.prov.login.clone();
+                prov.taken_over = Some(now);
+                let new = Stored { created: native.created, modified: now, attrs: attrs.clone(), prov };
+                let (index, uniques) = self.user_index_writes(&id, Some(&native), Some(&new));
+                let mut writes = vec![Write::replace(self.keys.user(&id), new.encode(), version)];
+                writes.extend(index);
+                let op = Op { name: "user.takeover", resource_type: "User", resource_id: &id };
+                return match self.commit(op, writes) {
+                    Ok(v) => Ok(Ok((id, new, v))),
+                    Err(StoreError::Conflict(i)) if uniques.hit(1, i).is_some() => Err(conflict(&new, uniques.hit(1, i))),
+                    Err(e) => Ok(Err(e)),
+                };
+            }
             let id = crate::accounts::random_uuid(self.service.env());
-            let (index, unique_at) = self.user_index_writes(&id, None, Some(&stored.attrs));
-            let mut writes = vec![Write::create(self.keys.user(&id), stored.encode())];
+            let mut prov = self.provenance();
+            prov.login = scim_login(&attrs);
+            let new = Stored { created: now, modified: now, attrs: attrs.clone(), prov };
+            let (index, uniques) = self.user_index_writes(&id, None, Some(&new));
+            let mut writes = vec![Write::create(self.keys.user(&id), new.encode())];
             writes.extend(index);
-            match self.store().commit(writes) {
-                Ok(v) => Ok(Ok((id, v))),
-                Err(StoreError::Conflict(i)) if unique_at.map(|u| u + 1) == Some(i as usize) => Err(taken(&stored.attrs)),
+            let op = Op { name: "user.create", resource_type: "User", resource_id: &id };
+            match self.commit(op, writes) {
+                Ok(v) => Ok(Ok((id, new, v))),
+                Err(StoreError::Conflict(i)) if uniques.hit(1, i).is_some() => Err(conflict(&new, uniques.hit(1, i))),
                 Err(e) => Ok(Err(e)),
             }
         })?;
@@ -130,7 +213,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
 
     /// `GET /Users/{id}`.
     pub(crate) fn get_user(&self, id: &str, projection: &Projection, if_none_match: Option<&str>) -> Result<Response, ScimError> {
-        let (stored, version) = self.load_user(id)?.ok_or_else(|| Self::user_not_found(id))?;
+        let (stored, version) = self.load_scim_user(id)?.ok_or_else(|| Self::user_not_found(id))?;
         if tenant::not_modified(if_none_match, version) {
             return Ok(Response::empty(304).with_header("etag", resource::Meta::etag(version)));
         }
@@ -175,20 +258,35 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         projection: &Projection,
         mut change: impl FnMut(&Map<String, Value>) -> Result<Map<String, Value>, ScimError>,
     ) -> Result<Response, ScimError> {
+        let settings = self.settings()?.clone();
         let (stored, version) = tenant::retry(|| {
-            let (old, version) = self.load_user(id)?.ok_or_else(|| Self::user_not_found(id))?;
+            let (old, version) = self.load_scim_user(id)?.ok_or_else(|| Self::user_not_found(id))?;
             tenant::check_if_match(if_match, version)?;
             let attrs = change(&old.attrs)?;
-            if attrs == old.attrs {
+            let mut prov = old.prov.clone();
+            let (was, now_is) = (scim_login(&old.attrs), scim_login(&attrs));
+            if settings.update_emails_via_scim && was != now_is && now_is.is_some() {
+                prov.login = now_is;
+            }
+            if attrs == old.attrs && prov == old.prov {
                 return Ok(Ok((old, version)));
             }
-            let new = Stored { created: old.created, modified: self.now(), attrs };
-            let (index, unique_at) = self.user_index_writes(id, Some(&old.attrs), Some(&new.attrs));
+            let new = Stored { created: old.created, modified: self.now(), attrs, prov };
+            let deactivated = is_active(&old.attrs) && !is_active(&new.attrs);
+            if deactivated && settings.deactivation == Deactivation::Remove {
+                // The account's policy: leaving the identity provider's
+                // assignment removes the user, as a DELETE would.
+                let writes = self.user_removal_writes(id, &old, version)?;
+                let op = Op { name: "user.remove", resource_type: "User", resource_id: id };
+                return Ok(self.commit(op, writes).map(|v| (new, v)));
+            }
+            let (index, uniques) = self.user_index_writes(id, Some(&old), Some(&new));
             let mut writes = vec![Write::replace(self.keys.user(id), new.encode(), version)];
             writes.extend(index);
-            match self.store().commit(writes) {
+            let op = Op { name: if deactivated { "user.deactivate" } else { "user.update" }, resource_type: "User", resource_id: id };
+            match self.commit(op, writes) {
                 Ok(v) => Ok(Ok((new, v))),
-                Err(StoreError::Conflict(i)) if unique_at.map(|u| u + 1) == Some(i as usize) => Err(taken(&new.attrs)),
+                Err(StoreError::Conflict(i)) if uniques.hit(1, i).is_some() => Err(conflict(&new, uniques.hit(1, i))),
                 Err(e) => Ok(Err(e)),
             }
         })?;
@@ -199,24 +297,11 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     /// one commit; the groups it left get a new version.
     pub(crate) fn delete_user(&self, id: &str, if_match: Option<&str>) -> Result<Response, ScimError> {
         tenant::retry(|| {
-            let (old, version) = self.load_user(id)?.ok_or_else(|| Self::user_not_found(id))?;
+            let (old, version) = self.load_scim_user(id)?.ok_or_else(|| Self::user_not_found(id))?;
             tenant::check_if_match(if_match, version)?;
-            let mut writes = vec![Write::delete_at(self.keys.user(id), version)];
-            writes.extend(self.user_index_writes(id, Some(&old.attrs), None).0);
-            let edges = self.store().scan(&self.keys.memberships(id), None, 10_000)?;
-            let group_ids: Vec<String> = edges.iter().map(|e| keys::last_segment(&e.key)).collect();
-            let groups = self.store().get_many(&group_ids.iter().map(|g| self.keys.group(g)).collect::<Vec<_>>())?;
-            let now = self.now();
-            for (gid, group) in group_ids.iter().zip(groups) {
-                writes.push(Write::delete(self.keys.membership(id, gid)));
-                writes.push(Write::delete(self.keys.member(gid, id)));
-                if let Some(entry) = group {
-                    let mut g = Stored::decode(&entry)?;
-                    g.modified = now;
-                    writes.push(Write::replace(entry.key.clone(), g.encode(), entry.version));
-                }
-            }
-            Ok(self.store().commit(writes).map(|_| ()))
+            let writes = self.user_removal_writes(id, &old, version)?;
+            let op = Op { name: "user.delete", resource_type: "User", resource_id: id };
+            Ok(self.commit(op, writes).map(|_| ()))
         })?;
         Ok(Response::empty(204))
     }
@@ -250,9 +335,71 @@ fn validate_user(attrs: &mut Map<String, Value>) -> Result<(), ScimError> {
     }
 }
 
-fn taken(attrs: &Map<String, Value>) -> ScimError {
-    let name = attrs.get("userName").and_then(Value::as_str).unwrap_or_default();
+/// The 409 for a unique reservation that another user holds.
+fn conflict(user: &Stored, what: Option<&str>) -> ScimError {
+    if what == Some("login") {
+        let login = user.prov.login.as_deref().unwrap_or_default();
+        return ScimError::uniqueness(format!("the e-mail {login:?} is already another user's login in this account")).with_code("email_taken");
+    }
+    let name = user.attrs.get("userName").and_then(Value::as_str).unwrap_or_default();
     ScimError::uniqueness(format!("userName {name:?} is already taken in this account (userName is case-insensitive)"))
+}
+
+fn is_active(attrs: &Map<String, Value>) -> bool {
+    attrs.get("active") != Some(&Value::Bool(false))
+}
+
+/// The e-mail a SCIM user logs in with: its userName when that is an
+/// e-mail (the platform's identity rule), else its primary, work or first
+/// e-mail. Lower case.
+pub(crate) fn scim_login(attrs: &Map<String, Value>) -> Option<String> {
+    let user_name = attrs.get("userName").and_then(Value::as_str).filter(|u| looks_like_email(u));
+    user_name.map(str::to_owned).or_else(|| preferred_emails(attrs).into_iter().next()).map(|e| e.trim().to_lowercase())
+}
+
+/// E-mails in order of preference: primary, then work, then the rest.
+fn preferred_emails(attrs: &Map<String, Value>) -> Vec<String> {
+    let emails: Vec<&Value> = attrs.get("emails").and_then(Value::as_array).map(|a| a.iter().collect()).unwrap_or_default();
+    let value = |e: &&Value| e.get("value").and_then(Value::as_str).filter(|v| looks_like_email(v)).map(str::to_owned);
+    let primary = emails.iter().filter(|e| e.get("primary") == Some(&Value::Bool(true))).filter_map(value);
+    let work = emails.iter().filter(|e| e.get("type").and_then(Value::as_str) == Some("work")).filter_map(value);
+    let rest = emails.iter().filter_map(value);
+    let mut out: Vec<String> = Vec::new();
+    for e in primary.chain(work).chain(rest) {
+        if !out.iter().any(|o| o.eq_ignore_ascii_case(&e)) {
+            out.push(e);
+        }
+    }
+    out
+}
+
+/// What a SCIM create may match a native user's login on: userName and the
+/// primary and work e-mails.
+fn migration_candidates(attrs: &Map<String, Value>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let user_name = attrs.get("userName").and_then(Value::as_str).filter(|u| looks_like_email(u)).map(str::to_owned);
+    let emails = preferred_emails(attrs);
+    let picked = emails.iter().filter(|e| {
+        attrs.get("emails").and_then(Value::as_array).into_iter().flatten().any(|m| {
+            m.get("value").and_then(Value::as_str).is_some_and(|v| v.eq_ignore_ascii_case(e))
+                && (m.get("primary") == Some(&Value::Bool(true)) || m.get("type").and_then(Value::as_str) == Some("work"))
+        })
+    });
+    for e in user_name.into_iter().chain(picked.cloned()) {
+        let e = e.trim().to_lowercase();
+        if !out.contains(&e) {
+            out.push(e);
+        }
+    }
+    out
+}
+
+pub(crate) fn looks_like_email(s: &str) -> bool {
+    let s = s.trim();
+    match s.split_once('@') {
+        Some((local, domain)) => !local.is_empty() && domain.contains('.') && !domain.contains('@') && s.len() <= 320 && !s.contains(char::is_whitespace),
+        None => false,
+    }
 }
 
 /// The users of a tenant, as a listable collection.
@@ -287,10 +434,15 @@ impl<S: Store, E: Env> Collection for Users<'_, '_, S, E> {
     fn load(&self, ids: &[String]) -> Result<Vec<Option<Loaded<Self::Record>>>, ScimError> {
         let t = self.0;
         let docs = t.store().get_many(&ids.iter().map(|id| t.keys.user(id)).collect::<Vec<_>>())?;
-        ids.iter()
-            .zip(docs)
-            .map(|(id, doc)| doc.map(|d| Ok(Loaded { id: id.clone(), record: (Stored::decode(&d)?, d.version) })).transpose())
-            .collect()
+        let mut out = Vec::with_capacity(ids.len());
+        for (id, doc) in ids.iter().zip(docs) {
+            let record = match doc {
+                Some(d) => Some((Stored::decode(&d)?, d.version)).filter(|(u, _)| !u.prov.native),
+                None => None,
+            };
+            out.push(record.map(|record| Loaded { id: id.clone(), record }));
+        }
+        Ok(out)
     }
 
     fn render(&self, item: &Loaded<Self::Record>, computed: bool) -> Result<Value, ScimError> {

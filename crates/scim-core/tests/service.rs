@@ -150,7 +150,11 @@ fn accounts_cannot_see_each_other() {
 fn refused_writes_leave_nothing_behind() {
     let c = Client::new();
     let uid = c.user("taken@example.com");
-    let before = c.store.keys();
+    // Refusals are audited (one record each, under …/log/); nothing else
+    // may change.
+    let data = |c: &Client| c.store.keys().into_iter().filter(|k| !k.contains("/log/")).collect::<Vec<_>>();
+    let log_len = |c: &Client| c.store.keys().iter().filter(|k| k.contains("/log/")).count();
+    let before = data(&c);
     let attempts = [
         ("POST", "/Users".to_owned(), Some(json!({"userName": "TAKEN@example.com"})), 409),
         ("POST", "/Users".to_owned(), Some(json!({"displayName": "no userName"})), 400),
@@ -160,18 +164,21 @@ fn refused_writes_leave_nothing_behind() {
         ("PUT", format!("/Users/{uid}"), Some(json!({"userName": ""})), 400),
         ("POST", "/Users".to_owned(), None, 400),
     ];
+    let (tries, logged_before) = (attempts.len(), log_len(&c));
     for (method, path, body, status) in attempts {
         let (got, err) = c.call(method, &path, body.clone());
         assert_eq!(got, status, "{method} {path} {body:?}: {err}");
         assert_eq!(err["status"], status.to_string());
         assert!(err["detail"].as_str().is_some_and(|d| !d.is_empty()));
-        assert_eq!(c.store.keys(), before, "{method} {path} changed the store");
+        assert_eq!(data(&c), before, "{method} {path} changed the store");
     }
+    assert_eq!(log_len(&c), logged_before + tries, "one audit record per refusal");
     let raw = Request { method: "POST".into(), path_with_query: format!("{}/Users", c.base), headers: vec![("authorization".into(), format!("Bearer {}", c.token))], body: b"{not json".to_vec(), ..Default::default() };
     let response = Service::new(c.store.clone(), &*c.env).handle(&raw);
     assert_eq!((response.status, response.header("content-type")), (400, Some("application/scim+json")));
-    assert_eq!(c.store.keys(), before);
+    assert_eq!(data(&c), before);
 }
+
 
 #[test]
 fn etags_and_preconditions() {
