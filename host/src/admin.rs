@@ -8,8 +8,8 @@ use std::io::Write as _;
 
 use serde_json::{Value, json};
 
-use crate::bindings::{Account, AdminError, NewToken, TokenInfo};
-use crate::cli::{AccountCommand, TokenCommand};
+use crate::bindings::{Account, AdminError, NewToken, Request, TokenInfo};
+use crate::cli::{AccountCommand, AdminCommand, TokenCommand};
 use crate::runtime::Runtime;
 
 /// Why a command failed: the admin layer's one error type. Both kinds exit 1.
@@ -75,6 +75,8 @@ fn token_json(info: &TokenInfo) -> Value {
         "created": info.created,
         "expiresAt": info.expires_at,
         "revokedAt": info.revoked_at,
+        "lastUsedAt": info.last_used_at,
+        "expiryWarning": info.expiry_warning,
     })
 }
 
@@ -197,7 +199,9 @@ pub async fn token(runtime: &Runtime, command: TokenCommand) -> Result<()> {
                             Some(at) => format!("revoked {at}"),
                             None => format!("expires {}", t.expires_at),
                         };
-                        format!("{}\t{:?}\tcreated {}\t{state}", t.id, t.name, t.created)
+                        let used = t.last_used_at.as_deref().map(|u| format!("\tlast used {u}")).unwrap_or_default();
+                        let warning = t.expiry_warning.as_deref().map(|w| format!("\twarning: {w}")).unwrap_or_default();
+                        format!("{}\t{:?}\tcreated {}\t{state}{used}{warning}", t.id, t.name, t.created)
                     })
                     .collect();
                 print_lines(&lines);
@@ -218,6 +222,188 @@ pub async fn token(runtime: &Runtime, command: TokenCommand) -> Result<()> {
                 let at = info.revoked_at.as_deref().unwrap_or("(unknown time)");
                 print_lines(&[format!("Revoked token {} at {at}", info.id)]);
             }
+        }
+    }
+    Ok(())
+}
+
+/// Warnings for every token of every account that expires within 14 days
+/// (the component decides which, and words them).
+pub async fn expiry_warnings(runtime: &Runtime) -> Result<Vec<String>> {
+    let (mut store, core) = runtime.instantiate_core().await?;
+    let admin = core.scimlet_provider_admin();
+    let mut out = Vec::new();
+    for account in admin.call_list_accounts(&mut store).await?? {
+        for token in admin.call_list_tokens(&mut store, &account.id).await?? {
+            if let Some(warning) = token.expiry_warning {
+                out.push(format!("account {:?}: {warning}", account.name));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A token for one CLI run's in-process admin calls: random, never stored
+/// and never sent over a network.
+pub fn ephemeral_token() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    use std::io::Read as _;
+    let mut bytes = [0u8; 24];
+    if std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)).is_err() {
+        // No /dev/urandom: the process-random hasher keys are the next best.
+        for chunk in bytes.chunks_mut(8) {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+            chunk.copy_from_slice(&h.finish().to_le_bytes()[..chunk.len()]);
+        }
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// One admin API call through the component's typed `handler` export.
+struct AdminCall<'r> {
+    runtime: &'r Runtime,
+    token: String,
+}
+
+impl AdminCall<'_> {
+    async fn send(&self, method: &str, path: &str, body: Option<&Value>) -> Result<(u16, Vec<(String, String)>, Vec<u8>)> {
+        let (mut store, core) = self.runtime.instantiate_core().await?;
+        let request = Request {
+            method: method.to_owned(),
+            path_with_query: path.to_owned(),
+            scheme: None,
+            authority: Some("localhost".into()),
+            headers: vec![
+                ("authorization".into(), format!("Bearer {}", self.token)),
+                ("content-type".into(), "application/json".into()),
+                ("user-agent".into(), "scimlet-cli".into()),
+            ],
+            body: body.map(|b| b.to_string().into_bytes()).unwrap_or_default(),
+        };
+        let response = core.scimlet_provider_handler().call_handle(&mut store, &request).await?;
+        Ok((response.status, response.headers, response.body))
+    }
+
+    /// Sends and parses JSON; an error status becomes the command's error.
+    async fn json(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value> {
+        let (status, _, bytes) = self.send(method, path, body).await?;
+        let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        if status >= 400 {
+            let detail = value["detail"].as_str().unwrap_or("no detail").to_owned();
+            return Err(CommandError::Admin(if status == 404 { AdminError::NotFound(detail) } else { AdminError::Invalid(detail) }));
+        }
+        Ok(value)
+    }
+}
+
+fn query_value(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+pub async fn admin(runtime: &Runtime, command: AdminCommand) -> Result<()> {
+    let api = AdminCall { runtime, token: runtime.admin_token().unwrap_or_default().to_owned() };
+    let base = |account: &str| format!("/api/accounts/{}", query_value(account));
+    match command {
+        AdminCommand::Settings { account, same_name_policy, update_emails_via_scim, deactivation, .. } => {
+            let mut patch = serde_json::Map::new();
+            if let Some(p) = same_name_policy {
+                patch.insert("sameNamePolicy".into(), p.into());
+            }
+            if let Some(u) = update_emails_via_scim {
+                patch.insert("updateEmailsViaScim".into(), u.into());
+            }
+            if let Some(d) = deactivation {
+                patch.insert("deactivation".into(), d.into());
+            }
+            let path = format!("{}/settings", base(&account));
+            let settings = if patch.is_empty() {
+                api.json("GET", &path, None).await?
+            } else {
+                api.json("PATCH", &path, Some(&Value::Object(patch))).await?
+            };
+            print_json(&settings);
+        }
+        AdminCommand::RotateToken { account, token_id, grace_hours, expires_in_days, .. } => {
+            let body = json!({"graceHours": grace_hours, "expiresInDays": expires_in_days});
+            let path = format!("{}/tokens/{}/rotate", base(&account), query_value(&token_id));
+            let rotated = api.json("POST", &path, Some(&body)).await?;
+            print_lines(&[
+                format!("Token: {}", rotated["token"]["token"].as_str().unwrap_or_default()),
+                format!("Id: {} (expires {})", rotated["token"]["id"].as_str().unwrap_or_default(), rotated["token"]["expiresAt"].as_str().unwrap_or_default()),
+                format!(
+                    "Previous token {} valid until {}",
+                    rotated["previous"]["id"].as_str().unwrap_or_default(),
+                    rotated["previous"]["revokedAt"].as_str().or(rotated["previous"]["expiresAt"].as_str()).unwrap_or_default()
+                ),
+                SHOWN_ONCE.to_string(),
+            ]);
+        }
+        AdminCommand::MigrationReport { account, .. } => {
+            print_json(&api.json("GET", &format!("{}/migration-report", base(&account)), None).await?);
+        }
+        AdminCommand::ExportUsers { account, format, .. } => {
+            if format != "csv" && format != "json" {
+                return Err(CommandError::Admin(AdminError::Invalid("--format is csv or json".into())));
+            }
+            let mut cursor: Option<String> = None;
+            let mut all = Vec::new();
+            let mut out = std::io::stdout().lock();
+            loop {
+                let mut path = format!("{}/export/users?format={format}&count=1000", base(&account));
+                if let Some(c) = &cursor {
+                    path.push_str(&format!("&cursor={}", query_value(c)));
+                }
+                let (status, headers, body) = api.send("GET", &path, None).await?;
+                if status != 200 {
+                    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                    return Err(CommandError::Admin(AdminError::Invalid(v["detail"].as_str().unwrap_or("export failed").to_owned())));
+                }
+                if format == "csv" {
+                    let _ = out.write_all(&body);
+                } else {
+                    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                    all.extend(v["items"].as_array().cloned().unwrap_or_default());
+                }
+                cursor = headers.into_iter().find(|(n, _)| n == "x-next-cursor").map(|(_, v)| v);
+                if cursor.is_none() {
+                    break;
+                }
+            }
+            if format == "json" {
+                let _ = writeln!(out, "{}", Value::Array(all));
+            }
+            let _ = out.flush();
+        }
+        AdminCommand::ExportAudit { account, since, until, operation, .. } => {
+            let mut filters = String::new();
+            for (k, v) in [("since", since), ("until", until), ("operation", operation)] {
+                if let Some(v) = v {
+                    filters.push_str(&format!("&{k}={}", query_value(&v)));
+                }
+            }
+            let mut cursor: Option<String> = None;
+            let mut out = std::io::stdout().lock();
+            loop {
+                let mut path = format!("{}/audit?count=1000{filters}", base(&account));
+                if let Some(c) = &cursor {
+                    path.push_str(&format!("&cursor={}", query_value(c)));
+                }
+                let page = api.json("GET", &path, None).await?;
+                for item in page["items"].as_array().into_iter().flatten() {
+                    let _ = writeln!(out, "{item}");
+                }
+                cursor = page["nextCursor"].as_str().map(str::to_owned);
+                if cursor.is_none() {
+                    break;
+                }
+            }
+            let _ = out.flush();
         }
     }
     Ok(())

@@ -24,6 +24,7 @@ wasmtime::component::bindgen!({
 });
 
 pub use exports::scimlet::provider::admin::{Account, AdminError, NewToken, TokenInfo};
+pub use scimlet::provider::types::Request;
 use scimlet::provider::storage;
 
 impl From<StoreError> for storage::Error {

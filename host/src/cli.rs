@@ -30,6 +30,90 @@ pub enum Command {
     /// Manage an account's SCIM bearer tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// The admin API from the command line: settings, token rotation,
+    /// migration report, user export, audit log.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Show an account's provisioning settings, or change them.
+    Settings {
+        #[arg(long, value_name = "ID")]
+        account: String,
+        /// `link` or `separate`.
+        #[arg(long, value_name = "POLICY")]
+        same_name_policy: Option<String>,
+        /// Whether SCIM e-mail changes change the login e-mail.
+        #[arg(long, value_name = "BOOL")]
+        update_emails_via_scim: Option<bool>,
+        /// `disable` or `remove`.
+        #[arg(long, value_name = "MODE")]
+        deactivation: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Issue a successor of a token; the old one stays valid for the grace
+    /// period (0 revokes it now). Prints the new secret once.
+    RotateToken {
+        #[arg(long, value_name = "ID")]
+        account: String,
+        /// The token's id (not the secret).
+        token_id: String,
+        #[arg(long, value_name = "H", default_value_t = 24)]
+        grace_hours: u32,
+        /// Lifetime of the new token in days [default: 365].
+        #[arg(long, value_name = "D")]
+        expires_in_days: Option<u32>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Print the migration report as JSON.
+    MigrationReport {
+        #[arg(long, value_name = "ID")]
+        account: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Export every user (source, state, groups, role bindings).
+    ExportUsers {
+        #[arg(long, value_name = "ID")]
+        account: String,
+        /// `csv` or `json` (one JSON array).
+        #[arg(long, value_name = "FORMAT", default_value = "csv")]
+        format: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Export the audit log as JSON lines, oldest first.
+    ExportAudit {
+        #[arg(long, value_name = "ID")]
+        account: String,
+        /// Only records at or after this RFC 3339 time.
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// Only records at or before this RFC 3339 time.
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+        /// Only this operation (`user.` for every user operation).
+        #[arg(long, value_name = "OP")]
+        operation: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+impl AdminCommand {
+    pub fn store(&self) -> &StoreArgs {
+        match self {
+            AdminCommand::Settings { store, .. }
+            | AdminCommand::RotateToken { store, .. }
+            | AdminCommand::MigrationReport { store, .. }
+            | AdminCommand::ExportUsers { store, .. }
+            | AdminCommand::ExportAudit { store, .. } => store,
+        }
+    }
 }
 
 /// Options every command that opens the store shares.
@@ -52,6 +136,10 @@ pub struct ServeArgs {
     /// [default: http://<bound address>].
     #[arg(long, value_name = "URL")]
     pub public_url: Option<String>,
+    /// File holding the admin API's bearer token (at least 16 characters)
+    /// [default: $SCIMLET_ADMIN_TOKEN; neither: admin API disabled].
+    #[arg(long, value_name = "PATH")]
+    pub admin_token_file: Option<PathBuf>,
     #[command(flatten)]
     pub store: StoreArgs,
 }

@@ -51,11 +51,13 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Serve(args) => {
-            let runtime = open(&args.store)?;
+            let admin_token = admin_token(args.admin_token_file.as_deref())?;
             let options = serve::ServeOptions {
                 listen: args.listen,
                 public_url: args.public_url,
+                admin_api: admin_token.is_some(),
             };
+            let runtime = open(&args.store)?.with_admin_token(admin_token);
             serve::serve(Arc::new(runtime), options)
                 .await
                 .map_err(|e| format!("{e:#}"))
@@ -72,7 +74,41 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .await
                 .map_err(|e| e.to_string())
         }
+        Command::Admin(command) => {
+            // The CLI reaches the admin API in-process with a token that
+            // exists only for this run.
+            let runtime = open(command.store())?.with_admin_token(Some(admin::ephemeral_token()));
+            admin::admin(&runtime, command)
+                .await
+                .map_err(|e| e.to_string())
+        }
     }
+}
+
+/// The admin token: from `--admin-token-file`, else `SCIMLET_ADMIN_TOKEN`;
+/// none leaves the admin API disabled.
+fn admin_token(file: Option<&Path>) -> Result<Option<String>, String> {
+    let token = match file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read admin token file {}: {e}", path.display()))?
+                .trim()
+                .to_owned(),
+        ),
+        None => std::env::var("SCIMLET_ADMIN_TOKEN").ok().map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()),
+    };
+    match token {
+        Some(t) if t.len() < scim_core_min_admin_token() => Err(format!(
+            "the admin token must be at least {} characters",
+            scim_core_min_admin_token()
+        )),
+        other => Ok(other),
+    }
+}
+
+/// Mirrors the component's minimum (the runner does not link the core).
+const fn scim_core_min_admin_token() -> usize {
+    16
 }
 
 fn open(args: &StoreArgs) -> Result<Runtime, String> {

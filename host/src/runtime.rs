@@ -109,6 +109,7 @@ pub struct Runtime {
     proxy: ProxyPre<RequestState>,
     backend: Arc<dyn Backend>,
     slots: Arc<Semaphore>,
+    admin_token: Option<String>,
 }
 
 impl Runtime {
@@ -139,7 +140,20 @@ impl Runtime {
             proxy,
             backend,
             slots: Arc::new(Semaphore::new(MAX_INSTANCES as usize)),
+            admin_token: None,
         })
+    }
+
+    /// Enables the component's admin API for bearers of `token`; the guest
+    /// reads it from its environment (`SCIMLET_ADMIN_TOKEN`), the only
+    /// variable it is given.
+    pub fn with_admin_token(mut self, token: Option<String>) -> Self {
+        self.admin_token = token;
+        self
+    }
+
+    pub fn admin_token(&self) -> Option<&str> {
+        self.admin_token.as_deref()
     }
 
     /// A new store bounded in memory and time, for one request or command.
@@ -151,15 +165,18 @@ impl Runtime {
             .acquire_owned()
             .await
             .map_err(|_| wasmtime::format_err!("instance slots are closed"))?;
-        let wasi = WasiCtx::builder()
-            // Guest stdout goes to our stderr: our stdout carries the CLI's
-            // output (JSON included) and the server's announcement lines.
-            .stdout(std::io::stderr())
+        let mut wasi = WasiCtx::builder();
+        // Guest stdout goes to our stderr: our stdout carries the CLI's
+        // output (JSON included) and the server's announcement lines.
+        wasi.stdout(std::io::stderr())
             .inherit_stderr()
             .allow_tcp(false)
             .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
+            .allow_ip_name_lookup(false);
+        if let Some(token) = &self.admin_token {
+            wasi.env("SCIMLET_ADMIN_TOKEN", token);
+        }
+        let wasi = wasi.build();
         let state = RequestState {
             wasi,
             http: WasiHttpCtx::new(),

@@ -39,11 +39,16 @@ const DEADLINE_GRACE: Duration = Duration::from_secs(2);
 /// How long shutdown waits for requests in flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(35);
 
+/// How often the server looks for tokens about to expire.
+const EXPIRY_CHECK: Duration = Duration::from_secs(3600);
+
 /// What the server was asked to do.
 pub struct ServeOptions {
     pub listen: String,
     /// Origin clients reach the server at; `None` means `http://<bound addr>`.
     pub public_url: Option<String>,
+    /// Whether an admin token was configured (for the announcement).
+    pub admin_api: bool,
 }
 
 /// Why a request got no answer from the component.
@@ -115,6 +120,21 @@ pub async fn serve(runtime: Arc<Runtime>, options: ServeOptions) -> wasmtime::Re
     if let Some(lines) = created {
         admin::print_lines(&lines);
     }
+    if options.admin_api {
+        eprintln!("scimlet: admin API enabled at {}/api/accounts", public_url.trim_end_matches('/'));
+    }
+    // Tokens close to expiry: said at start and then every hour, since an
+    // expired token silently stops provisioning.
+    let watcher = Arc::clone(&runtime);
+    tokio::spawn(async move {
+        loop {
+            match admin::expiry_warnings(&watcher).await {
+                Ok(warnings) => warnings.iter().for_each(|w| eprintln!("scimlet: warning: {w}")),
+                Err(e) => eprintln!("scimlet: cannot check token expiry: {e}"),
+            }
+            tokio::time::sleep(EXPIRY_CHECK).await;
+        }
+    });
 
     let server = Arc::new(Server { runtime, origin });
     let graceful = GracefulShutdown::new();

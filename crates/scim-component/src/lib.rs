@@ -121,6 +121,8 @@ fn token_info(t: scim_core::TokenInfo) -> admin::TokenInfo {
         created: t.created,
         expires_at: t.expires_at,
         revoked_at: t.revoked_at,
+        last_used_at: t.last_used_at,
+        expiry_warning: t.expiry_warning,
     }
 }
 

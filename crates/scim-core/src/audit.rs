@@ -65,6 +65,7 @@ impl RequestInfo {
         let client = match user_agent.as_deref().map(str::to_ascii_lowercase) {
             Some(ua) if ua.contains("microsoft") || ua.contains("azure") => "entra",
             Some(ua) if ua.contains("okta") => "okta",
+            Some(ua) if ua.starts_with("scimlet-cli") => "cli",
             _ => default_client,
         };
         RequestInfo { id, client, user_agent }

@@ -1,0 +1,361 @@
+//! The provisioning rules over the in-memory store: the native admin API,
+//! ownership, migration by e-mail, same-name policy, settings, role
+//! bindings, tokens and the audit log.
+
+use std::sync::Arc;
+
+use scim_core::{Config, MemStore, Request, Service, TestEnv};
+use serde_json::{Value, json};
+
+const ADMIN: &str = "admin-token-0123456789";
+
+struct World {
+    store: MemStore,
+    env: Arc<TestEnv>,
+    account: String,
+    scim_base: String,
+    token: String,
+    token_id: String,
+}
+
+impl World {
+    fn new() -> Self {
+        let store = MemStore::new();
+        let env = Arc::new(TestEnv::default());
+        let service = Service::new(store.clone(), &*env);
+        let account = service.create_account("acme").unwrap();
+        let token = service.create_token(&account.id, "entra", None).unwrap();
+        World { store, env, scim_base: account.scim_path, account: account.id, token: token.token, token_id: token.info.id }
+    }
+
+    fn raw(&self, method: &str, path: &str, auth: Option<&str>, body: Option<Value>, ua: &str) -> (u16, Value) {
+        let service = Service::with_config(self.store.clone(), &*self.env, Config::default().with_admin_token(Some(ADMIN)));
+        let mut headers = vec![("user-agent".to_owned(), ua.to_owned()), ("x-request-id".to_owned(), format!("req-{method}"))];
+        if let Some(a) = auth {
+            headers.push(("authorization".into(), format!("Bearer {a}")));
+        }
+        let response = service.handle(&Request {
+            method: method.into(),
+            path_with_query: path.into(),
+            authority: Some("scim.test".into()),
+            headers,
+            body: body.map(|b| b.to_string().into_bytes()).unwrap_or_default(),
+            ..Default::default()
+        });
+        let value = if response.body.is_empty() { Value::Null } else { serde_json::from_slice(&response.body).unwrap_or(Value::Null) };
+        (response.status, value)
+    }
+
+    fn admin(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.raw(method, &format!("/api/accounts/{}{path}", self.account), Some(ADMIN), body, "curl/8")
+    }
+
+    fn scim(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.raw(method, &format!("{}{path}", self.scim_base), Some(&self.token), body, "Microsoft.Identity.Provisioning")
+    }
+
+    fn native_user(&self, email: &str, name: &str) -> String {
+        let (s, v) = self.admin("POST", "/users", Some(json!({"email": email, "name": name})));
+        assert_eq!(s, 201, "{v}");
+        v["id"].as_str().unwrap().to_owned()
+    }
+
+    fn native_group(&self, name: &str) -> String {
+        let (s, v) = self.admin("POST", "/groups", Some(json!({"name": name})));
+        assert_eq!(s, 201, "{v}");
+        v["id"].as_str().unwrap().to_owned()
+    }
+
+    fn audit(&self, query: &str) -> Vec<Value> {
+        let (s, v) = self.admin("GET", &format!("/audit?{query}"), None);
+        assert_eq!(s, 200, "{v}");
+        v["items"].as_array().unwrap().clone()
+    }
+}
+
+fn scim_user(user_name: &str, work: &str) -> Value {
+    json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": user_name, "active": true,
+           "emails": [{"value": work, "type": "work", "primary": true}], "name": {"givenName": "G", "familyName": "F"}})
+}
+
+fn patch(ops: Value) -> Value {
+    json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops})
+}
+
+#[test]
+fn admin_api_needs_its_own_token() {
+    let w = World::new();
+    let path = format!("/api/accounts/{}/users", w.account);
+    assert_eq!(w.raw("GET", &path, None, None, "x").0, 401);
+    let (s, v) = w.raw("GET", &path, Some(&w.token), None, "x");
+    assert_eq!((s, v["code"].as_str()), (401, Some("unauthorized")), "a SCIM token is not an admin token");
+    // Without a configured admin token the API is off.
+    let service = Service::new(w.store.clone(), &*w.env);
+    let r = service.handle(&Request { method: "GET".into(), path_with_query: path, headers: vec![("authorization".into(), format!("Bearer {ADMIN}"))], ..Default::default() });
+    assert_eq!(r.status, 403);
+    assert!(String::from_utf8_lossy(&r.body).contains("admin_api_disabled"));
+    // Too short a token never enables it.
+    assert!(!Config::default().with_admin_token(Some("short")).admin_enabled());
+}
+
+#[test]
+fn migration_takes_native_users_over_by_email() {
+    let w = World::new();
+    let jane = w.native_user("Jane.Doe@corp.com", "Jane Doe");
+    let group = w.native_group("Platform Team");
+    assert_eq!(w.admin("PUT", &format!("/groups/{group}/members/{jane}"), None).0, 200);
+    let (s, binding) = w.admin("POST", "/role-bindings", Some(json!({"principal": {"type": "user", "id": jane}, "role": "project_admin", "scope": {"kind": "project", "org": "default", "project": "web"}})));
+    assert_eq!(s, 201, "{binding}");
+
+    // SCIM cannot see the native user before migration.
+    let (_, list) = w.scim("GET", "/Users?filter=userName%20eq%20%22jane.doe%40corp.com%22", None);
+    assert_eq!(list["totalResults"], 0);
+    assert_eq!(w.scim("GET", &format!("/Users/{jane}"), None).0, 404);
+
+    // Entra: userName is the UPN, the work e-mail matches the native login.
+    let (s, created) = w.scim("POST", "/Users", Some(scim_user("jdoe@corp.onmicrosoft.com", "jane.doe@CORP.com")));
+    assert_eq!(s, 201, "{created}");
+    assert_eq!(created["id"], jane, "taken over, not duplicated");
+    assert!(created.get("groups").is_none(), "native groups are not SCIM's to see");
+
+    let (_, view) = w.admin("GET", &format!("/users/{jane}"), None);
+    assert_eq!(view["source"], json!({"kind": "scim", "tokenId": w.token_id, "takenOverAt": view["source"]["takenOverAt"]}));
+    assert!(view["source"]["takenOverAt"].is_string());
+    assert_eq!(view["email"], "jane.doe@corp.com", "the login stays the native e-mail");
+    assert_eq!(view["groups"], json!([{"id": group, "name": "Platform Team", "source": "native"}]));
+    assert_eq!(view["roleBindings"], json!([binding]));
+
+    // A second create of the same person is now a plain userName conflict.
+    let (s, err) = w.scim("POST", "/Users", Some(scim_user("jdoe@corp.onmicrosoft.com", "jane.doe@corp.com")));
+    assert_eq!((s, err["scimType"].as_str()), (409, Some("uniqueness")));
+    // A new person gets a new user.
+    let (s, other) = w.scim("POST", "/Users", Some(scim_user("new.hire@corp.com", "new.hire@corp.com")));
+    assert_eq!(s, 201);
+    assert_ne!(other["id"], jane);
+
+    let takeovers = w.audit("operation=user.takeover");
+    assert_eq!(takeovers.len(), 1);
+    assert_eq!(takeovers[0]["actor"], json!({"kind": "token", "tokenId": w.token_id}));
+    assert_eq!((takeovers[0]["client"].as_str(), takeovers[0]["resource"]["id"].as_str()), (Some("entra"), Some(jane.as_str())));
+    assert_eq!(takeovers[0]["requestId"], "req-POST");
+}
+
+#[test]
+fn scim_managed_resources_refuse_native_edits() {
+    let w = World::new();
+    let (_, u) = w.scim("POST", "/Users", Some(scim_user("ann@corp.com", "ann@corp.com")));
+    let ann = u["id"].as_str().unwrap().to_owned();
+    let (s, g) = w.scim("POST", "/Groups", Some(json!({"displayName": "Sales", "members": [{"value": ann}]})));
+    assert_eq!(s, 201, "{g}");
+    let sales = g["id"].as_str().unwrap().to_owned();
+    let native = w.native_group("Helpdesk");
+
+    let refusals = [
+        ("PATCH", format!("/groups/{sales}"), Some(json!({"name": "Renamed"})), "scim_managed_group"),
+        ("DELETE", format!("/groups/{sales}"), None, "scim_managed_group"),
+        ("PUT", format!("/groups/{sales}/members/{ann}"), None, "scim_managed_group"),
+        ("DELETE", format!("/groups/{sales}/members/{ann}"), None, "scim_managed_group"),
+        ("PATCH", format!("/users/{ann}"), Some(json!({"email": "x@corp.com"})), "scim_managed_user"),
+        ("PATCH", format!("/users/{ann}"), Some(json!({"name": "X"})), "scim_managed_user"),
+        ("DELETE", format!("/users/{ann}"), None, "scim_managed_user"),
+    ];
+    let data = |w: &World| w.store.keys().into_iter().filter(|k| !k.contains("/log/")).collect::<Vec<_>>();
+    let before = data(&w);
+    for (method, path, body, code) in refusals {
+        let (s, err) = w.admin(method, &path, body);
+        assert_eq!((s, err["code"].as_str()), (409, Some(code)), "{method} {path}: {err}");
+        assert_eq!(err["schemas"], json!(["urn:ietf:params:scim:api:messages:2.0:Error"]));
+        assert_eq!(data(&w), before, "{method} {path} changed something");
+    }
+    assert_eq!(w.audit("outcome=failure").len(), 7);
+    // A SCIM user may be put in a native group by hand, and taken out again.
+    let (s, view) = w.admin("PUT", &format!("/groups/{native}/members/{ann}"), None);
+    assert_eq!((s, view["members"].clone()), (200, json!([ann])));
+    let (_, user) = w.admin("GET", &format!("/users/{ann}"), None);
+    assert_eq!(user["groups"].as_array().unwrap().len(), 2);
+    // SCIM still sees only its own group.
+    let (_, scim_view) = w.scim("GET", &format!("/Users/{ann}"), None);
+    assert_eq!(scim_view["groups"].as_array().unwrap().iter().map(|g| g["value"].clone()).collect::<Vec<_>>(), vec![json!(sales)]);
+    assert_eq!(w.admin("DELETE", &format!("/groups/{native}/members/{ann}"), None).0, 200);
+    // SCIM can neither see nor delete the native group.
+    assert_eq!(w.scim("DELETE", &format!("/Groups/{native}"), None).0, 404);
+}
+
+#[test]
+fn same_name_policy_links_or_separates() {
+    // link (default): the push finds and takes over the native group.
+    let w = World::new();
+    let member = w.native_user("m@corp.com", "M");
+    let eng = w.native_group("Eng Team");
+    w.admin("PUT", &format!("/groups/{eng}/members/{member}"), None);
+    let (_, found) = w.scim("GET", "/Groups?filter=displayName%20eq%20%22Eng%20Team%22&excludedAttributes=members", None);
+    assert_eq!(found["totalResults"], 1);
+    assert_eq!(found["Resources"][0]["id"], eng);
+    let (_, all) = w.scim("GET", "/Groups", None);
+    assert_eq!(all["totalResults"], 0, "unfiltered lists stay SCIM's own");
+    let (s, pushed) = w.scim("POST", "/Groups", Some(json!({"displayName": "Eng Team"})));
+    assert_eq!((s, pushed["id"].as_str()), (201, Some(eng.as_str())));
+    let (_, view) = w.admin("GET", &format!("/groups/{eng}"), None);
+    assert_eq!(view["source"]["kind"], "scim");
+    assert_eq!(view["members"], json!([]), "members replaced by the pushed (empty) list");
+    let (_, report) = w.admin("GET", "/migration-report", None);
+    assert_eq!(report["groupsTakenOver"][0]["id"], eng);
+
+    // separate: a same-name SCIM group is kept beside the native one.
+    let w = World::new();
+    assert_eq!(w.admin("PATCH", "/settings", Some(json!({"sameNamePolicy": "separate"}))).0, 200);
+    let eng = w.native_group("Eng Team");
+    let (_, found) = w.scim("GET", "/Groups?filter=displayName%20eq%20%22Eng%20Team%22", None);
+    assert_eq!(found["totalResults"], 0);
+    assert_eq!(w.scim("GET", &format!("/Groups/{eng}"), None).0, 404);
+    let (s, pushed) = w.scim("POST", "/Groups", Some(json!({"displayName": "Eng Team"})));
+    assert_eq!((s, pushed["id"].as_str()), (201, Some("Eng_Team_2")));
+    let (_, native) = w.admin("GET", &format!("/groups/{eng}"), None);
+    assert_eq!(native["source"]["kind"], "native");
+    let (_, groups) = w.admin("GET", "/groups?source=scim", None);
+    assert_eq!(groups["items"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn settings_govern_emails_and_deactivation() {
+    let w = World::new();
+    let (_, u) = w.scim("POST", "/Users", Some(scim_user("pat@corp.com", "pat@corp.com")));
+    let pat = u["id"].as_str().unwrap().to_owned();
+    // On (default): a SCIM e-mail change moves the login.
+    w.scim("PATCH", &format!("/Users/{pat}"), Some(patch(json!([{"op": "replace", "path": "userName", "value": "patricia@corp.com"}]))));
+    assert_eq!(w.admin("GET", &format!("/users/{pat}"), None).1["email"], "patricia@corp.com");
+    // Off: SCIM's change is stored but the login stays.
+    w.admin("PATCH", "/settings", Some(json!({"updateEmailsViaScim": false})));
+    let (s, _) = w.scim("PATCH", &format!("/Users/{pat}"), Some(patch(json!([{"op": "replace", "path": "userName", "value": "pat.x@corp.com"}]))));
+    assert_eq!(s, 200);
+    let (_, view) = w.admin("GET", &format!("/users/{pat}"), None);
+    assert_eq!((view["email"].as_str(), view["userName"].as_str()), (Some("patricia@corp.com"), Some("pat.x@corp.com")));
+
+    // disable (default): stays, readable, memberships kept, access blocked.
+    let (_, g) = w.scim("POST", "/Groups", Some(json!({"displayName": "Ops", "members": [{"value": pat}]})));
+    let (s, _) = w.scim("PATCH", &format!("/Users/{pat}"), Some(patch(json!([{"op": "replace", "path": "active", "value": false}]))));
+    assert_eq!(s, 200);
+    let (_, view) = w.admin("GET", &format!("/users/{pat}"), None);
+    assert_eq!((view["active"].as_bool(), view["access"].as_str(), view["groups"].as_array().unwrap().len()), (Some(false), Some("blocked"), 1));
+    assert_eq!(w.scim("GET", &format!("/Users/{pat}"), None).1["active"], false);
+    // remove: deactivation takes the user out of the account.
+    w.scim("PATCH", &format!("/Users/{pat}"), Some(patch(json!([{"op": "replace", "path": "active", "value": true}]))));
+    w.admin("PATCH", "/settings", Some(json!({"deactivation": "remove"})));
+    let (s, _) = w.scim("PATCH", &format!("/Users/{pat}"), Some(patch(json!([{"op": "replace", "path": "active", "value": false}]))));
+    assert_eq!(s, 200);
+    assert_eq!(w.admin("GET", &format!("/users/{pat}"), None).0, 404);
+    assert_eq!(w.scim("GET", &format!("/Users/{pat}"), None).0, 404);
+    let gid = g["id"].as_str().unwrap();
+    assert!(w.scim("GET", &format!("/Groups/{gid}"), None).1.get("members").is_none());
+    assert_eq!(w.audit("operation=user.remove").len(), 1);
+    let (s, err) = w.admin("PATCH", "/settings", Some(json!({"deactivation": "purge"})));
+    assert_eq!((s, err["scimType"].as_str()), (400, Some("invalidValue")));
+}
+
+#[test]
+fn role_bindings_are_native_and_unique() {
+    let w = World::new();
+    let u = w.native_user("r@corp.com", "R");
+    let body = json!({"principal": {"type": "user", "id": u}, "role": "viewer", "scope": {"kind": "account"}});
+    let (s, b) = w.admin("POST", "/role-bindings", Some(body.clone()));
+    assert_eq!(s, 201);
+    let (s, err) = w.admin("POST", "/role-bindings", Some(body));
+    assert_eq!((s, err["code"].as_str()), (409, Some("duplicate_role_binding")));
+    let (s, _) = w.admin("POST", "/role-bindings", Some(json!({"principal": {"type": "user", "id": "ghost"}, "role": "viewer", "scope": {"kind": "account"}})));
+    assert_eq!(s, 404);
+    let (_, list) = w.admin("GET", &format!("/role-bindings?principalType=user&principalId={u}"), None);
+    assert_eq!(list["items"], json!([b]));
+    // Removing the user removes its bindings with it.
+    assert_eq!(w.admin("DELETE", &format!("/users/{u}"), None).0, 204);
+    let id = b["id"].as_str().unwrap();
+    assert_eq!(w.admin("GET", &format!("/role-bindings/{id}"), None).0, 404);
+    assert!(!w.store.keys().iter().any(|k| k.contains("/x/rb")), "no binding index left behind");
+}
+
+#[test]
+fn tokens_rotate_warn_and_record_use() {
+    let w = World::new();
+    let (_, list) = w.admin("GET", "/tokens", None);
+    assert_eq!(list["items"][0]["lastUsedAt"], Value::Null);
+    w.scim("GET", "/Users", None);
+    let (_, list) = w.admin("GET", "/tokens", None);
+    assert!(list["items"][0]["lastUsedAt"].is_string());
+
+    let (s, short) = w.admin("POST", "/tokens", Some(json!({"name": "okta", "expiresInDays": 10})));
+    assert_eq!(s, 201);
+    assert!(short["expiryWarning"].as_str().is_some_and(|m| m.contains("expires in 9 days") || m.contains("expires in 10 days")), "{short}");
+    let (s, rotated) = w.admin("POST", &format!("/tokens/{}/rotate", w.token_id), Some(json!({"graceHours": 1})));
+    assert_eq!(s, 201, "{rotated}");
+    let new_token = rotated["token"]["token"].as_str().unwrap().to_owned();
+    // Both work during the grace period; the old one stops after it.
+    assert_eq!(w.scim("GET", "/Users", None).0, 200);
+    let with_new = |w: &World| w.raw("GET", &format!("{}/Users", w.scim_base), Some(&new_token), None, "x").0;
+    assert_eq!(with_new(&w), 200);
+    w.env.advance(2 * 3_600_000);
+    assert_eq!(w.scim("GET", "/Users", None).0, 401);
+    assert_eq!(with_new(&w), 200);
+    assert_eq!(w.audit("operation=token.rotate").len(), 1);
+}
+
+#[test]
+fn audit_log_pages_and_filters() {
+    let w = World::new();
+    for i in 0..5 {
+        w.native_user(&format!("u{i}@corp.com"), "U");
+    }
+    w.scim("POST", "/Users", Some(scim_user("s@corp.com", "s@corp.com")));
+    let all = w.audit("count=1000");
+    // The operator's token.create of World::new comes first.
+    assert_eq!(all.len(), 7);
+    assert_eq!((all[0]["operation"].as_str(), all[0]["actor"]["kind"].as_str(), all[0]["client"].as_str()), (Some("token.create"), Some("operator"), Some("cli")));
+    let first = w.audit("count=4");
+    let (_, page) = w.admin("GET", "/audit?count=4", None);
+    let cursor = page["nextCursor"].as_str().unwrap();
+    let rest = w.audit(&format!("count=4&cursor={cursor}"));
+    assert_eq!([first, rest].concat(), all);
+    assert_eq!(w.audit("actor=admin").len(), 5);
+    assert_eq!(w.audit(&format!("actor={}", w.token_id)).len(), 1);
+    assert_eq!(w.audit("operation=user.").len(), 6);
+    assert_eq!(w.audit("client=entra").len(), 1);
+    assert_eq!(w.audit("actor=operator").len(), 1);
+    let since = all[6]["time"].as_str().unwrap();
+    assert_eq!(w.audit(&format!("since={since}")).len(), 1);
+    assert_eq!(w.admin("GET", "/audit?bogus=1", None).0, 400);
+    // Another account's log and people are out of reach.
+    let other = Service::new(w.store.clone(), &*w.env).create_account("other").unwrap();
+    let (_, users) = w.raw("GET", &format!("/api/accounts/{}/users", other.id), Some(ADMIN), None, "x");
+    assert_eq!(users["items"], json!([]));
+}
+
+#[test]
+fn export_and_report_reflect_migration_state() {
+    let w = World::new();
+    w.admin("PATCH", "/settings", Some(json!({"emailDomainAliases": {"corp.onmicrosoft.com": "corp.com"}})));
+    let bob = w.native_user("bobsmith@corp.com", "Bob");
+    w.native_user("carol@corp.com", "Carol");
+    let (_, dup) = w.scim("POST", "/Users", Some(scim_user("Bob.Smith+x@corp.onmicrosoft.com", "bob.smith+x@corp.onmicrosoft.com")));
+    let (_, report) = w.admin("GET", "/migration-report", None);
+    assert_eq!(report["summary"]["nativeUsers"], 2);
+    assert_eq!(report["summary"]["scimUsers"], 1);
+    assert_eq!(report["nativeUsersNotTakenOver"].as_array().unwrap().len(), 2);
+    let d = &report["possibleDuplicates"][0];
+    assert_eq!(d["normalizedEmail"], "bobsmith@corp.com");
+    let ids: Vec<&str> = d["users"].as_array().unwrap().iter().map(|u| u["id"].as_str().unwrap()).collect();
+    assert!(ids.contains(&bob.as_str()) && ids.contains(&dup["id"].as_str().unwrap()));
+
+    let service = Service::with_config(w.store.clone(), &*w.env, Config::default().with_admin_token(Some(ADMIN)));
+    let r = service.handle(&Request {
+        method: "GET".into(),
+        path_with_query: format!("/api/accounts/{}/export/users?format=csv", w.account),
+        headers: vec![("authorization".into(), format!("Bearer {ADMIN}"))],
+        ..Default::default()
+    });
+    let csv = String::from_utf8(r.body).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "id,email,name,userName,source,scimTokenId,takenOverAt,active,groups,roleBindings");
+    assert_eq!(lines.len(), 4);
+    assert!(lines.iter().any(|l| l.starts_with(&format!("{bob},bobsmith@corp.com,Bob,bobsmith@corp.com,native,,,true,,"))));
+    let (_, json_export) = w.admin("GET", "/export/users?format=json&count=2", None);
+    assert_eq!(json_export["items"].as_array().unwrap().len(), 2);
+    assert!(json_export["nextCursor"].is_string());
+}
