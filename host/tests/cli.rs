@@ -123,8 +123,9 @@ fn account_and_token_lifecycle() {
     assert_eq!(tokens.len(), 1);
     assert_eq!(
         keys(&tokens[0]),
-        ["created", "expiresAt", "id", "name", "revokedAt"]
+        ["created", "expiresAt", "expiryWarning", "id", "lastUsedAt", "name", "revokedAt"]
     );
+    assert!(tokens[0]["expiryWarning"].is_null() && tokens[0]["lastUsedAt"].is_null());
     assert_eq!(tokens[0]["id"], token_id);
     assert_eq!(tokens[0]["name"], "okta");
     assert!(tokens[0]["revokedAt"].is_null());
@@ -173,4 +174,68 @@ fn refusals_exit_1_and_usage_errors_exit_2() {
 
     let out = scimlet(&db, &["token", "create", "--json"]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+fn stdout(db: &Path, args: &[&str]) -> String {
+    let out = scimlet(db, args);
+    assert!(
+        out.status.success(),
+        "scimlet {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 stdout")
+}
+
+#[test]
+fn admin_commands_use_the_admin_api_in_process() {
+    let dir = TempDir::new();
+    let db = dir.db();
+    let account = json(&db, &["account", "create", "Acme", "--json"]);
+    let id = string(&account, "id");
+
+    // A token close to expiry is flagged.
+    let token = json(&db, &["token", "create", "--account", id, "--expires-in-days", "5", "--json"]);
+    let tokens = json(&db, &["token", "list", "--account", id, "--json"]);
+    let warning = string(&tokens[0], "expiryWarning");
+    assert!(warning.contains("expires in 4 days") || warning.contains("expires in 5 days"), "{warning}");
+
+    let settings = json(&db, &["admin", "settings", "--account", id]);
+    assert_eq!(settings["sameNamePolicy"], "link");
+    assert_eq!(settings["deactivation"], "disable");
+    let settings = json(
+        &db,
+        &["admin", "settings", "--account", id, "--same-name-policy", "separate", "--deactivation", "remove"],
+    );
+    assert_eq!((settings["sameNamePolicy"].as_str(), settings["deactivation"].as_str()), (Some("separate"), Some("remove")));
+    let out = scimlet(&db, &["admin", "settings", "--account", id, "--deactivation", "purge"]);
+    assert_eq!(out.status.code(), Some(1), "a bad value is refused");
+
+    let rotated = stdout(&db, &["admin", "rotate-token", "--account", id, string(&token, "id"), "--grace-hours", "0"]);
+    assert!(rotated.lines().next().is_some_and(|l| l.starts_with("Token: scimlet_")), "{rotated}");
+    let tokens = json(&db, &["token", "list", "--account", id, "--json"]);
+    let tokens = tokens.as_array().unwrap();
+    assert_eq!(tokens.len(), 2);
+    assert!(tokens.iter().any(|t| t["id"] == token["id"] && t["revokedAt"].is_string()), "grace 0 revokes the old token");
+
+    let report = json(&db, &["admin", "migration-report", "--account", id]);
+    assert_eq!(report["summary"]["users"], 0);
+    assert_eq!(report["nativeUsersNotTakenOver"], serde_json::json!([]));
+
+    let csv = stdout(&db, &["admin", "export-users", "--account", id]);
+    assert_eq!(csv, "id,email,name,userName,source,scimTokenId,takenOverAt,active,groups,roleBindings\r\n");
+    assert_eq!(stdout(&db, &["admin", "export-users", "--account", id, "--format", "json"]).trim(), "[]");
+
+    let audit = stdout(&db, &["admin", "export-audit", "--account", id]);
+    let records: Vec<Value> = audit.lines().map(|l| serde_json::from_str(l).expect("one JSON record per line")).collect();
+    let ops: Vec<(&str, &str)> = records.iter().map(|r| (r["operation"].as_str().unwrap(), r["outcome"].as_str().unwrap())).collect();
+    assert_eq!(
+        ops,
+        [("token.create", "success"), ("settings.update", "success"), ("settings.update", "failure"), ("token.rotate", "success")],
+        "the refused settings change is recorded too"
+    );
+    assert_eq!(records[2]["status"], 400);
+    assert_eq!(records[1]["actor"]["kind"], "admin");
+    assert_eq!(records[1]["client"], "cli");
+    let only = stdout(&db, &["admin", "export-audit", "--account", id, "--operation", "token.rotate"]);
+    assert_eq!(only.lines().count(), 1);
 }

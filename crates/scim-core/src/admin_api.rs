@@ -107,15 +107,36 @@ fn route<S: Store, E: Env>(service: &Service<S, E>, request: &Request, path: &st
             let account = service.get_account(account)?;
             let tenant = Tenant::new(service, &account.id, request.origin(), Actor::Admin, info.clone());
             let result = account_route(&tenant, &account, rest, method, &params, &request.body);
-            if let Err(err) = &result {
-                if method != "GET" && err.status != 405 && err.status < 500 {
-                    let id = rest.get(1).copied().unwrap_or_default();
-                    let what = rest.first().copied().unwrap_or("account");
-                    tenant.record_failure(Op { name: &format!("admin.{}.{}", what, method.to_ascii_lowercase()), resource_type: what, resource_id: id }, err);
+            if let (Err(err), Some(op)) = (&result, write_op(rest, method, &account.id)) {
+                if err.status != 405 && err.status < 500 {
+                    tenant.record_failure(op, err);
                 }
             }
             result
         }
+    }
+}
+
+/// The audit name of an admin write, by path and method: the same names
+/// the successful operations record.
+fn write_op<'p>(rest: &[&'p str], method: &str, account: &'p str) -> Option<Op<'p>> {
+    let op = |name, resource_type, resource_id| Some(Op { name, resource_type, resource_id });
+    match (rest, method) {
+        (["settings"], "PATCH") => op("settings.update", "Settings", account),
+        (["tokens"], "POST") => op("token.create", "Token", ""),
+        (["tokens", id], "DELETE") => op("token.revoke", "Token", id),
+        (["tokens", id, "rotate"], "POST") => op("token.rotate", "Token", id),
+        (["users"], "POST") => op("user.create", "User", ""),
+        (["users", id], "PATCH") => op("user.update", "User", id),
+        (["users", id], "DELETE") => op("user.remove", "User", id),
+        (["groups"], "POST") => op("group.create", "Group", ""),
+        (["groups", id], "PATCH") => op("group.rename", "Group", id),
+        (["groups", id], "DELETE") => op("group.delete", "Group", id),
+        (["groups", id, "members", _], "PUT") => op("group.addMember", "Group", id),
+        (["groups", id, "members", _], "DELETE") => op("group.removeMember", "Group", id),
+        (["role-bindings"], "POST") => op("roleBinding.create", "RoleBinding", ""),
+        (["role-bindings", id], "DELETE") => op("roleBinding.delete", "RoleBinding", id),
+        _ => None,
     }
 }
 
