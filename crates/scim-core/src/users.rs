@@ -204,6 +204,11 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
             let op = Op { name: "user.create", resource_type: "User", resource_id: &id };
             match self.commit(op, writes) {
                 Ok(v) => Ok(Ok((id, new, v))),
+                // An admin created this login since we looked: go round
+                // again, and the next attempt takes that user over.
+                Err(StoreError::Conflict(i)) if uniques.hit(1, i) == Some("login") && self.migration_match(&attrs)?.is_some() => {
+                    Ok(Err(StoreError::Conflict(i)))
+                }
                 Err(StoreError::Conflict(i)) if uniques.hit(1, i).is_some() => Err(conflict(&new, uniques.hit(1, i))),
                 Err(e) => Ok(Err(e)),
             }

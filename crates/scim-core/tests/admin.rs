@@ -359,3 +359,28 @@ fn export_and_report_reflect_migration_state() {
     assert_eq!(json_export["items"].as_array().unwrap().len(), 2);
     assert!(json_export["nextCursor"].is_string());
 }
+
+#[test]
+fn racing_native_and_scim_creates_never_duplicate_a_person() {
+    for round in 0..20 {
+        let w = World::new();
+        let email = format!("racer{round}@corp.com");
+        let (native, scim) = std::thread::scope(|s| {
+            let a = s.spawn(|| w.admin("POST", "/users", Some(json!({"email": email, "name": "Racer"}))));
+            let b = s.spawn(|| w.scim("POST", "/Users", Some(scim_user(&email, &email))));
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        assert_eq!(scim.0, 201, "SCIM always gets its user: {}", scim.1);
+        let (_, users) = w.admin("GET", "/users", None);
+        let items = users["items"].as_array().unwrap();
+        assert_eq!(items.len(), 1, "one person, one user: {users}");
+        assert_eq!(items[0]["source"]["kind"], "scim");
+        match native.0 {
+            // The admin was first and SCIM took the user over.
+            201 => assert_eq!((items[0]["id"].clone(), items[0]["source"]["takenOverAt"].is_string()), (native.1["id"].clone(), true)),
+            // SCIM was first: the admin hears whose e-mail it is.
+            409 => assert_eq!(native.1["code"], "email_taken"),
+            other => panic!("unexpected {other}: {}", native.1),
+        }
+    }
+}
