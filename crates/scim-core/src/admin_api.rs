@@ -107,11 +107,10 @@ fn route<S: Store, E: Env>(service: &Service<S, E>, request: &Request, path: &st
             let account = service.get_account(account)?;
             let tenant = Tenant::new(service, &account.id, request.origin(), Actor::Admin, info.clone());
             let result = account_route(&tenant, &account, rest, method, &params, &request.body);
-            if let (Err(err), Some(op)) = (&result, write_op(rest, method, &account.id)) {
-                if err.status != 405 && err.status < 500 {
+            if let (Err(err), Some(op)) = (&result, write_op(rest, method, &account.id))
+                && err.status != 405 && err.status < 500 {
                     tenant.record_failure(op, err);
                 }
-            }
             result
         }
     }

@@ -219,11 +219,10 @@ pub(crate) fn list(store: &impl Store, keys: &AccountKeys, q: &AuditQuery) -> Re
                 return Ok((items, None));
             }
             examined += 1;
-            if let Ok(Value::Object(rec)) = serde_json::from_slice::<Value>(&entry.value) {
-                if q.matches(&rec) {
+            if let Ok(Value::Object(rec)) = serde_json::from_slice::<Value>(&entry.value)
+                && q.matches(&rec) {
                     items.push(Value::Object(rec));
                 }
-            }
             if items.len() == q.count || examined == MAX_AUDIT_SCAN {
                 // More may follow: hand out where we stopped.
                 return Ok((items, Some(entry.key[prefix.len()..].to_owned())));

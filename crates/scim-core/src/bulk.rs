@@ -39,11 +39,10 @@ pub(crate) fn run<S: Store, E: Env>(tenant: &Tenant<'_, S, E>, body: &Value) -> 
         return Err(ScimError::invalid_syntax("a Bulk body must be a BulkRequest JSON object"));
     };
     let get = |name: &str| map.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v);
-    if let Some(schemas) = get("schemas") {
-        if !schemas.as_array().is_some_and(|a| a.iter().any(|s| s.as_str() == Some(BULK_REQUEST))) {
+    if let Some(schemas) = get("schemas")
+        && !schemas.as_array().is_some_and(|a| a.iter().any(|s| s.as_str() == Some(BULK_REQUEST))) {
             return Err(ScimError::invalid_syntax(format!("a BulkRequest must list the schema {BULK_REQUEST:?}")));
         }
-    }
     let fail_on_errors = match get("failOnErrors") {
         None | Some(Value::Null) => None,
         Some(Value::Number(n)) if n.as_u64().is_some_and(|n| n >= 1) => n.as_u64().map(|n| n as usize),
@@ -59,11 +58,10 @@ pub(crate) fn run<S: Store, E: Env>(tenant: &Tenant<'_, S, E>, body: &Value) -> 
     let mut bulk_ids = BTreeSet::new();
     for (i, op) in raw.iter().enumerate() {
         let op = parse_operation(i, op)?;
-        if let Some(id) = &op.bulk_id {
-            if !bulk_ids.insert(id.clone()) {
+        if let Some(id) = &op.bulk_id
+            && !bulk_ids.insert(id.clone()) {
                 return Err(ScimError::invalid_value(format!("bulkId {id:?} is used by more than one operation")));
             }
-        }
         ops.push(op);
     }
 

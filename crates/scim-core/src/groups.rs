@@ -355,11 +355,10 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
                     _ => {
                         // A general filter: evaluate it on the rendered members.
                         for member in self.render_members(group)? {
-                            if filter.matches(&member) {
-                                if let Some(uid) = member.get("value").and_then(Value::as_str) {
+                            if filter.matches(&member)
+                                && let Some(uid) = member.get("value").and_then(Value::as_str) {
                                     delta.wish.insert(uid.to_owned(), false);
                                 }
-                            }
                         }
                     }
                 },

@@ -70,11 +70,10 @@ impl ListQuery {
             return Err(ScimError::invalid_syntax("a search body must be a SearchRequest JSON object"));
         };
         let get = |name: &str| map.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v);
-        if let Some(schemas) = get("schemas") {
-            if !schemas.as_array().is_some_and(|a| a.iter().any(|s| s.as_str() == Some(SEARCH_REQUEST))) {
+        if let Some(schemas) = get("schemas")
+            && !schemas.as_array().is_some_and(|a| a.iter().any(|s| s.as_str() == Some(SEARCH_REQUEST))) {
                 return Err(ScimError::invalid_syntax(format!("a SearchRequest must list the schema {SEARCH_REQUEST:?}")));
             }
-        }
         let string = |name: &str| -> Result<Option<String>, ScimError> {
             match get(name) {
                 None | Some(Value::Null) => Ok(None),
@@ -376,7 +375,7 @@ fn encode_cursor(position: &str) -> String {
 
 fn decode_cursor(cursor: &str) -> Result<String, ScimError> {
     let invalid = || ScimError::bad_request(ScimType::InvalidCursor, format!("cursor {cursor:?} was not issued by this server"));
-    if cursor.len() % 2 != 0 || cursor.len() > 4096 {
+    if !cursor.len().is_multiple_of(2) || cursor.len() > 4096 {
         return Err(invalid());
     }
     let bytes: Result<Vec<u8>, _> = (0..cursor.len()).step_by(2).map(|i| u8::from_str_radix(&cursor[i..i + 2], 16)).collect();

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::env::{Env, format_rfc3339};
 use crate::error::ScimError;
-use crate::native::{self, Page};
+use crate::native::{self, Page, PageOf};
 use crate::settings::Settings;
 use crate::store::Store;
 use crate::tenant::{Stored, Tenant};
@@ -75,7 +75,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         Ok((items, next.is_some()))
     }
 
-    fn page_of_records(&self, prefix: &str, page: &Page) -> Result<(Vec<(String, Stored)>, Option<String>), ScimError> {
+    fn page_of_records(&self, prefix: &str, page: &Page) -> Result<PageOf<(String, Stored)>, ScimError> {
         self.page_of(prefix, page, |id, record, _| Ok(Some((id.to_owned(), record))))
     }
 
@@ -147,7 +147,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
 
     /// One page of the user export: every user with source, state, groups
     /// and role bindings.
-    pub(crate) fn export_users(&self, page: &Page) -> Result<(Vec<Value>, Option<String>), ScimError> {
+    pub(crate) fn export_users(&self, page: &Page) -> Result<PageOf<Value>, ScimError> {
         let (records, next) = self.page_of_records(&self.keys.users(), page)?;
         let mut out = Vec::with_capacity(records.len());
         for (id, user) in &records {

@@ -87,6 +87,9 @@ fn email(body: &Map<String, Value>) -> Result<Option<String>, ScimError> {
     }
 }
 
+/// One page of a listing and the cursor of the next.
+pub(crate) type PageOf<T> = (Vec<T>, Option<String>);
+
 /// What a page request asks for.
 pub(crate) struct Page {
     pub(crate) cursor: Option<String>,
@@ -127,7 +130,7 @@ const MAX_EXAMINED: usize = 20_000;
 impl<S: Store, E: Env> Tenant<'_, S, E> {
     /// Walks records under `prefix` from the page's cursor, keeping those
     /// `keep` accepts; returns them and the cursor of the next page.
-    pub(crate) fn page_of<T>(&self, prefix: &str, page: &Page, mut keep: impl FnMut(&str, Stored, u64) -> Result<Option<T>, ScimError>) -> Result<(Vec<T>, Option<String>), ScimError> {
+    pub(crate) fn page_of<T>(&self, prefix: &str, page: &Page, mut keep: impl FnMut(&str, Stored, u64) -> Result<Option<T>, ScimError>) -> Result<PageOf<T>, ScimError> {
         let mut after = page.cursor.as_ref().map(|c| format!("{prefix}{}", keys::segment(c)));
         let mut out = Vec::new();
         let mut examined = 0;
@@ -208,7 +211,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         self.user_view(id, &user)
     }
 
-    pub(crate) fn admin_list_users(&self, page: &Page) -> Result<(Vec<Value>, Option<String>), ScimError> {
+    pub(crate) fn admin_list_users(&self, page: &Page) -> Result<PageOf<Value>, ScimError> {
         self.page_of(&self.keys.users(), page, |id, user, _| {
             let hay = [user.prov.login.clone().unwrap_or_default(), user_name(&user), user.attrs.get("userName").and_then(Value::as_str).unwrap_or_default().to_owned()];
             Ok(Self::wants(page, &user, &hay).then(|| self.user_summary(id, &user)))
@@ -341,7 +344,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         self.group_view(id, &group)
     }
 
-    pub(crate) fn admin_list_groups(&self, page: &Page) -> Result<(Vec<Value>, Option<String>), ScimError> {
+    pub(crate) fn admin_list_groups(&self, page: &Page) -> Result<PageOf<Value>, ScimError> {
         self.page_of(&self.keys.groups(), page, |id, group, _| {
             let hay = [id.to_owned(), group.attrs.get("displayName").and_then(Value::as_str).unwrap_or_default().to_owned()];
             Ok(Self::wants(page, &group, &hay).then(|| self.group_summary(id, &group)))

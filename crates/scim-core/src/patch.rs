@@ -469,11 +469,10 @@ fn apply_filtered(
     let is_primary = |i: &Value| i.get("primary") == Some(&Value::Bool(true));
     if out.iter().zip(&touched).any(|(i, t)| *t && is_primary(i)) {
         for (item, t) in out.iter_mut().zip(&touched) {
-            if !*t && is_primary(item) {
-                if let Value::Object(m) = item {
+            if !*t && is_primary(item)
+                && let Value::Object(m) = item {
                     m.remove("primary");
                 }
-            }
         }
     }
     if out.iter().filter(|i| is_primary(i)).count() > 1 {
@@ -487,11 +486,10 @@ fn apply_filtered(
 
 fn clear_primary(items: &mut [Value]) {
     for item in items {
-        if let Value::Object(m) = item {
-            if m.get("primary") == Some(&Value::Bool(true)) {
+        if let Value::Object(m) = item
+            && m.get("primary") == Some(&Value::Bool(true)) {
                 m.remove("primary");
             }
-        }
     }
 }
 

@@ -27,11 +27,10 @@ pub(crate) fn normalize(rt: &ResourceType, body: &Value) -> Result<Map<String, V
     let Value::Object(input) = body else {
         return Err(ScimError::invalid_syntax("the request body must be a JSON object"));
     };
-    if let Some(schemas) = input.iter().find(|(k, _)| k.eq_ignore_ascii_case("schemas")).map(|(_, v)| v) {
-        if !schemas.as_array().is_some_and(|a| a.iter().all(Value::is_string)) {
+    if let Some(schemas) = input.iter().find(|(k, _)| k.eq_ignore_ascii_case("schemas")).map(|(_, v)| v)
+        && !schemas.as_array().is_some_and(|a| a.iter().all(Value::is_string)) {
             return Err(ScimError::invalid_syntax("\"schemas\" must be an array of schema URNs"));
         }
-    }
     let mut out = Map::new();
     for (key, value) in input {
         if key.eq_ignore_ascii_case("schemas") {
@@ -97,11 +96,10 @@ pub(crate) fn coerce(attr: &Attribute, value: &Value) -> Result<Option<Value>, S
         }
         let mut out = Vec::with_capacity(items.len());
         for item in items {
-            if let Some(v) = coerce_single(attr, item)? {
-                if !out.contains(&v) {
+            if let Some(v) = coerce_single(attr, item)?
+                && !out.contains(&v) {
                     out.push(v);
                 }
-            }
         }
         let primaries = out.iter().filter(|v| v.get("primary") == Some(&Value::Bool(true))).count();
         if primaries > 1 {
@@ -129,11 +127,10 @@ fn coerce_single(attr: &Attribute, value: &Value) -> Result<Option<Value>, ScimE
                     if sub.mutability == Mutability::ReadOnly {
                         continue;
                     }
-                    if let Some((_, v)) = fields.iter().find(|(k, _)| k.eq_ignore_ascii_case(sub.name)) {
-                        if let Some(v) = coerce(sub, v)? {
+                    if let Some((_, v)) = fields.iter().find(|(k, _)| k.eq_ignore_ascii_case(sub.name))
+                        && let Some(v) = coerce(sub, v)? {
                             out.insert(sub.name.to_owned(), v);
                         }
-                    }
                 }
                 if out.is_empty() {
                     return Ok(None);

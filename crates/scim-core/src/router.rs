@@ -25,11 +25,10 @@ pub const MAX_BODY: usize = 1024 * 1024;
 const PREFIXES: [&str; 3] = ["/gateway/ng/api/scim/account/", "/gateway/api/scim/account/", "/api/scim/account/"];
 
 pub(crate) fn handle<S: Store, E: Env>(service: &Service<S, E>, request: &Request) -> Response {
-    if let Some(rest) = request.path_with_query.strip_prefix(admin_api::PREFIX) {
-        if rest.is_empty() || rest.starts_with(['/', '?']) {
+    if let Some(rest) = request.path_with_query.strip_prefix(admin_api::PREFIX)
+        && (rest.is_empty() || rest.starts_with(['/', '?'])) {
             return admin_api::handle(service, request, rest);
         }
-    }
     let info = RequestInfo::from_headers(service.env(), request.header("x-request-id"), request.header("user-agent"), "other");
     let request_id = info.id.clone();
     let mut response = match route(service, request, info) {
@@ -96,13 +95,11 @@ pub(crate) fn dispatch<S: Store, E: Env>(tenant: &Tenant<'_, S, E>, call: Call<'
     let method = call.method;
     let path = call.path;
     let result = operate(tenant, call);
-    if let Err(err) = &result {
-        if let Some((name, resource_type, id)) = write_op(method, path) {
-            if err.status != 405 && err.status < 500 {
+    if let Err(err) = &result
+        && let Some((name, resource_type, id)) = write_op(method, path)
+            && err.status != 405 && err.status < 500 {
                 tenant.record_failure(Op { name, resource_type, resource_id: id }, err);
             }
-        }
-    }
     result
 }
 

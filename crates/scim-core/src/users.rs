@@ -110,11 +110,10 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         let hits = self.store().get_many(&candidates.iter().map(|c| self.keys.login(c)).collect::<Vec<_>>())?;
         for hit in hits.into_iter().flatten() {
             let id = String::from_utf8_lossy(&hit.value).into_owned();
-            if let Some((user, version)) = self.load_user(&id)? {
-                if user.prov.native {
+            if let Some((user, version)) = self.load_user(&id)?
+                && user.prov.native {
                     return Ok(Some((id, user, version)));
                 }
-            }
         }
         Ok(None)
     }
@@ -231,11 +230,10 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         self.update_user(id, if_match, projection, move |old| {
             // `active` omitted from a full replacement keeps its value, so an
             // update that does not mention it cannot disable a user.
-            if !attrs.contains_key("active") {
-                if let Some(active) = old.get("active") {
+            if !attrs.contains_key("active")
+                && let Some(active) = old.get("active") {
                     attrs.insert("active".into(), active.clone());
                 }
-            }
             Ok(attrs.clone())
         })
     }
