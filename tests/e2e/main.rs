@@ -2,6 +2,7 @@
 //! SQLite file. Run with `cargo test -p scimlet --test e2e`.
 
 mod http;
+mod migration;
 mod server;
 
 use std::collections::BTreeMap;

@@ -74,6 +74,8 @@ pub struct Server {
     /// `127.0.0.1:PORT`, stable across restarts.
     pub addr: String,
     pub db: PathBuf,
+    /// Extra environment variables `serve` runs with (kept across restarts).
+    env: Vec<(String, String)>,
     // Dropped last: the database lives here.
     _dir: TempDir,
 }
@@ -81,9 +83,20 @@ pub struct Server {
 impl Server {
     /// Starts a server on a fresh database and reads the bootstrap account.
     pub fn start() -> (Server, Bootstrap) {
+        Server::start_with_env(&[])
+    }
+
+    /// Like [`Server::start`], with extra environment variables for `serve`
+    /// (e.g. `SCIMLET_ADMIN_TOKEN`). Variables not given here are not
+    /// inherited from the test's environment.
+    pub fn start_with_env(env: &[(&str, &str)]) -> (Server, Bootstrap) {
         let dir = TempDir::new();
         let db = dir.path().join("scimlet.db");
-        let (child, lines, stderr, addr) = spawn(&db, "127.0.0.1:0")
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let (child, lines, stderr, addr) = spawn(&db, "127.0.0.1:0", &env)
             .unwrap_or_else(|e| panic!("scimlet serve did not start: {e}"));
         let mut server = Server {
             child: Some(child),
@@ -91,6 +104,7 @@ impl Server {
             stderr,
             addr,
             db,
+            env,
             _dir: dir,
         };
         let bootstrap = server.read_bootstrap();
@@ -148,7 +162,7 @@ impl Server {
         self.kill();
         let mut last = String::new();
         for _ in 0..40 {
-            match spawn(&self.db, &self.addr) {
+            match spawn(&self.db, &self.addr, &self.env) {
                 Ok((child, lines, stderr, addr)) => {
                     if addr != self.addr {
                         return Err(format!("restarted on {addr}, expected {}", self.addr));
@@ -256,10 +270,12 @@ type Spawned = (Child, Receiver<String>, Arc<Mutex<Vec<String>>>, String);
 /// Starts `scimlet serve` and waits for its listening line. stdout and stderr
 /// are drained by threads for the whole life of the process, so it never
 /// blocks on a full pipe.
-fn spawn(db: &Path, listen: &str) -> Result<Spawned, String> {
+fn spawn(db: &Path, listen: &str, env: &[(String, String)]) -> Result<Spawned, String> {
     let mut child = Command::new(BIN)
         .args(["serve", "--listen", listen, "--db"])
         .arg(db)
+        .env_remove("SCIMLET_ADMIN_TOKEN")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
