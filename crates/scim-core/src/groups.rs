@@ -59,7 +59,7 @@ pub fn derive_identifier(display_name: &str) -> String {
 }
 
 /// Membership changes gathered from a PATCH, applied as edge writes.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct MemberDelta {
     /// Start from an empty membership (replace, or remove of all members).
     pub(crate) clear: bool,
@@ -111,18 +111,39 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     /// group costs one ordered scan of its edges and no read per member.
     /// (`display` is not returned: it would cost a read per member, and
     /// clients send members as `value` and read them back the same way.)
-    fn render_members(&self, group: &str) -> Result<Vec<Value>, ScimError> {
-        Ok(self
-            .member_ids(group)?
-            .into_iter()
-            .map(|uid| json!({"value": uid, "$ref": self.location(USER_TYPE.endpoint, &uid), "type": "User"}))
-            .collect())
+    ///
+    /// SCIM groups hold SCIM users only (a takeover drops the native ones),
+    /// so only a native group, visible to SCIM under the `link` policy,
+    /// pays a read per member to keep native users out of sight.
+    fn render_members(&self, group: &str, native_group: bool) -> Result<Vec<Value>, ScimError> {
+        let mut ids = self.member_ids(group)?;
+        if native_group {
+            let native = self.native_members(&ids)?;
+            ids.retain(|id| !native.contains(id));
+        }
+        Ok(ids.into_iter().map(|uid| json!({"value": uid, "$ref": self.location(USER_TYPE.endpoint, &uid), "type": "User"})).collect())
+    }
+
+    /// Which of `ids` are native users.
+    fn native_members(&self, ids: &[String]) -> Result<BTreeSet<String>, ScimError> {
+        let mut out = BTreeSet::new();
+        for chunk in ids.chunks(500) {
+            let docs = self.store().get_many(&chunk.iter().map(|u| self.keys.user(u)).collect::<Vec<_>>())?;
+            for (uid, doc) in chunk.iter().zip(docs) {
+                if let Some(doc) = doc {
+                    if Stored::decode(&doc)?.prov.native {
+                        out.insert(uid.clone());
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn render_group(&self, id: &str, stored: &Stored, version: u64, with_members: bool) -> Result<Value, ScimError> {
         let mut computed = Vec::new();
         if with_members {
-            let members = self.render_members(id)?;
+            let members = self.render_members(id, stored.prov.native)?;
             if !members.is_empty() {
                 computed.push(("members", Value::Array(members)));
             }
@@ -354,7 +375,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
                     }
                     _ => {
                         // A general filter: evaluate it on the rendered members.
-                        for member in self.render_members(group)? {
+                        for member in self.render_members(group, false)? {
                             if filter.matches(&member)
                                 && let Some(uid) = member.get("value").and_then(Value::as_str) {
                                     delta.wish.insert(uid.to_owned(), false);
@@ -391,7 +412,15 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     /// One SCIM write of a group: attributes, members, and provenance (a
     /// native group becomes SCIM-managed), in one commit.
     fn write_group(&self, id: &str, old: &Stored, version: u64, attrs: Map<String, Value>, delta: &MemberDelta, op: &str) -> Result<Result<(Stored, u64), StoreError>, ScimError> {
-        let (edges, members_changed) = self.member_writes(id, delta, false)?;
+        let mut delta = std::borrow::Cow::Borrowed(delta);
+        if old.prov.native {
+            // Taken over: members that are still native users leave, so a
+            // SCIM group only ever holds users SCIM manages.
+            for uid in self.native_members(&self.member_ids(id)?)? {
+                delta.to_mut().wish.entry(uid).or_insert(false);
+            }
+        }
+        let (edges, members_changed) = self.member_writes(id, &delta, false)?;
         let mut prov = old.prov.clone();
         if prov.native {
             prov = self.provenance();

@@ -262,7 +262,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         mut change: impl FnMut(&Map<String, Value>) -> Result<Map<String, Value>, ScimError>,
     ) -> Result<Response, ScimError> {
         let settings = self.settings()?.clone();
-        let (stored, version) = tenant::retry(|| {
+        let (stored, version, removed) = tenant::retry(|| {
             let (old, version) = self.load_scim_user(id)?.ok_or_else(|| Self::user_not_found(id))?;
             tenant::check_if_match(if_match, version)?;
             let attrs = change(&old.attrs)?;
@@ -272,7 +272,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
                 prov.login = now_is;
             }
             if attrs == old.attrs && prov == old.prov {
-                return Ok(Ok((old, version)));
+                return Ok(Ok((old, version, false)));
             }
             let new = Stored { created: old.created, modified: self.now(), attrs, prov };
             let deactivated = is_active(&old.attrs) && !is_active(&new.attrs);
@@ -281,18 +281,24 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
                 // assignment removes the user, as a DELETE would.
                 let writes = self.user_removal_writes(id, &old, version)?;
                 let op = Op { name: "user.remove", resource_type: "User", resource_id: id };
-                return Ok(self.commit(op, writes).map(|v| (new, v)));
+                return Ok(self.commit(op, writes).map(|v| (new, v, true)));
             }
             let (index, uniques) = self.user_index_writes(id, Some(&old), Some(&new));
             let mut writes = vec![Write::replace(self.keys.user(id), new.encode(), version)];
             writes.extend(index);
             let op = Op { name: if deactivated { "user.deactivate" } else { "user.update" }, resource_type: "User", resource_id: id };
             match self.commit(op, writes) {
-                Ok(v) => Ok(Ok((new, v))),
+                Ok(v) => Ok(Ok((new, v, false))),
                 Err(StoreError::Conflict(i)) if uniques.hit(1, i).is_some() => Err(conflict(&new, uniques.hit(1, i))),
                 Err(e) => Ok(Err(e)),
             }
         })?;
+        if removed {
+            // The user is gone: its last state, without an ETag for a
+            // resource that no longer exists.
+            let body = projection.apply(&USER_TYPE, self.render_user(id, &stored, version, false)?);
+            return Ok(Response::scim_json(200, &body));
+        }
         self.user_response(200, id, &stored, version, projection)
     }
 

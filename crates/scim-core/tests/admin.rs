@@ -384,3 +384,38 @@ fn racing_native_and_scim_creates_never_duplicate_a_person() {
         }
     }
 }
+
+#[test]
+fn linked_groups_never_show_native_users_to_scim() {
+    let w = World::new();
+    let native_member = w.native_user("stays@corp.com", "Native");
+    let (_, s) = w.scim("POST", "/Users", Some(scim_user("moved@corp.com", "moved@corp.com")));
+    let scim_member = s["id"].as_str().unwrap().to_owned();
+    let support = w.native_group("Support");
+    for uid in [&native_member, &scim_member] {
+        assert_eq!(w.admin("PUT", &format!("/groups/{support}/members/{uid}"), None).0, 200);
+    }
+    // Found by Okta's lookup, with only the members SCIM knows.
+    let (_, found) = w.scim("GET", "/Groups?filter=displayName%20eq%20%22Support%22", None);
+    assert_eq!(found["Resources"][0]["members"].as_array().unwrap().iter().map(|m| m["value"].clone()).collect::<Vec<_>>(), vec![json!(scim_member)]);
+    // A PATCH takes it over; the native member leaves, the SCIM one stays.
+    let (s, _) = w.scim("PATCH", &format!("/Groups/{support}"), Some(patch(json!([{"op": "add", "path": "externalId", "value": "okta-42"}]))));
+    assert_eq!(s, 204);
+    let (_, view) = w.admin("GET", &format!("/groups/{support}"), None);
+    assert_eq!((view["source"]["kind"].as_str(), view["members"].clone()), (Some("scim"), json!([scim_member])));
+    assert_eq!(w.admin("GET", &format!("/users/{native_member}"), None).1["groups"], json!([]));
+    assert_eq!(w.audit("operation=group.takeover").len(), 1);
+
+    // Deactivation by removal answers with the last state and no ETag.
+    w.admin("PATCH", "/settings", Some(json!({"deactivation": "remove"})));
+    let service = Service::with_config(w.store.clone(), &*w.env, Config::default());
+    let r = service.handle(&Request {
+        method: "PATCH".into(),
+        path_with_query: format!("{}/Users/{scim_member}", w.scim_base),
+        headers: vec![("authorization".into(), format!("Bearer {}", w.token))],
+        body: patch(json!([{"op": "replace", "path": "active", "value": false}])).to_string().into_bytes(),
+        ..Default::default()
+    });
+    assert_eq!((r.status, r.header("etag")), (200, None));
+    assert_eq!(serde_json::from_slice::<Value>(&r.body).unwrap()["active"], false);
+}
