@@ -239,3 +239,42 @@ fn admin_commands_use_the_admin_api_in_process() {
     let only = stdout(&db, &["admin", "export-audit", "--account", id, "--operation", "token.rotate"]);
     assert_eq!(only.lines().count(), 1);
 }
+
+#[test]
+fn serve_warns_about_tokens_close_to_expiry() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let dir = TempDir::new();
+    let db = dir.db();
+    let account = json(&db, &["account", "create", "Acme", "--json"]);
+    let id = string(&account, "id");
+    json(&db, &["token", "create", "--account", id, "--name", "okta", "--expires-in-days", "3", "--json"]);
+
+    let mut command = Command::new(env!("CARGO_BIN_EXE_scimlet"));
+    command.args(["serve", "--listen", "127.0.0.1:0", "--db"]).arg(&db).env_remove("SCIMLET_ADMIN_TOKEN");
+    if let Some(component) = std::env::var_os("SCIMLET_TEST_COMPONENT") {
+        command.arg("--component").arg(component);
+    }
+    let mut child = command.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("start scimlet serve");
+    let stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    // Read on a thread so that a server that never warns fails the test
+    // instead of hanging it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            if line.starts_with("scimlet: warning:") {
+                let _ = tx.send(line);
+                return;
+            }
+        }
+    });
+    let warning = rx.recv_timeout(std::time::Duration::from_secs(120));
+    let _ = child.kill();
+    let _ = child.wait();
+    let warning = warning.expect("serve logs a warning within two minutes");
+    assert!(
+        warning.contains("\"Acme\"") && warning.contains("\"okta\"") && warning.contains("rotate it"),
+        "{warning}"
+    );
+}
