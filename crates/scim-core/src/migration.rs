@@ -15,7 +15,7 @@ use crate::tenant::{Stored, Tenant};
 
 /// Most users and groups a report reads; beyond it the report says it is
 /// partial rather than doing unbounded work in one request.
-const MAX_REPORT: usize = 50_000;
+const MAX_REPORT: usize = 20_000;
 
 /// The key under which e-mails that are "the same person" meet: lower
 /// case, no dots and no `+tag` in the local part, alias domains mapped to
