@@ -136,6 +136,14 @@ async fn main() -> wasmtime::Result<()> {
             r.warm.as_micros()
         );
     }
+    let engine = engine()?;
+    let component = Component::new(&engine, SPIN_COMPONENT)?;
+    let ty = component.component_type();
+    let imports: Vec<&str> = ty.imports(&engine).map(|(name, _)| name).collect();
+    let exports: Vec<&str> = ty.exports(&engine).map(|(name, _)| name).collect();
+    println!();
+    println!("scim-spin imports: {}", imports.join(", "));
+    println!("scim-spin exports: {}", exports.join(", "));
     println!("(medians: cold of {rounds} runs, warm of {WARM_REQUESTS}; GET …/Users on a bootstrapped database, fresh instance per request)");
     Ok(())
 }
