@@ -90,9 +90,9 @@ fn main() {
     // `CARGO_MAKEFLAGS` stays: the inner cargo joins the outer jobserver
     // instead of starting as many jobs again on top of it.
 
-    let status = command
-        .status()
-        .unwrap_or_else(|e| panic!("cannot run cargo to build the {GUEST_PACKAGES:?} components: {e}"));
+    let status = command.status().unwrap_or_else(|e| {
+        panic!("cannot run cargo to build the {GUEST_PACKAGES:?} components: {e}")
+    });
     assert!(
         status.success(),
         "building the {GUEST_PACKAGES:?} components for {GUEST_TARGET} failed ({status}); \

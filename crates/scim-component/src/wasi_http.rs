@@ -29,9 +29,13 @@ fn method_name(method: Method) -> String {
 /// body is too large, never more.
 fn read_body(request: &IncomingRequest) -> Vec<u8> {
     let mut body = Vec::new();
-    let Ok(incoming) = request.consume() else { return body };
+    let Ok(incoming) = request.consume() else {
+        return body;
+    };
     if let Ok(stream) = incoming.stream() {
-        let _ = stream.take(scim_core::MAX_BODY as u64 + 1).read_to_end(&mut body);
+        let _ = stream
+            .take(scim_core::MAX_BODY as u64 + 1)
+            .read_to_end(&mut body);
     }
     body
 }
@@ -60,8 +64,11 @@ pub(crate) fn read_request(request: &IncomingRequest) -> scim_core::Request {
 
 /// Sends `response` through `response_out`.
 pub(crate) fn write_response(response_out: ResponseOutparam, response: scim_core::Response) {
-    let entries: Vec<(String, Vec<u8>)> =
-        response.headers.into_iter().map(|(n, v)| (n, v.into_bytes())).collect();
+    let entries: Vec<(String, Vec<u8>)> = response
+        .headers
+        .into_iter()
+        .map(|(n, v)| (n, v.into_bytes()))
+        .collect();
     let fields = Fields::from_list(&entries).unwrap_or_else(|_| Fields::new());
     let outgoing = OutgoingResponse::new(fields);
     let _ = outgoing.set_status_code(response.status);

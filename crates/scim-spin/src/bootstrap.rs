@@ -17,14 +17,21 @@ use subtle::ConstantTimeEq;
 pub const PATH: &str = "/_scimlet/bootstrap";
 
 pub fn is_route(request: &Request) -> bool {
-    let path = request.path_with_query.split('?').next().unwrap_or_default();
+    let path = request
+        .path_with_query
+        .split('?')
+        .next()
+        .unwrap_or_default();
     path == PATH
 }
 
 fn answer(status: u16, body: Value) -> Response {
     Response {
         status,
-        headers: vec![("content-type".into(), "application/json".into()), ("cache-control".into(), "no-store".into())],
+        headers: vec![
+            ("content-type".into(), "application/json".into()),
+            ("cache-control".into(), "no-store".into()),
+        ],
         body: serde_json::to_vec(&body).unwrap_or_default(),
     }
 }
@@ -34,23 +41,39 @@ fn error(status: u16, detail: &str) -> Response {
 }
 
 fn header<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
-    request.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    request
+        .headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
 }
 
 /// Whether the request carries `Authorization: Bearer <expected>`.
 fn authorized(request: &Request, expected: &str) -> bool {
     let Some(given) = header(request, "authorization").and_then(|v| {
         let (scheme, token) = v.trim().split_once(' ')?;
-        scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
+        scheme
+            .eq_ignore_ascii_case("bearer")
+            .then_some(token.trim())
     }) else {
         return false;
     };
     given.len() == expected.len() && bool::from(given.as_bytes().ct_eq(expected.as_bytes()))
 }
 
-pub fn handle<S: Store, E: Env>(service: &Service<S, E>, request: &Request, bootstrap_token: Option<&str>) -> Response {
-    let Some(expected) = bootstrap_token.map(str::trim).filter(|t| t.len() >= MIN_ADMIN_TOKEN) else {
-        return error(404, "bootstrap is disabled: set the Spin variable bootstrap_token (16 characters or more)");
+pub fn handle<S: Store, E: Env>(
+    service: &Service<S, E>,
+    request: &Request,
+    bootstrap_token: Option<&str>,
+) -> Response {
+    let Some(expected) = bootstrap_token
+        .map(str::trim)
+        .filter(|t| t.len() >= MIN_ADMIN_TOKEN)
+    else {
+        return error(
+            404,
+            "bootstrap is disabled: set the Spin variable bootstrap_token (16 characters or more)",
+        );
     };
     if request.method != "POST" {
         let mut response = error(405, "use POST");
@@ -59,7 +82,9 @@ pub fn handle<S: Store, E: Env>(service: &Service<S, E>, request: &Request, boot
     }
     if !authorized(request, expected) {
         let mut response = error(401, "Authorization: Bearer <bootstrap_token> required");
-        response.headers.push(("www-authenticate".into(), "Bearer".into()));
+        response
+            .headers
+            .push(("www-authenticate".into(), "Bearer".into()));
         return response;
     }
     let name = if request.body.iter().all(u8::is_ascii_whitespace) {
@@ -71,13 +96,22 @@ pub fn handle<S: Store, E: Env>(service: &Service<S, E>, request: &Request, boot
                 Some(Value::String(s)) => s.clone(),
                 Some(_) => return error(400, "\"name\" must be a string"),
             },
-            _ => return error(400, "body must be a JSON object such as {\"name\": \"default\"}"),
+            _ => {
+                return error(
+                    400,
+                    "body must be a JSON object such as {\"name\": \"default\"}",
+                );
+            }
         }
     };
     match service.bootstrap(&name) {
         Ok(Some((account, token))) => {
             let scheme = request.scheme.as_deref().unwrap_or("http");
-            let authority = request.authority.as_deref().or_else(|| header(request, "host")).unwrap_or("localhost");
+            let authority = request
+                .authority
+                .as_deref()
+                .or_else(|| header(request, "host"))
+                .unwrap_or("localhost");
             answer(
                 201,
                 json!({
@@ -87,7 +121,10 @@ pub fn handle<S: Store, E: Env>(service: &Service<S, E>, request: &Request, boot
                 }),
             )
         }
-        Ok(None) => error(409, "already bootstrapped: this database already holds an account"),
+        Ok(None) => error(
+            409,
+            "already bootstrapped: this database already holds an account",
+        ),
         Err(AdminError::Invalid(why)) => error(400, &why),
         Err(AdminError::NotFound(why)) => error(404, &why),
         Err(AdminError::Unavailable(why)) => {

@@ -39,7 +39,8 @@ impl SpinSql {
     fn connection(&self) -> Result<&sqlite::Connection, String> {
         self.conn
             .get_or_init(|| {
-                let conn = sqlite::Connection::open(DATABASE).map_err(|e| format!("cannot open database {DATABASE:?}: {e}"))?;
+                let conn = sqlite::Connection::open(DATABASE)
+                    .map_err(|e| format!("cannot open database {DATABASE:?}: {e}"))?;
                 // Other instances write the same local file at the same time:
                 // wait for their lock rather than fail. libSQL ignores or
                 // refuses the pragma; either way is fine.
@@ -63,7 +64,10 @@ impl Sql for SpinSql {
                 SqlValue::Null => sqlite::Value::Null,
             })
             .collect();
-        let result = self.connection()?.execute(statement, &params).map_err(|e| e.to_string())?;
+        let result = self
+            .connection()?
+            .execute(statement, &params)
+            .map_err(|e| e.to_string())?;
         Ok(result
             .rows
             .into_iter()
@@ -101,7 +105,9 @@ impl Env for WasiEnv {
 
 /// A Spin variable; undefined or blank reads as unset.
 fn variable(name: &str) -> Option<String> {
-    spin_sdk::variables::get(name).ok().filter(|v| !v.trim().is_empty())
+    spin_sdk::variables::get(name)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
 }
 
 type SpinService = Service<SqlStore<SpinSql>, WasiEnv>;

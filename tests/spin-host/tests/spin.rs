@@ -51,7 +51,8 @@ fn compiled() -> &'static (Engine, Component) {
     static COMPILED: OnceLock<(Engine, Component)> = OnceLock::new();
     COMPILED.get_or_init(|| {
         let engine = engine().expect("engine");
-        let component = Component::new(&engine, SPIN_COMPONENT).expect("compile the Spin component");
+        let component =
+            Component::new(&engine, SPIN_COMPONENT).expect("compile the Spin component");
         (engine, component)
     })
 }
@@ -85,12 +86,17 @@ impl App {
     fn start() -> App {
         let dir = TempDir::new();
         let db = dir.path().join("sqlite_db.db");
-        App { host: Arc::new(Self::link(&db)), db, _dir: dir }
+        App {
+            host: Arc::new(Self::link(&db)),
+            db,
+            _dir: dir,
+        }
     }
 
     fn link(db: &Path) -> SpinHost {
         let (engine, component) = compiled();
-        SpinHost::new(engine, component, Kind::Spin, db, variables()).expect("link the Spin component")
+        SpinHost::new(engine, component, Kind::Spin, db, variables())
+            .expect("link the Spin component")
     }
 
     /// As `spin up` stopped and started again on the same database.
@@ -98,16 +104,27 @@ impl App {
         self.host = Arc::new(Self::link(&self.db));
     }
 
-    fn send(&self, method: &str, path: &str, headers: &[(String, String)], body: Vec<u8>) -> Answer {
+    fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(String, String)],
+        body: Vec<u8>,
+    ) -> Answer {
         let req = request(ORIGIN, method, path, headers, body).expect("request");
-        runtime().block_on(self.host.handle(req)).expect("component answered")
+        runtime()
+            .block_on(self.host.handle(req))
+            .expect("component answered")
     }
 
     fn json(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
         let mut headers = vec![("authorization".to_owned(), format!("Bearer {token}"))];
         let body = match body {
             Some(b) => {
-                headers.push(("content-type".to_owned(), "application/scim+json".to_owned()));
+                headers.push((
+                    "content-type".to_owned(),
+                    "application/scim+json".to_owned(),
+                ));
                 serde_json::to_vec(&b).unwrap()
             }
             None => Vec::new(),
@@ -119,10 +136,18 @@ impl App {
 
     /// `POST /_scimlet/bootstrap`: (account id, SCIM base path, token).
     fn bootstrap(&self) -> (String, String, String) {
-        let (status, body) = self.json("POST", "/_scimlet/bootstrap", BOOTSTRAP_TOKEN, Some(json!({"name": "default"})));
+        let (status, body) = self.json(
+            "POST",
+            "/_scimlet/bootstrap",
+            BOOTSTRAP_TOKEN,
+            Some(json!({"name": "default"})),
+        );
         assert_eq!(status, 201, "bootstrap: {body}");
         let tenant = body["tenantUrl"].as_str().expect("tenantUrl");
-        let base = tenant.strip_prefix(ORIGIN).expect("tenant URL on the request's origin").to_owned();
+        let base = tenant
+            .strip_prefix(ORIGIN)
+            .expect("tenant URL on the request's origin")
+            .to_owned();
         assert_eq!(base, body["account"]["scimPath"].as_str().unwrap());
         (
             body["account"]["id"].as_str().unwrap().to_owned(),
@@ -136,9 +161,22 @@ struct SpinTarget(App);
 
 impl Target for SpinTarget {
     fn send(&mut self, req: &VectorRequest) -> Result<VectorResponse, String> {
-        let req = request(ORIGIN, &req.method, &req.path, &req.headers, req.body.clone()).map_err(|e| e.to_string())?;
-        let answer = runtime().block_on(self.0.host.handle(req)).map_err(|e| format!("{e:#}"))?;
-        Ok(VectorResponse { status: answer.status, headers: answer.headers, body: answer.body })
+        let req = request(
+            ORIGIN,
+            &req.method,
+            &req.path,
+            &req.headers,
+            req.body.clone(),
+        )
+        .map_err(|e| e.to_string())?;
+        let answer = runtime()
+            .block_on(self.0.host.handle(req))
+            .map_err(|e| format!("{e:#}"))?;
+        Ok(VectorResponse {
+            status: answer.status,
+            headers: answer.headers,
+            body: answer.body,
+        })
     }
 
     fn restart(&mut self) -> Result<(), String> {
@@ -152,7 +190,12 @@ fn vectors_replay_on_the_spin_component() {
     let result = run_all(&vectors_dir(), |_| {
         let app = App::start();
         let (account, base, token) = app.bootstrap();
-        let vars = Vars { base, origin: ORIGIN.to_owned(), account, token };
+        let vars = Vars {
+            base,
+            origin: ORIGIN.to_owned(),
+            account,
+            token,
+        };
         Ok((Box::new(SpinTarget(app)) as Box<dyn Target>, vars))
     });
     match result {
@@ -164,7 +207,12 @@ fn vectors_replay_on_the_spin_component() {
 #[test]
 fn bootstrap_is_guarded_and_happens_once() {
     let mut app = App::start();
-    let (status, _) = app.json("POST", "/_scimlet/bootstrap", "wrong-token-0123456789", None);
+    let (status, _) = app.json(
+        "POST",
+        "/_scimlet/bootstrap",
+        "wrong-token-0123456789",
+        None,
+    );
     assert_eq!(status, 401);
     let answer = app.send("GET", "/_scimlet/bootstrap", &[], Vec::new());
     assert_eq!(answer.status, 405);
@@ -204,7 +252,8 @@ fn concurrent_member_adds_lose_nothing() {
                 .map(|i| {
                     let user = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
                                       "userName": format!("worker{t}.member{i}@example.com")});
-                    let (status, body) = app.json("POST", &format!("{base}/Users"), &token, Some(user));
+                    let (status, body) =
+                        app.json("POST", &format!("{base}/Users"), &token, Some(user));
                     assert_eq!(status, 201, "{body}");
                     body["id"].as_str().unwrap().to_owned()
                 })
@@ -253,7 +302,11 @@ fn concurrent_member_adds_lose_nothing() {
     assert_eq!(status, 200);
     let mut got: Vec<String> = group["members"]
         .as_array()
-        .map(|m| m.iter().map(|m| m["value"].as_str().unwrap().to_owned()).collect())
+        .map(|m| {
+            m.iter()
+                .map(|m| m["value"].as_str().unwrap().to_owned())
+                .collect()
+        })
         .unwrap_or_default();
     got.sort();
     let mut want: Vec<String> = ids.into_iter().flatten().collect();
@@ -264,7 +317,9 @@ fn concurrent_member_adds_lose_nothing() {
 // ------------------------------------------------- storage contract (SqlStore)
 
 fn store(dir: &TempDir) -> SqlStore<Rusqlite> {
-    SqlStore::new(Rusqlite(sql::open(&dir.path().join("contract.db")).unwrap()))
+    SqlStore::new(Rusqlite(
+        sql::open(&dir.path().join("contract.db")).unwrap(),
+    ))
 }
 
 fn put(key: &str, value: &str) -> Write {
@@ -272,7 +327,12 @@ fn put(key: &str, value: &str) -> Write {
 }
 
 fn keys(store: &SqlStore<Rusqlite>, prefix: &str, after: Option<&str>, limit: u32) -> Vec<String> {
-    store.scan(prefix, after, limit).unwrap().into_iter().map(|e| e.key).collect()
+    store
+        .scan(prefix, after, limit)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.key)
+        .collect()
 }
 
 #[test]
@@ -280,7 +340,10 @@ fn fresh_database_reads_empty() {
     let dir = TempDir::new();
     let s = store(&dir);
     assert_eq!(s.get("a").unwrap(), None);
-    assert_eq!(s.get_many(&["a".into(), "b".into()]).unwrap(), vec![None, None]);
+    assert_eq!(
+        s.get_many(&["a".into(), "b".into()]).unwrap(),
+        vec![None, None]
+    );
     assert!(s.scan("", None, 10).unwrap().is_empty());
 }
 
@@ -303,18 +366,34 @@ fn failed_precondition_leaves_nothing_and_names_its_index() {
     assert_eq!(s.get("existing").unwrap().unwrap().version, v1);
     // The first failing precondition is the one reported.
     let err = s
-        .commit(vec![Write::create("existing", vec![]), Write::replace("missing", vec![], 1)])
+        .commit(vec![
+            Write::create("existing", vec![]),
+            Write::replace("missing", vec![], 1),
+        ])
         .unwrap_err();
     assert_eq!(err, StoreError::Conflict(0));
-    assert_eq!(s.commit(vec![Write::replace("existing", vec![], v1 + 100)]), Err(StoreError::Conflict(0)));
+    assert_eq!(
+        s.commit(vec![Write::replace("existing", vec![], v1 + 100)]),
+        Err(StoreError::Conflict(0))
+    );
     // A key named twice is refused before anything is written.
-    assert!(matches!(s.commit(vec![put("d", "1"), put("d", "2")]), Err(StoreError::Unavailable(_))));
+    assert!(matches!(
+        s.commit(vec![put("d", "1"), put("d", "2")]),
+        Err(StoreError::Unavailable(_))
+    ));
     assert_eq!(s.get("d").unwrap(), None);
     // Nothing was left half-done: the connection is usable and the next
     // commit's version still exceeds every earlier one.
-    let v2 = s.commit(vec![Write::replace("existing", b"new".to_vec(), v1), put("new-a", "a")]).unwrap();
+    let v2 = s
+        .commit(vec![
+            Write::replace("existing", b"new".to_vec(), v1),
+            put("new-a", "a"),
+        ])
+        .unwrap();
     assert!(v2 > v1);
-    let got = s.get_many(&["new-a".into(), "existing".into(), "nope".into()]).unwrap();
+    let got = s
+        .get_many(&["new-a".into(), "existing".into(), "nope".into()])
+        .unwrap();
     assert_eq!(got[0].as_ref().unwrap().version, v2);
     assert_eq!(got[1].as_ref().unwrap().value, b"new");
     assert_eq!(got[2], None);
@@ -324,7 +403,9 @@ fn failed_precondition_leaves_nothing_and_names_its_index() {
 fn versions_increase_across_commits_deletes_and_reopen() {
     let dir = TempDir::new();
     let s = store(&dir);
-    let v1 = s.commit(vec![Write::create("k", vec![1]), put("other", "x")]).unwrap();
+    let v1 = s
+        .commit(vec![Write::create("k", vec![1]), put("other", "x")])
+        .unwrap();
     assert_eq!(s.get("other").unwrap().unwrap().version, v1);
     let v2 = s.commit(vec![Write::delete_at("k", v1)]).unwrap();
     assert!(v2 > v1);
@@ -333,11 +414,16 @@ fn versions_increase_across_commits_deletes_and_reopen() {
     let s = store(&dir);
     let v3 = s.commit(vec![Write::create("k", vec![2])]).unwrap();
     assert!(v3 > v2, "a re-created key never sees an old version");
-    assert_eq!(s.commit(vec![Write::replace("k", vec![], v1)]), Err(StoreError::Conflict(0)));
+    assert_eq!(
+        s.commit(vec![Write::replace("k", vec![], v1)]),
+        Err(StoreError::Conflict(0))
+    );
     let e = s.get("k").unwrap().unwrap();
     assert_eq!((e.value, e.version), (vec![2], v3));
     // Deleting an absent key without precondition is no error; empty values stay empty.
-    let v4 = s.commit(vec![Write::delete("never"), put("empty", "")]).unwrap();
+    let v4 = s
+        .commit(vec![Write::delete("never"), put("empty", "")])
+        .unwrap();
     assert!(v4 > v3);
     assert_eq!(s.get("empty").unwrap().unwrap().value, b"");
 }
@@ -347,26 +433,60 @@ fn scan_is_ordered_bounded_and_resumable() {
     let dir = TempDir::new();
     let s = store(&dir);
     let all = [
-        "p", "p/", "p/a", "p/b", "p/z", "p/\u{7f}", "p/é", "p/\u{D7FF}", "p/\u{E000}", "p/\u{10FFFF}", "p/\u{10FFFF}x",
-        "p0", "q", "o", "\u{10FFFF}", "\u{10FFFF}a", "\u{10FFFF}\u{10FFFF}",
+        "p",
+        "p/",
+        "p/a",
+        "p/b",
+        "p/z",
+        "p/\u{7f}",
+        "p/é",
+        "p/\u{D7FF}",
+        "p/\u{E000}",
+        "p/\u{10FFFF}",
+        "p/\u{10FFFF}x",
+        "p0",
+        "q",
+        "o",
+        "\u{10FFFF}",
+        "\u{10FFFF}a",
+        "\u{10FFFF}\u{10FFFF}",
     ];
     s.commit(all.iter().map(|k| put(k, "v")).collect()).unwrap();
     assert_eq!(
         keys(&s, "p/", None, 100),
-        ["p/", "p/a", "p/b", "p/z", "p/\u{7f}", "p/é", "p/\u{D7FF}", "p/\u{E000}", "p/\u{10FFFF}", "p/\u{10FFFF}x"]
+        [
+            "p/",
+            "p/a",
+            "p/b",
+            "p/z",
+            "p/\u{7f}",
+            "p/é",
+            "p/\u{D7FF}",
+            "p/\u{E000}",
+            "p/\u{10FFFF}",
+            "p/\u{10FFFF}x"
+        ]
     );
     assert_eq!(keys(&s, "p/\u{7f}", None, 100), ["p/\u{7f}"]);
     assert_eq!(keys(&s, "p/\u{D7FF}", None, 100), ["p/\u{D7FF}"]);
-    assert_eq!(keys(&s, "p/\u{10FFFF}", None, 100), ["p/\u{10FFFF}", "p/\u{10FFFF}x"]);
-    assert_eq!(keys(&s, "\u{10FFFF}", None, 100), ["\u{10FFFF}", "\u{10FFFF}a", "\u{10FFFF}\u{10FFFF}"]);
+    assert_eq!(
+        keys(&s, "p/\u{10FFFF}", None, 100),
+        ["p/\u{10FFFF}", "p/\u{10FFFF}x"]
+    );
+    assert_eq!(
+        keys(&s, "\u{10FFFF}", None, 100),
+        ["\u{10FFFF}", "\u{10FFFF}a", "\u{10FFFF}\u{10FFFF}"]
+    );
     let mut sorted: Vec<&str> = all.to_vec();
     sorted.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
     assert_eq!(keys(&s, "", None, 100), sorted);
     assert!(keys(&s, "r", None, 100).is_empty());
 
     // Paging with the cursor visits every key once, in order.
-    s.commit((0..25).map(|i| put(&format!("k/{i:02}"), "v")).collect()).unwrap();
-    s.commit(vec![put("k", "outside"), put("k0", "outside")]).unwrap();
+    s.commit((0..25).map(|i| put(&format!("k/{i:02}"), "v")).collect())
+        .unwrap();
+    s.commit(vec![put("k", "outside"), put("k0", "outside")])
+        .unwrap();
     let mut seen = Vec::new();
     let mut after: Option<String> = None;
     loop {
@@ -377,7 +497,10 @@ fn scan_is_ordered_bounded_and_resumable() {
         }
         after = page.last().cloned();
     }
-    assert_eq!(seen, (0..25).map(|i| format!("k/{i:02}")).collect::<Vec<_>>());
+    assert_eq!(
+        seen,
+        (0..25).map(|i| format!("k/{i:02}")).collect::<Vec<_>>()
+    );
     // `after` is exclusive even when it is not a stored key; before the
     // prefix it does not widen the range; past it the range is empty.
     assert_eq!(keys(&s, "k/", Some("k/05x"), 2), ["k/06", "k/07"]);
@@ -390,7 +513,10 @@ fn scan_is_ordered_bounded_and_resumable() {
 fn prefix_upper_bounds_are_tight() {
     assert_eq!(prefix_upper_bound("abc").as_deref(), Some("abd"));
     assert_eq!(prefix_upper_bound("a\u{7f}").as_deref(), Some("a\u{80}"));
-    assert_eq!(prefix_upper_bound("a\u{D7FF}").as_deref(), Some("a\u{E000}"));
+    assert_eq!(
+        prefix_upper_bound("a\u{D7FF}").as_deref(),
+        Some("a\u{E000}")
+    );
     assert_eq!(prefix_upper_bound("a\u{10FFFF}").as_deref(), Some("b"));
     assert_eq!(prefix_upper_bound("\u{10FFFF}\u{10FFFF}"), None);
     assert_eq!(prefix_upper_bound(""), None);
@@ -400,18 +526,38 @@ fn prefix_upper_bounds_are_tight() {
 fn large_commits_and_reads_are_chunked() {
     let dir = TempDir::new();
     let s = store(&dir);
-    let writes: Vec<Write> = (0..1200).map(|i| Write::create(format!("big/{i:05}"), vec![1])).collect();
+    let writes: Vec<Write> = (0..1200)
+        .map(|i| Write::create(format!("big/{i:05}"), vec![1]))
+        .collect();
     let v = s.commit(writes).unwrap();
     let names: Vec<String> = (0..1200).map(|i| format!("big/{i:05}")).collect();
     let got = s.get_many(&names).unwrap();
-    assert!(got.iter().all(|e| e.as_ref().is_some_and(|e| e.version == v)));
+    assert!(
+        got.iter()
+            .all(|e| e.as_ref().is_some_and(|e| e.version == v))
+    );
     assert_eq!(s.scan("big/", None, u32::MAX).unwrap().len(), 1000);
     // The conflict index is right past the first chunk too.
-    let mut writes: Vec<Write> = (0..1200).map(|i| Write::delete_at(format!("big/{i:05}"), v)).collect();
+    let mut writes: Vec<Write> = (0..1200)
+        .map(|i| Write::delete_at(format!("big/{i:05}"), v))
+        .collect();
     writes[1100] = Write::delete_at("big/01100", v + 1);
     assert_eq!(s.commit(writes), Err(StoreError::Conflict(1100)));
-    assert_eq!(s.get_many(&names).unwrap().iter().filter(|e| e.is_some()).count(), 1200);
-    let writes = (0..1200).map(|i| Write { key: format!("big/{i:05}"), value: None, precondition: Precondition::Version(v) }).collect();
+    assert_eq!(
+        s.get_many(&names)
+            .unwrap()
+            .iter()
+            .filter(|e| e.is_some())
+            .count(),
+        1200
+    );
+    let writes = (0..1200)
+        .map(|i| Write {
+            key: format!("big/{i:05}"),
+            value: None,
+            precondition: Precondition::Version(v),
+        })
+        .collect();
     assert!(s.commit(writes).unwrap() > v);
     assert!(s.scan("big/", None, 10).unwrap().is_empty());
 }
@@ -430,13 +576,18 @@ fn concurrent_commits_on_two_connections_lose_no_increment() {
             let path = path.clone();
             scope.spawn(move || {
                 let conn = sql::open(&path).unwrap();
-                conn.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+                conn.busy_timeout(std::time::Duration::from_secs(5))
+                    .unwrap();
                 let s = SqlStore::new(Rusqlite(conn));
                 for _ in 0..PER_THREAD {
                     loop {
                         let e = s.get("counter").unwrap().unwrap();
                         let n: u64 = std::str::from_utf8(&e.value).unwrap().parse().unwrap();
-                        match s.commit(vec![Write::replace("counter", (n + 1).to_string().into_bytes(), e.version)]) {
+                        match s.commit(vec![Write::replace(
+                            "counter",
+                            (n + 1).to_string().into_bytes(),
+                            e.version,
+                        )]) {
                             Ok(_) => break,
                             Err(StoreError::Conflict(0)) => continue,
                             Err(e) => panic!("unexpected {e}"),
@@ -447,5 +598,8 @@ fn concurrent_commits_on_two_connections_lose_no_increment() {
         }
     });
     let e = s.get("counter").unwrap().unwrap();
-    assert_eq!(std::str::from_utf8(&e.value).unwrap(), (THREADS * PER_THREAD).to_string());
+    assert_eq!(
+        std::str::from_utf8(&e.value).unwrap(),
+        (THREADS * PER_THREAD).to_string()
+    );
 }

@@ -28,7 +28,12 @@ const BOOTSTRAP_TOKEN: &str = "bootstrap-secret-0123456789";
 const WARM_REQUESTS: usize = 200;
 
 fn gzipped_len(bytes: &[u8]) -> Option<usize> {
-    let mut child = Command::new("gzip").arg("-9c").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().ok()?;
+    let mut child = Command::new("gzip")
+        .arg("-9c")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .ok()?;
     let mut stdin = child.stdin.take()?;
     let input = bytes.to_vec();
     let writer = std::thread::spawn(move || stdin.write_all(&input));
@@ -56,20 +61,49 @@ async fn seed(db: &Path) -> wasmtime::Result<Seed> {
     let engine = engine()?;
     let component = Component::new(&engine, SPIN_COMPONENT)?;
     let host = SpinHost::new(&engine, &component, Kind::Spin, db, variables())?;
-    let headers = [("authorization".to_owned(), format!("Bearer {BOOTSTRAP_TOKEN}"))];
-    let answer = host.handle(request(ORIGIN, "POST", "/_scimlet/bootstrap", &headers, Vec::new())?).await?;
+    let headers = [(
+        "authorization".to_owned(),
+        format!("Bearer {BOOTSTRAP_TOKEN}"),
+    )];
+    let answer = host
+        .handle(request(
+            ORIGIN,
+            "POST",
+            "/_scimlet/bootstrap",
+            &headers,
+            Vec::new(),
+        )?)
+        .await?;
     wasmtime::ensure!(answer.status == 201, "bootstrap answered {}", answer.status);
     let body: serde_json::Value = serde_json::from_slice(&answer.body)?;
     Ok(Seed {
-        base: body["account"]["scimPath"].as_str().unwrap_or_default().to_owned(),
-        token: body["token"]["token"].as_str().unwrap_or_default().to_owned(),
+        base: body["account"]["scimPath"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        token: body["token"]["token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
     })
 }
 
 async fn get_users(host: &SpinHost, seed: &Seed) -> wasmtime::Result<()> {
     let headers = [("authorization".to_owned(), format!("Bearer {}", seed.token))];
-    let answer = host.handle(request(ORIGIN, "GET", &format!("{}/Users", seed.base), &headers, Vec::new())?).await?;
-    wasmtime::ensure!(answer.status == 200, "GET /Users answered {}", answer.status);
+    let answer = host
+        .handle(request(
+            ORIGIN,
+            "GET",
+            &format!("{}/Users", seed.base),
+            &headers,
+            Vec::new(),
+        )?)
+        .await?;
+    wasmtime::ensure!(
+        answer.status == 200,
+        "GET /Users answered {}",
+        answer.status
+    );
     Ok(())
 }
 
@@ -82,7 +116,14 @@ struct Row {
     warm: Duration,
 }
 
-async fn measure(name: &'static str, bytes: &[u8], kind: Kind, db: &Path, seed: &Seed, rounds: usize) -> wasmtime::Result<Row> {
+async fn measure(
+    name: &'static str,
+    bytes: &[u8],
+    kind: Kind,
+    db: &Path,
+    seed: &Seed,
+    rounds: usize,
+) -> wasmtime::Result<Row> {
     let mut compiles = Vec::new();
     let mut colds = Vec::new();
     for _ in 0..rounds {
@@ -104,12 +145,23 @@ async fn measure(name: &'static str, bytes: &[u8], kind: Kind, db: &Path, seed: 
         get_users(&host, seed).await?;
         warms.push(started.elapsed());
     }
-    Ok(Row { name, raw: bytes.len(), gz: gzipped_len(bytes), compile: median(compiles), cold: median(colds), warm: median(warms) })
+    Ok(Row {
+        name,
+        raw: bytes.len(),
+        gz: gzipped_len(bytes),
+        compile: median(compiles),
+        cold: median(colds),
+        warm: median(warms),
+    })
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> wasmtime::Result<()> {
-    let rounds: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(5).max(1);
+    let rounds: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(5)
+        .max(1);
     let dir = std::env::temp_dir().join(format!("scimlet-spin-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let spin_db = dir.join("spin.db");
@@ -118,12 +170,30 @@ async fn main() -> wasmtime::Result<()> {
     std::fs::copy(&spin_db, &generic_db)?;
 
     let rows = [
-        measure("scim-spin (Spin SQLite import)", SPIN_COMPONENT, Kind::Spin, &spin_db, &seed, rounds).await?,
-        measure("scim-component (storage import)", GENERIC_COMPONENT, Kind::Generic, &generic_db, &seed, rounds).await?,
+        measure(
+            "scim-spin (Spin SQLite import)",
+            SPIN_COMPONENT,
+            Kind::Spin,
+            &spin_db,
+            &seed,
+            rounds,
+        )
+        .await?,
+        measure(
+            "scim-component (storage import)",
+            GENERIC_COMPONENT,
+            Kind::Generic,
+            &generic_db,
+            &seed,
+            rounds,
+        )
+        .await?,
     ];
     let _ = std::fs::remove_dir_all(&dir);
 
-    println!("| component | size (bytes) | gzip -9 (bytes) | compile (ms) | cold: compile + instantiate + first response (ms) | warm request (µs) |");
+    println!(
+        "| component | size (bytes) | gzip -9 (bytes) | compile (ms) | cold: compile + instantiate + first response (ms) | warm request (µs) |"
+    );
     println!("|---|---:|---:|---:|---:|---:|");
     for r in rows {
         println!(
@@ -144,6 +214,8 @@ async fn main() -> wasmtime::Result<()> {
     println!();
     println!("scim-spin imports: {}", imports.join(", "));
     println!("scim-spin exports: {}", exports.join(", "));
-    println!("(medians: cold of {rounds} runs, warm of {WARM_REQUESTS}; GET …/Users on a bootstrapped database, fresh instance per request)");
+    println!(
+        "(medians: cold of {rounds} runs, warm of {WARM_REQUESTS}; GET …/Users on a bootstrapped database, fresh instance per request)"
+    );
     Ok(())
 }
