@@ -6,8 +6,6 @@
 //! `wasi:http/incoming-handler`. Imports: `storage`, plus the WASI clock and
 //! random source that become the core's [`Env`].
 
-use std::io::{Read as _, Write as _};
-
 use scim_core::{Config, Entry, Env, Precondition, Service, Store, StoreError, Write};
 
 #[doc(hidden)]
@@ -168,68 +166,12 @@ wit::export!(Component with_types_in wit);
 
 // ---------------------------------------------------------------- wasi:http
 
-use wasip2::http::types::{Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam, Scheme};
-
-fn method_name(method: Method) -> String {
-    match method {
-        Method::Get => "GET".into(),
-        Method::Head => "HEAD".into(),
-        Method::Post => "POST".into(),
-        Method::Put => "PUT".into(),
-        Method::Delete => "DELETE".into(),
-        Method::Connect => "CONNECT".into(),
-        Method::Options => "OPTIONS".into(),
-        Method::Trace => "TRACE".into(),
-        Method::Patch => "PATCH".into(),
-        Method::Other(s) => s,
-    }
-}
-
-/// Reads at most `MAX_BODY + 1` bytes: enough for the core to see that a
-/// body is too large, never more.
-fn read_body(request: &IncomingRequest) -> Vec<u8> {
-    let mut body = Vec::new();
-    let Ok(incoming) = request.consume() else { return body };
-    if let Ok(stream) = incoming.stream() {
-        let _ = stream.take(scim_core::MAX_BODY as u64 + 1).read_to_end(&mut body);
-    }
-    body
-}
+mod wasi_http;
 
 impl wasip2::exports::http::incoming_handler::Guest for Component {
-    fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
-        let headers = request
-            .headers()
-            .entries()
-            .into_iter()
-            .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
-            .collect();
-        let core_request = scim_core::Request {
-            method: method_name(request.method()),
-            path_with_query: request.path_with_query().unwrap_or_else(|| "/".into()),
-            scheme: request.scheme().map(|s| match s {
-                Scheme::Http => "http".into(),
-                Scheme::Https => "https".into(),
-                Scheme::Other(s) => s,
-            }),
-            authority: request.authority(),
-            headers,
-            body: read_body(&request),
-        };
-        let response = service().handle(&core_request);
-        let entries: Vec<(String, Vec<u8>)> = response.headers.into_iter().map(|(n, v)| (n, v.into_bytes())).collect();
-        let fields = Fields::from_list(&entries).unwrap_or_else(|_| Fields::new());
-        let outgoing = OutgoingResponse::new(fields);
-        let _ = outgoing.set_status_code(response.status);
-        let Ok(body) = outgoing.body() else { return };
-        ResponseOutparam::set(response_out, Ok(outgoing));
-        if let Ok(mut stream) = body.write() {
-            // The stream accepts at most 4096 bytes per blocking write; the
-            // std::io::Write impl chunks for us.
-            let _ = stream.write_all(&response.body);
-            let _ = stream.flush();
-        }
-        let _ = OutgoingBody::finish(body, None);
+    fn handle(request: wasip2::http::types::IncomingRequest, response_out: wasip2::http::types::ResponseOutparam) {
+        let response = service().handle(&wasi_http::read_request(&request));
+        wasi_http::write_response(response_out, response);
     }
 }
 

@@ -1,0 +1,586 @@
+//! The Spin build of scimlet on the test host: every vector of `tests/vectors`
+//! (restarts included), the storage contract of the SQL store over real
+//! SQLite, and concurrent membership changes.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use scim_core::{Precondition, Store, StoreError, Write};
+use scimlet_spin_host::sql::{self, Rusqlite};
+use scimlet_spin_host::sql_store::{SqlStore, prefix_upper_bound};
+use scimlet_spin_host::{Answer, Kind, SPIN_COMPONENT, SpinHost, engine, request};
+use scimlet_vectors::{Target, Vars, VectorRequest, VectorResponse, run_all, vectors_dir};
+use serde_json::{Value, json};
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+const ORIGIN: &str = "http://spin.test";
+const ADMIN_TOKEN: &str = "admin-secret-0123456789abcdef";
+
+/// A directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "scimlet-spin-host-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The engine and the component, compiled once per test process.
+fn compiled() -> &'static (Engine, Component) {
+    static COMPILED: OnceLock<(Engine, Component)> = OnceLock::new();
+    COMPILED.get_or_init(|| {
+        let engine = engine().expect("engine");
+        let component =
+            Component::new(&engine, SPIN_COMPONENT).expect("compile the Spin component");
+        (engine, component)
+    })
+}
+
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(4)
+            .enable_all()
+            .build()
+            .expect("tokio runtime")
+    })
+}
+
+fn variables() -> HashMap<String, String> {
+    HashMap::from([("admin_token".to_owned(), ADMIN_TOKEN.to_owned())])
+}
+
+/// A Spin application on a fresh SQLite file.
+struct App {
+    host: Arc<SpinHost>,
+    db: PathBuf,
+    _dir: TempDir,
+}
+
+impl App {
+    fn start() -> App {
+        let dir = TempDir::new();
+        let db = dir.path().join("sqlite_db.db");
+        App {
+            host: Arc::new(Self::link(&db)),
+            db,
+            _dir: dir,
+        }
+    }
+
+    fn link(db: &Path) -> SpinHost {
+        let (engine, component) = compiled();
+        SpinHost::new(engine, component, Kind::Spin, db, variables())
+            .expect("link the Spin component")
+    }
+
+    /// As `spin up` stopped and started again on the same database.
+    fn restart(&mut self) {
+        self.host = Arc::new(Self::link(&self.db));
+    }
+
+    fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(String, String)],
+        body: Vec<u8>,
+    ) -> Answer {
+        let req = request(ORIGIN, method, path, headers, body).expect("request");
+        runtime()
+            .block_on(self.host.handle(req))
+            .expect("component answered")
+    }
+
+    fn json(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+        let mut headers = vec![("authorization".to_owned(), format!("Bearer {token}"))];
+        let body = match body {
+            Some(b) => {
+                headers.push((
+                    "content-type".to_owned(),
+                    "application/scim+json".to_owned(),
+                ));
+                serde_json::to_vec(&b).unwrap()
+            }
+            None => Vec::new(),
+        };
+        let answer = self.send(method, path, &headers, body);
+        let value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+        (answer.status, value)
+    }
+
+    /// The first account and its SCIM token, made through the admin API
+    /// as an operator of a Spin deployment does: (account id, SCIM base
+    /// path, token).
+    fn bootstrap(&self) -> (String, String, String) {
+        let (status, account) = self.json("POST", "/api/accounts", ADMIN_TOKEN, Some(json!({"name": "default"})));
+        assert_eq!(status, 201, "create account: {account}");
+        let id = account["id"].as_str().expect("account id").to_owned();
+        let (status, token) = self.json("POST", &format!("/api/accounts/{id}/tokens"), ADMIN_TOKEN, Some(json!({"name": "idp"})));
+        assert_eq!(status, 201, "create token: {token}");
+        let base = account["scimPath"].as_str().expect("scimPath").to_owned();
+        (id, base, token["token"].as_str().unwrap().to_owned())
+    }
+}
+
+struct SpinTarget(App);
+
+impl Target for SpinTarget {
+    fn send(&mut self, req: &VectorRequest) -> Result<VectorResponse, String> {
+        let req = request(
+            ORIGIN,
+            &req.method,
+            &req.path,
+            &req.headers,
+            req.body.clone(),
+        )
+        .map_err(|e| e.to_string())?;
+        let answer = runtime()
+            .block_on(self.0.host.handle(req))
+            .map_err(|e| format!("{e:#}"))?;
+        Ok(VectorResponse {
+            status: answer.status,
+            headers: answer.headers,
+            body: answer.body,
+        })
+    }
+
+    fn restart(&mut self) -> Result<(), String> {
+        self.0.restart();
+        Ok(())
+    }
+}
+
+#[test]
+fn vectors_replay_on_the_spin_component() {
+    let result = run_all(&vectors_dir(), |_| {
+        let app = App::start();
+        let (account, base, token) = app.bootstrap();
+        let vars = Vars {
+            base,
+            origin: ORIGIN.to_owned(),
+            account,
+            token,
+        };
+        Ok((Box::new(SpinTarget(app)) as Box<dyn Target>, vars))
+    });
+    match result {
+        Ok(n) => assert!(n > 0, "no scenario found"),
+        Err(report) => panic!("\n{report}"),
+    }
+}
+
+#[test]
+fn admin_api_follows_the_admin_token_variable() {
+    let mut app = App::start();
+    let (status, body) = app.json("POST", "/api/accounts", "wrong-token-0123456789", Some(json!({"name": "x"})));
+    assert_eq!((status, body["code"].as_str()), (401, Some("unauthorized")));
+    let (account, base, token) = app.bootstrap();
+    // The data and the admin API's view of it survive a restart.
+    app.restart();
+    let (status, body) = app.json("GET", &format!("{base}/Users"), &token, None);
+    assert_eq!(status, 200, "{body}");
+    let (status, list) = app.json("GET", "/api/accounts", ADMIN_TOKEN, None);
+    assert_eq!((status, list["items"][0]["id"].as_str()), (200, Some(account.as_str())));
+    let (_, audit) = app.json("GET", &format!("/api/accounts/{account}/audit"), ADMIN_TOKEN, None);
+    assert_eq!(audit["items"][0]["operation"], "token.create");
+
+    // Without the variable the admin API is off; SCIM is unaffected.
+    let (engine, component) = compiled();
+    let host = SpinHost::new(engine, component, Kind::Spin, &app.db, HashMap::new()).unwrap();
+    let req = request(ORIGIN, "GET", "/api/accounts", &[("authorization".to_owned(), format!("Bearer {ADMIN_TOKEN}"))], Vec::new()).unwrap();
+    assert_eq!(runtime().block_on(host.handle(req)).unwrap().status, 403);
+}
+
+#[test]
+fn concurrent_member_adds_lose_nothing() {
+    const TASKS: usize = 8;
+    const PER_TASK: usize = 3;
+    let app = App::start();
+    let (_, base, token) = app.bootstrap();
+    let (status, group) = app.json(
+        "POST",
+        &format!("{base}/Groups"),
+        &token,
+        Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Crowd"})),
+    );
+    assert_eq!(status, 201, "{group}");
+    let gid = group["id"].as_str().unwrap().to_owned();
+    let ids: Vec<Vec<String>> = (0..TASKS)
+        .map(|t| {
+            (0..PER_TASK)
+                .map(|i| {
+                    let user = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                                      "userName": format!("worker{t}.member{i}@example.com")});
+                    let (status, body) =
+                        app.json("POST", &format!("{base}/Users"), &token, Some(user));
+                    assert_eq!(status, 201, "{body}");
+                    body["id"].as_str().unwrap().to_owned()
+                })
+                .collect()
+        })
+        .collect();
+
+    // All tasks start together on a multi-threaded runtime: instances run at
+    // once, each with its own SQLite connection, as under `spin up`.
+    let path = format!("{base}/Groups/{gid}");
+    let statuses: Vec<(u16, String)> = runtime().block_on(async {
+        let barrier = Arc::new(tokio::sync::Barrier::new(TASKS));
+        let tasks: Vec<_> = ids
+            .iter()
+            .cloned()
+            .map(|mine| {
+                let (host, barrier, path, token) = (Arc::clone(&app.host), Arc::clone(&barrier), path.clone(), token.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    let mut out = Vec::new();
+                    for uid in mine {
+                        let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                                          "Operations": [{"op": "add", "path": "members", "value": [{"value": uid}]}]});
+                        let headers = vec![
+                            ("authorization".to_owned(), format!("Bearer {token}")),
+                            ("content-type".to_owned(), "application/scim+json".to_owned()),
+                        ];
+                        let req = request(ORIGIN, "PATCH", &path, &headers, serde_json::to_vec(&body).unwrap()).unwrap();
+                        let answer = host.handle(req).await.expect("component answered");
+                        out.push((answer.status, String::from_utf8_lossy(&answer.body).into_owned()));
+                    }
+                    out
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for task in tasks {
+            all.extend(task.await.unwrap());
+        }
+        all
+    });
+    for (status, body) in &statuses {
+        assert_eq!(*status, 204, "concurrent PATCH failed: {body}");
+    }
+    let (status, group) = app.json("GET", &path, &token, None);
+    assert_eq!(status, 200);
+    let mut got: Vec<String> = group["members"]
+        .as_array()
+        .map(|m| {
+            m.iter()
+                .map(|m| m["value"].as_str().unwrap().to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    got.sort();
+    let mut want: Vec<String> = ids.into_iter().flatten().collect();
+    want.sort();
+    assert_eq!(got, want, "lost or duplicated membership changes");
+}
+
+// ------------------------------------------------- storage contract (SqlStore)
+
+fn store(dir: &TempDir) -> SqlStore<Rusqlite> {
+    SqlStore::new(Rusqlite(
+        sql::open(&dir.path().join("contract.db")).unwrap(),
+    ))
+}
+
+fn put(key: &str, value: &str) -> Write {
+    Write::put(key, value.as_bytes().to_vec())
+}
+
+fn keys(store: &SqlStore<Rusqlite>, prefix: &str, after: Option<&str>, limit: u32) -> Vec<String> {
+    store
+        .scan(prefix, after, limit)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.key)
+        .collect()
+}
+
+#[test]
+fn fresh_database_reads_empty() {
+    let dir = TempDir::new();
+    let s = store(&dir);
+    assert_eq!(s.get("a").unwrap(), None);
+    assert_eq!(
+        s.get_many(&["a".into(), "b".into()]).unwrap(),
+        vec![None, None]
+    );
+    assert!(s.scan("", None, 10).unwrap().is_empty());
+}
+
+#[test]
+fn failed_precondition_leaves_nothing_and_names_its_index() {
+    let dir = TempDir::new();
+    let s = store(&dir);
+    let v1 = s.commit(vec![put("existing", "old")]).unwrap();
+    let err = s
+        .commit(vec![
+            put("new-a", "a"),
+            Write::delete_at("existing", v1),
+            Write::replace("existing2", b"x".to_vec(), v1),
+            put("new-b", "b"),
+        ])
+        .unwrap_err();
+    assert_eq!(err, StoreError::Conflict(2));
+    assert_eq!(s.get("new-a").unwrap(), None);
+    assert_eq!(s.get("new-b").unwrap(), None);
+    assert_eq!(s.get("existing").unwrap().unwrap().version, v1);
+    // The first failing precondition is the one reported.
+    let err = s
+        .commit(vec![
+            Write::create("existing", vec![]),
+            Write::replace("missing", vec![], 1),
+        ])
+        .unwrap_err();
+    assert_eq!(err, StoreError::Conflict(0));
+    assert_eq!(
+        s.commit(vec![Write::replace("existing", vec![], v1 + 100)]),
+        Err(StoreError::Conflict(0))
+    );
+    // A key named twice is refused before anything is written.
+    assert!(matches!(
+        s.commit(vec![put("d", "1"), put("d", "2")]),
+        Err(StoreError::Unavailable(_))
+    ));
+    assert_eq!(s.get("d").unwrap(), None);
+    // Nothing was left half-done: the connection is usable and the next
+    // commit's version still exceeds every earlier one.
+    let v2 = s
+        .commit(vec![
+            Write::replace("existing", b"new".to_vec(), v1),
+            put("new-a", "a"),
+        ])
+        .unwrap();
+    assert!(v2 > v1);
+    let got = s
+        .get_many(&["new-a".into(), "existing".into(), "nope".into()])
+        .unwrap();
+    assert_eq!(got[0].as_ref().unwrap().version, v2);
+    assert_eq!(got[1].as_ref().unwrap().value, b"new");
+    assert_eq!(got[2], None);
+}
+
+#[test]
+fn versions_increase_across_commits_deletes_and_reopen() {
+    let dir = TempDir::new();
+    let s = store(&dir);
+    let v1 = s
+        .commit(vec![Write::create("k", vec![1]), put("other", "x")])
+        .unwrap();
+    assert_eq!(s.get("other").unwrap().unwrap().version, v1);
+    let v2 = s.commit(vec![Write::delete_at("k", v1)]).unwrap();
+    assert!(v2 > v1);
+    assert_eq!(s.get("k").unwrap(), None);
+    drop(s);
+    let s = store(&dir);
+    let v3 = s.commit(vec![Write::create("k", vec![2])]).unwrap();
+    assert!(v3 > v2, "a re-created key never sees an old version");
+    assert_eq!(
+        s.commit(vec![Write::replace("k", vec![], v1)]),
+        Err(StoreError::Conflict(0))
+    );
+    let e = s.get("k").unwrap().unwrap();
+    assert_eq!((e.value, e.version), (vec![2], v3));
+    // Deleting an absent key without precondition is no error; empty values stay empty.
+    let v4 = s
+        .commit(vec![Write::delete("never"), put("empty", "")])
+        .unwrap();
+    assert!(v4 > v3);
+    assert_eq!(s.get("empty").unwrap().unwrap().value, b"");
+}
+
+#[test]
+fn scan_is_ordered_bounded_and_resumable() {
+    let dir = TempDir::new();
+    let s = store(&dir);
+    let all = [
+        "p",
+        "p/",
+        "p/a",
+        "p/b",
+        "p/z",
+        "p/\u{7f}",
+        "p/é",
+        "p/\u{D7FF}",
+        "p/\u{E000}",
+        "p/\u{10FFFF}",
+        "p/\u{10FFFF}x",
+        "p0",
+        "q",
+        "o",
+        "\u{10FFFF}",
+        "\u{10FFFF}a",
+        "\u{10FFFF}\u{10FFFF}",
+    ];
+    s.commit(all.iter().map(|k| put(k, "v")).collect()).unwrap();
+    assert_eq!(
+        keys(&s, "p/", None, 100),
+        [
+            "p/",
+            "p/a",
+            "p/b",
+            "p/z",
+            "p/\u{7f}",
+            "p/é",
+            "p/\u{D7FF}",
+            "p/\u{E000}",
+            "p/\u{10FFFF}",
+            "p/\u{10FFFF}x"
+        ]
+    );
+    assert_eq!(keys(&s, "p/\u{7f}", None, 100), ["p/\u{7f}"]);
+    assert_eq!(keys(&s, "p/\u{D7FF}", None, 100), ["p/\u{D7FF}"]);
+    assert_eq!(
+        keys(&s, "p/\u{10FFFF}", None, 100),
+        ["p/\u{10FFFF}", "p/\u{10FFFF}x"]
+    );
+    assert_eq!(
+        keys(&s, "\u{10FFFF}", None, 100),
+        ["\u{10FFFF}", "\u{10FFFF}a", "\u{10FFFF}\u{10FFFF}"]
+    );
+    let mut sorted: Vec<&str> = all.to_vec();
+    sorted.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    assert_eq!(keys(&s, "", None, 100), sorted);
+    assert!(keys(&s, "r", None, 100).is_empty());
+
+    // Paging with the cursor visits every key once, in order.
+    s.commit((0..25).map(|i| put(&format!("k/{i:02}"), "v")).collect())
+        .unwrap();
+    s.commit(vec![put("k", "outside"), put("k0", "outside")])
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = keys(&s, "k/", after.as_deref(), 10);
+        seen.extend(page.iter().cloned());
+        if page.len() < 10 {
+            break;
+        }
+        after = page.last().cloned();
+    }
+    assert_eq!(
+        seen,
+        (0..25).map(|i| format!("k/{i:02}")).collect::<Vec<_>>()
+    );
+    // `after` is exclusive even when it is not a stored key; before the
+    // prefix it does not widen the range; past it the range is empty.
+    assert_eq!(keys(&s, "k/", Some("k/05x"), 2), ["k/06", "k/07"]);
+    assert_eq!(keys(&s, "k/", Some("a"), 1), ["k/00"]);
+    assert!(keys(&s, "k/", Some("k0"), 5).is_empty());
+    assert!(keys(&s, "k/", None, 0).is_empty());
+}
+
+#[test]
+fn prefix_upper_bounds_are_tight() {
+    assert_eq!(prefix_upper_bound("abc").as_deref(), Some("abd"));
+    assert_eq!(prefix_upper_bound("a\u{7f}").as_deref(), Some("a\u{80}"));
+    assert_eq!(
+        prefix_upper_bound("a\u{D7FF}").as_deref(),
+        Some("a\u{E000}")
+    );
+    assert_eq!(prefix_upper_bound("a\u{10FFFF}").as_deref(), Some("b"));
+    assert_eq!(prefix_upper_bound("\u{10FFFF}\u{10FFFF}"), None);
+    assert_eq!(prefix_upper_bound(""), None);
+}
+
+#[test]
+fn large_commits_and_reads_are_chunked() {
+    let dir = TempDir::new();
+    let s = store(&dir);
+    let writes: Vec<Write> = (0..1200)
+        .map(|i| Write::create(format!("big/{i:05}"), vec![1]))
+        .collect();
+    let v = s.commit(writes).unwrap();
+    let names: Vec<String> = (0..1200).map(|i| format!("big/{i:05}")).collect();
+    let got = s.get_many(&names).unwrap();
+    assert!(
+        got.iter()
+            .all(|e| e.as_ref().is_some_and(|e| e.version == v))
+    );
+    assert_eq!(s.scan("big/", None, u32::MAX).unwrap().len(), 1000);
+    // The conflict index is right past the first chunk too.
+    let mut writes: Vec<Write> = (0..1200)
+        .map(|i| Write::delete_at(format!("big/{i:05}"), v))
+        .collect();
+    writes[1100] = Write::delete_at("big/01100", v + 1);
+    assert_eq!(s.commit(writes), Err(StoreError::Conflict(1100)));
+    assert_eq!(
+        s.get_many(&names)
+            .unwrap()
+            .iter()
+            .filter(|e| e.is_some())
+            .count(),
+        1200
+    );
+    let writes = (0..1200)
+        .map(|i| Write {
+            key: format!("big/{i:05}"),
+            value: None,
+            precondition: Precondition::Version(v),
+        })
+        .collect();
+    assert!(s.commit(writes).unwrap() > v);
+    assert!(s.scan("big/", None, 10).unwrap().is_empty());
+}
+
+#[test]
+fn concurrent_commits_on_two_connections_lose_no_increment() {
+    const THREADS: usize = 4;
+    const PER_THREAD: usize = 40;
+    let dir = TempDir::new();
+    let path = dir.path().join("contract.db");
+    // Make the tables first so every thread starts from the same layout.
+    let s = store(&dir);
+    s.commit(vec![put("counter", "0")]).unwrap();
+    std::thread::scope(|scope| {
+        for _ in 0..THREADS {
+            let path = path.clone();
+            scope.spawn(move || {
+                let conn = sql::open(&path).unwrap();
+                conn.busy_timeout(std::time::Duration::from_secs(5))
+                    .unwrap();
+                let s = SqlStore::new(Rusqlite(conn));
+                for _ in 0..PER_THREAD {
+                    loop {
+                        let e = s.get("counter").unwrap().unwrap();
+                        let n: u64 = std::str::from_utf8(&e.value).unwrap().parse().unwrap();
+                        match s.commit(vec![Write::replace(
+                            "counter",
+                            (n + 1).to_string().into_bytes(),
+                            e.version,
+                        )]) {
+                            Ok(_) => break,
+                            Err(StoreError::Conflict(0)) => continue,
+                            Err(e) => panic!("unexpected {e}"),
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let e = s.get("counter").unwrap().unwrap();
+    assert_eq!(
+        std::str::from_utf8(&e.value).unwrap(),
+        (THREADS * PER_THREAD).to_string()
+    );
+}
