@@ -6,7 +6,8 @@
 //! `wasi:http/incoming-handler`. Imports: `storage`, plus the WASI clock and
 //! random source that become the core's [`Env`].
 
-use scim_core::{Config, Entry, Env, Precondition, Service, Store, StoreError, Write};
+use scim_core::{Config, Entry, Precondition, Service, Store, StoreError, Write};
+use wasi_glue::WasiEnv;
 
 #[doc(hidden)]
 mod wit {
@@ -66,21 +67,6 @@ impl Store for WitStore {
     }
 }
 
-/// WASI's wall clock and secure random source.
-struct WasiEnv;
-
-impl Env for WasiEnv {
-    fn now_millis(&self) -> i64 {
-        let now = wasip2::clocks::wall_clock::now();
-        (now.seconds as i64).saturating_mul(1000) + i64::from(now.nanoseconds / 1_000_000)
-    }
-
-    fn fill_random(&self, buf: &mut [u8]) {
-        let bytes = wasip2::random::random::get_random_bytes(buf.len() as u64);
-        let n = bytes.len().min(buf.len());
-        buf[..n].copy_from_slice(&bytes[..n]);
-    }
-}
 
 /// The host hands the admin API's credential over as the environment
 /// variable `SCIMLET_ADMIN_TOKEN` (unset: the admin API is disabled).
@@ -166,12 +152,12 @@ wit::export!(Component with_types_in wit);
 
 // ---------------------------------------------------------------- wasi:http
 
-mod wasi_http;
+mod wasi_glue;
 
 impl wasip2::exports::http::incoming_handler::Guest for Component {
     fn handle(request: wasip2::http::types::IncomingRequest, response_out: wasip2::http::types::ResponseOutparam) {
-        let response = service().handle(&wasi_http::read_request(&request));
-        wasi_http::write_response(response_out, response);
+        let response = service().handle(&wasi_glue::read_request(&request));
+        wasi_glue::write_response(response_out, response);
     }
 }
 

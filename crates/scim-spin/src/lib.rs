@@ -4,7 +4,7 @@
 //! here.
 //!
 //! - HTTP: `wasi:http/incoming-handler`, with the glue shared with
-//!   `scim-component` (`wasi_http.rs`).
+//!   `scim-component` (`wasi_glue.rs`).
 //! - Storage: `fermyon:spin/sqlite@2.0.0`, the database labelled `default`
 //!   (local SQLite under `spin up`, or libSQL/Turso by runtime configuration).
 //! - Variables (`fermyon:spin/variables@2.0.0`): `admin_token` enables the
@@ -14,12 +14,13 @@
 
 use std::cell::OnceCell;
 
-use scim_core::{Config, Env, Service};
+use scim_core::{Config, Service};
 use spin_sdk::sqlite;
 use wasip2::http::types::{IncomingRequest, ResponseOutparam};
 
-#[path = "../../scim-component/src/wasi_http.rs"]
-mod wasi_http;
+#[path = "../../scim-component/src/wasi_glue.rs"]
+mod wasi_glue;
+use wasi_glue::WasiEnv;
 
 mod sql_store;
 
@@ -87,21 +88,6 @@ impl Sql for SpinSql {
     }
 }
 
-/// WASI's wall clock and secure random source.
-struct WasiEnv;
-
-impl Env for WasiEnv {
-    fn now_millis(&self) -> i64 {
-        let now = wasip2::clocks::wall_clock::now();
-        (now.seconds as i64).saturating_mul(1000) + i64::from(now.nanoseconds / 1_000_000)
-    }
-
-    fn fill_random(&self, buf: &mut [u8]) {
-        let bytes = wasip2::random::random::get_random_bytes(buf.len() as u64);
-        let n = bytes.len().min(buf.len());
-        buf[..n].copy_from_slice(&bytes[..n]);
-    }
-}
 
 /// A Spin variable; undefined or blank reads as unset.
 fn variable(name: &str) -> Option<String> {
@@ -125,8 +111,8 @@ struct Component;
 
 impl wasip2::exports::http::incoming_handler::Guest for Component {
     fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
-        let request = wasi_http::read_request(&request);
-        wasi_http::write_response(response_out, service().handle(&request));
+        let request = wasi_glue::read_request(&request);
+        wasi_glue::write_response(response_out, service().handle(&request));
     }
 }
 

@@ -1,14 +1,32 @@
-//! `wasi:http` glue shared by the components that serve scimlet over
-//! `wasi:http/incoming-handler` (`scim-component`, and `scim-spin`, which
-//! includes this file with `#[path]`): turns an incoming request into a core
-//! [`scim_core::Request`] and writes a core [`scim_core::Response`] back. No
-//! rule lives here.
+//! WASI glue shared by the components (`scim-component`, and `scim-spin`,
+//! which includes this file with `#[path]`): the WASI clock and random
+//! source as the core's [`Env`], and `wasi:http/incoming-handler` requests
+//! turned into a core [`scim_core::Request`] and a core
+//! [`scim_core::Response`] written back. No rule lives here.
 
 use std::io::{Read as _, Write as _};
+
+use scim_core::Env;
 
 use wasip2::http::types::{
     Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam, Scheme,
 };
+
+/// WASI's wall clock and secure random source.
+pub(crate) struct WasiEnv;
+
+impl Env for WasiEnv {
+    fn now_millis(&self) -> i64 {
+        let now = wasip2::clocks::wall_clock::now();
+        (now.seconds as i64).saturating_mul(1000) + i64::from(now.nanoseconds / 1_000_000)
+    }
+
+    fn fill_random(&self, buf: &mut [u8]) {
+        let bytes = wasip2::random::random::get_random_bytes(buf.len() as u64);
+        let n = bytes.len().min(buf.len());
+        buf[..n].copy_from_slice(&bytes[..n]);
+    }
+}
 
 fn method_name(method: Method) -> String {
     match method {
