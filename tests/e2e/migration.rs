@@ -1094,11 +1094,18 @@ fn entra_migration_takes_over_users_and_groups_and_keeps_role_bindings() {
         (json!("jane@corp.com"), json!("Jane Doe"))
     );
     f.user(&erin);
-    // The admin may still put a SCIM user into a native group by hand,
-    // and manage its role bindings.
+    // erin came through a SCIM group: her group assignments are the
+    // identity provider's. bobx was assigned directly: the admin may still
+    // put him into a native group by hand. Role bindings stay the admin's.
+    expect_rule(
+        &f.admin("PUT", &format!("/groups/{oncall}/members/{erin}"), None),
+        409,
+        "scim_managed_user",
+        "a user provisioned through a SCIM group",
+    );
     let oc = f.admin_ok(
         "PUT",
-        &format!("/groups/{oncall}/members/{erin}"),
+        &format!("/groups/{oncall}/members/{bobx}"),
         None,
         200,
     );
@@ -1109,7 +1116,7 @@ fn entra_migration_takes_over_users_and_groups_and_keeps_role_bindings() {
             .iter()
             .map(|m| m.as_str().unwrap().to_owned())
             .collect::<BTreeSet<_>>(),
-        set([&carol, &erin]),
+        set([&carol, &bobx]),
         "{oc}"
     );
     let b_erin = f.bind("user", &erin, "viewer", json!({"kind": "account"}));
@@ -1192,7 +1199,7 @@ fn entra_migration_takes_over_users_and_groups_and_keeps_role_bindings() {
     assert_eq!(
         f.audit("operation=group.addMember&outcome=success").len(),
         4 + 1,
-        "three Engineering, one On-Call, then erin"
+        "three Engineering, one On-Call, then bobx"
     );
     assert_eq!(f.audit("operation=settings.update").len(), 1);
     let entra_writes = f.audit("client=entra&outcome=success");
@@ -1216,7 +1223,7 @@ fn entra_migration_takes_over_users_and_groups_and_keeps_role_bindings() {
             )
         })
         .collect();
-    assert_eq!(refused.len(), 8, "{refused:?}");
+    assert_eq!(refused.len(), 9, "{refused:?}");
     assert_eq!(
         codes
             .iter()
@@ -1230,7 +1237,7 @@ fn entra_migration_takes_over_users_and_groups_and_keeps_role_bindings() {
             .iter()
             .filter(|(c, code, s)| c == "admin-api" && code == "scim_managed_user" && s == "409")
             .count(),
-        3,
+        4,
         "{codes:?}"
     );
     assert_eq!(

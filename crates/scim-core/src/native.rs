@@ -428,8 +428,9 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     }
 
     /// `PUT` / `DELETE /groups/{id}/members/{userId}`. Allowed on native
-    /// groups for any user, a SCIM-managed one included (an individually
-    /// provisioned user may be put in native groups by hand).
+    /// groups only. Adding a SCIM-managed user is allowed when SCIM assigned
+    /// it directly, not through a SCIM group; taking anyone out of a native
+    /// group is always allowed (that membership never came from SCIM).
     pub(crate) fn admin_set_member(&self, id: &str, user: &str, member: bool) -> Result<Value, ScimError> {
         let delta = MemberDelta { clear: false, wish: BTreeMap::from([(user.to_owned(), member)]) };
         let group = tenant::retry(|| {
@@ -437,8 +438,20 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
             if !old.prov.native {
                 return Err(scim_managed_group(id, if member { "add members" } else { "remove members" }));
             }
-            if member && self.load_user(user)?.is_none() {
-                return Err(ScimError::not_found(format!("no user with id {user:?} in this account")));
+            if member {
+                let (u, _) = self.load_user(user)?.ok_or_else(|| ScimError::not_found(format!("no user with id {user:?} in this account")))?;
+                // A user the identity provider assigns through a group has
+                // its group assignments managed there; one it assigned
+                // directly may be put in native groups by hand.
+                if !u.prov.native {
+                    if let Some((_, via, _)) = self.user_group_list(user)?.into_iter().find(|(_, _, source)| *source == "scim") {
+                        return Err(ScimError::rule(
+                            409,
+                            "scim_managed_user",
+                            format!("user {user:?} is provisioned through the SCIM group {via:?}: its group assignments are managed in the identity provider"),
+                        ));
+                    }
+                }
             }
             let (edges, changed) = self.member_writes(id, &delta, true)?;
             if !changed {

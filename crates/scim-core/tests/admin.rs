@@ -168,15 +168,23 @@ fn scim_managed_resources_refuse_native_edits() {
         assert_eq!(data(&w), before, "{method} {path} changed something");
     }
     assert_eq!(w.audit("outcome=failure").len(), 7);
-    // A SCIM user may be put in a native group by hand, and taken out again.
-    let (s, view) = w.admin("PUT", &format!("/groups/{native}/members/{ann}"), None);
-    assert_eq!((s, view["members"].clone()), (200, json!([ann])));
-    let (_, user) = w.admin("GET", &format!("/users/{ann}"), None);
-    assert_eq!(user["groups"].as_array().unwrap().len(), 2);
-    // SCIM still sees only its own group.
-    let (_, scim_view) = w.scim("GET", &format!("/Users/{ann}"), None);
-    assert_eq!(scim_view["groups"].as_array().unwrap().iter().map(|g| g["value"].clone()).collect::<Vec<_>>(), vec![json!(sales)]);
-    assert_eq!(w.admin("DELETE", &format!("/groups/{native}/members/{ann}"), None).0, 200);
+    // A user provisioned through a SCIM group has its group assignments
+    // managed in the identity provider...
+    let (s, err) = w.admin("PUT", &format!("/groups/{native}/members/{ann}"), None);
+    assert_eq!((s, err["code"].as_str()), (409, Some("scim_managed_user")), "{err}");
+    assert!(err["detail"].as_str().unwrap().contains("Sales"));
+    // ...one assigned directly may be put in a native group by hand, and
+    // taken out again.
+    let (_, u) = w.scim("POST", "/Users", Some(scim_user("bo@corp.com", "bo@corp.com")));
+    let bo = u["id"].as_str().unwrap().to_owned();
+    let (s, view) = w.admin("PUT", &format!("/groups/{native}/members/{bo}"), None);
+    assert_eq!((s, view["members"].clone()), (200, json!([bo])));
+    let (_, user) = w.admin("GET", &format!("/users/{bo}"), None);
+    assert_eq!(user["groups"], json!([{"id": native, "name": "Helpdesk", "source": "native"}]));
+    // SCIM does not see the native group.
+    let (_, scim_view) = w.scim("GET", &format!("/Users/{bo}"), None);
+    assert!(scim_view.get("groups").is_none(), "{scim_view}");
+    assert_eq!(w.admin("DELETE", &format!("/groups/{native}/members/{bo}"), None).0, 200);
     // SCIM can neither see nor delete the native group.
     assert_eq!(w.scim("DELETE", &format!("/Groups/{native}"), None).0, 404);
 }
