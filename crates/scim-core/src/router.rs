@@ -110,27 +110,16 @@ fn write_op<'p>(method: &str, path: &'p str) -> Option<(&'static str, &'static s
     if parts.next().is_some() || id == Some(".search") {
         return None;
     }
-    let (noun, rtype) = match kind {
-        "Users" => ("user", "User"),
-        "Groups" => ("group", "Group"),
+    let (name, rtype) = match (kind, method, id.is_some()) {
+        ("Users", "POST", false) => ("user.create", "User"),
+        ("Users", "PUT", true) => ("user.replace", "User"),
+        ("Users", "PATCH", true) => ("user.update", "User"),
+        ("Users", "DELETE", true) => ("user.delete", "User"),
+        ("Groups", "POST", false) => ("group.create", "Group"),
+        ("Groups", "PUT", true) => ("group.replace", "Group"),
+        ("Groups", "PATCH", true) => ("group.update", "Group"),
+        ("Groups", "DELETE", true) => ("group.delete", "Group"),
         _ => return None,
-    };
-    let verb = match (method, id) {
-        ("POST", None) => "create",
-        ("PUT", Some(_)) => "replace",
-        ("PATCH", Some(_)) => "update",
-        ("DELETE", Some(_)) => "delete",
-        _ => return None,
-    };
-    let name = match (noun, verb) {
-        ("user", "create") => "user.create",
-        ("user", "replace") => "user.replace",
-        ("user", "update") => "user.update",
-        ("user", _) => "user.delete",
-        (_, "create") => "group.create",
-        (_, "replace") => "group.replace",
-        (_, "update") => "group.update",
-        _ => "group.delete",
     };
     Some((name, rtype, id.unwrap_or_default()))
 }
