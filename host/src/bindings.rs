@@ -96,12 +96,15 @@ impl storage::Host for RequestState {
         prefix: String,
         after: Option<String>,
         limit: u32,
-    ) -> Result<Vec<storage::Entry>, storage::Error> {
+    ) -> Result<storage::ScanPage, storage::Error> {
         blocking(&self.backend, move |b| {
             b.scan(&prefix, after.as_deref(), limit)
         })
         .await
-        .map(|found| found.into_iter().map(Into::into).collect())
+        .map(|page| storage::ScanPage {
+            entries: page.entries.into_iter().map(Into::into).collect(),
+            more: page.more,
+        })
     }
 
     async fn commit(&mut self, writes: Vec<storage::Write>) -> Result<u64, storage::Error> {

@@ -6,7 +6,7 @@
 //! `wasi:http/incoming-handler`. Imports: `storage`, plus the WASI clock and
 //! random source that become the core's [`Env`].
 
-use scim_core::{Config, Entry, Precondition, Service, Store, StoreError, Write};
+use scim_core::{Config, Entry, Precondition, ScanPage, Service, Store, StoreError, Write};
 use wasi_glue::WasiEnv;
 
 #[doc(hidden)]
@@ -46,8 +46,10 @@ impl Store for WitStore {
         storage::get_many(keys).map(|v| v.into_iter().map(|e| e.map(entry)).collect()).map_err(error)
     }
 
-    fn scan(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<Vec<Entry>, StoreError> {
-        storage::scan(prefix, after, limit).map(|v| v.into_iter().map(entry).collect()).map_err(error)
+    fn scan(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<ScanPage, StoreError> {
+        storage::scan(prefix, after, limit)
+            .map(|page| ScanPage { entries: page.entries.into_iter().map(entry).collect(), more: page.more })
+            .map_err(error)
     }
 
     fn commit(&self, writes: Vec<Write>) -> Result<u64, StoreError> {

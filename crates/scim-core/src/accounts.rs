@@ -37,6 +37,8 @@ const MAX_ROTATION_GRACE_HOURS: u32 = 30 * 24;
 /// A marker written with the first account so that two hosts starting on
 /// one empty store cannot both bootstrap.
 const BOOTSTRAP_KEY: &str = "bootstrap";
+/// Most tokens (live, expired or revoked) one account's listing shows.
+const MAX_TOKENS: usize = 10_000;
 
 /// An account as the admin interface shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -228,15 +230,15 @@ impl<S: Store, E: Env> Service<S, E> {
         let mut after: Option<String> = None;
         loop {
             let page = self.store().scan(keys::ACCOUNTS, after.as_deref(), 500)?;
-            for entry in &page {
+            for entry in &page.entries {
                 if let Ok(record) = serde_json::from_slice::<AccountRecord>(&entry.value) {
                     out.push(record.to_account());
                 }
             }
-            if page.len() < 500 {
+            if !page.more {
                 return Ok(out);
             }
-            after = page.last().map(|e| e.key.clone());
+            after = page.entries.last().map(|e| e.key.clone());
         }
     }
 
@@ -383,9 +385,9 @@ impl<S: Store, E: Env> Service<S, E> {
     /// Lists an account's tokens.
     pub fn list_tokens(&self, account_id: &str) -> Result<Vec<TokenInfo>, AdminError> {
         let account = self.account_record(account_id)?;
-        let refs = self.store().scan(&AccountKeys::new(&account.id).tokens(), None, 10_000)?;
+        let (refs, _) = crate::store::scan_all(self.store(), &AccountKeys::new(&account.id).tokens(), MAX_TOKENS)?;
         let ids: Vec<String> = refs.iter().map(|e| keys::token(&keys::last_segment(&e.key))).collect();
-        let records = self.store().get_many(&ids)?;
+        let records = crate::store::get_all(self.store(), &ids)?;
         Ok(records
             .into_iter()
             .flatten()
@@ -430,7 +432,7 @@ impl<S: Store, E: Env> Service<S, E> {
     /// On an empty store creates a first account and token; otherwise `None`.
     pub fn bootstrap(&self, name: &str) -> Result<Option<(Account, NewToken)>, AdminError> {
         let name = check_name(name, "account name")?;
-        if self.store().get(BOOTSTRAP_KEY)?.is_some() || !self.store().scan(keys::ACCOUNTS, None, 1)?.is_empty() {
+        if self.store().get(BOOTSTRAP_KEY)?.is_some() || !self.store().scan(keys::ACCOUNTS, None, 1)?.entries.is_empty() {
             return Ok(None);
         }
         // Account, first token and the marker land in one commit.

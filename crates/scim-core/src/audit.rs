@@ -214,7 +214,7 @@ pub(crate) fn list(store: &impl Store, keys: &AccountKeys, q: &AuditQuery) -> Re
     let mut examined = 0;
     loop {
         let page = store.scan(&prefix, after.as_deref(), 500)?;
-        for entry in &page {
+        for entry in &page.entries {
             if until.as_ref().is_some_and(|u| entry.key > *u) {
                 return Ok((items, None));
             }
@@ -228,9 +228,9 @@ pub(crate) fn list(store: &impl Store, keys: &AccountKeys, q: &AuditQuery) -> Re
                 return Ok((items, Some(entry.key[prefix.len()..].to_owned())));
             }
         }
-        if page.len() < 500 {
+        if !page.more {
             return Ok((items, None));
         }
-        after = page.last().map(|e| e.key.clone());
+        after = page.entries.last().map(|e| e.key.clone());
     }
 }

@@ -229,6 +229,10 @@ pub enum IndexHint {
     DisplayName(String),
     /// `members.value eq` (groups)
     Member(String),
+    /// `userName sw` (users)
+    UserNamePrefix(String),
+    /// `displayName sw` (groups)
+    DisplayNamePrefix(String),
 }
 
 impl Filter {
@@ -311,6 +315,79 @@ impl Filter {
     pub fn index_hint(&self) -> Option<IndexHint> {
         hint(&self.expr)
     }
+
+    /// Index lookups whose union holds every match: one for an equality,
+    /// one per branch of an `or` whose every branch has one. `None` when
+    /// some match could escape every index.
+    pub fn index_plan(&self) -> Option<Vec<IndexHint>> {
+        fn plan(e: &Expr) -> Option<Vec<IndexHint>> {
+            match e {
+                Expr::Or(a, b) => {
+                    let mut out = plan(a)?;
+                    out.extend(plan(b)?);
+                    Some(out)
+                }
+                Expr::And(a, b) => match (plan(a), plan(b)) {
+                    (Some(x), Some(y)) => Some(if x.len() <= y.len() { x } else { y }),
+                    (x, y) => x.or(y),
+                },
+                Expr::Compare(t, CompareOp::Sw, Literal::Str(v))
+                    if t.extension.is_none() && !t.relative && t.sub.is_none() && prefix_indexable(v) =>
+                {
+                    match t.attribute.name {
+                        "userName" => Some(vec![IndexHint::UserNamePrefix(v.clone())]),
+                        "displayName" => Some(vec![IndexHint::DisplayNamePrefix(v.clone())]),
+                        _ => None,
+                    }
+                }
+                other => hint(other).map(|h| vec![h]),
+            }
+        }
+        plan(&self.expr)
+    }
+
+    /// The values a filter compares attribute `name` with, when every
+    /// mention of it is an `eq` on its `value` (`members[value eq "u"]`,
+    /// `members.value eq "u"`, `members eq "u"`): a resource rendered with
+    /// just those of its `name` elements whose value is listed matches
+    /// exactly when the full resource would. `None` when the filter says
+    /// anything else about `name`.
+    pub fn compared_values(&self, name: &str) -> Option<Vec<String>> {
+        fn walk(e: &Expr, name: &str, out: &mut Vec<String>) -> bool {
+            let is_value = |t: &Target| t.sub.is_none_or(|s| s.name == "value");
+            match e {
+                Expr::And(a, b) | Expr::Or(a, b) => walk(a, name, out) && walk(b, name, out),
+                Expr::Not(a) => walk(a, name, out),
+                Expr::Compare(t, op, lit) if t.attribute.name == name => match (op, lit) {
+                    (CompareOp::Eq, Literal::Str(v)) if t.extension.is_none() && is_value(t) => {
+                        out.push(v.clone());
+                        true
+                    }
+                    _ => false,
+                },
+                Expr::Present(t) => t.attribute.name != name,
+                Expr::Compare(..) => true,
+                Expr::ValuePath { target, filter, then } if target.attribute.name == name => {
+                    let inner = match filter.as_ref() {
+                        Expr::Compare(t, CompareOp::Eq, Literal::Str(v)) if t.sub.is_some_and(|s| s.name == "value") => v.clone(),
+                        _ => return false,
+                    };
+                    out.push(inner);
+                    then.is_none()
+                }
+                Expr::ValuePath { .. } => true,
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.expr, name, &mut out).then_some(out)
+    }
+}
+
+/// Whether a `sw` literal can be answered from a case-folded index: its
+/// lower-case form must be a prefix of the lower-case form of every value
+/// it starts, which context-sensitive lowering (final sigma) can break.
+fn prefix_indexable(v: &str) -> bool {
+    !v.is_empty() && !v.chars().any(|c| matches!(c, 'Σ' | 'σ' | 'ς'))
 }
 
 fn hint(expr: &Expr) -> Option<IndexHint> {

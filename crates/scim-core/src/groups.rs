@@ -12,7 +12,7 @@ use unicode_normalization::UnicodeNormalization;
 use crate::audit::Op;
 use crate::env::Env;
 use crate::error::ScimError;
-use crate::filter::IndexHint;
+use crate::filter::{Filter, IndexHint};
 use crate::http::Response;
 use crate::keys;
 use crate::list::{self, Collection, ListQuery, Loaded};
@@ -20,12 +20,43 @@ use crate::patch::{self, OpKind, Operation};
 use crate::resource::{self, Projection};
 use crate::schema::{GROUP_TYPE, USER_TYPE};
 use crate::settings::SameNamePolicy;
-use crate::store::{Store, StoreError, Write};
+use crate::store::{self, SCAN_PAGE, Store, StoreError, Write};
 use crate::tenant::{self, IndexEntry, Stored, Tenant, Uniques};
 
-/// Most members one group may have: bounds the work of reading, replacing
-/// and deleting a group.
+/// Most members one group may have: bounds the work of reading and
+/// rendering a group.
 pub(crate) const MAX_MEMBERS: usize = 100_000;
+/// Writes one member change costs: both edges and the member's user record.
+pub(crate) const WRITES_PER_MEMBER: usize = 3;
+/// Room a commit keeps beside member changes: the group record, its
+/// indexes, a tombstone and the audit record.
+pub(crate) const RESERVED_WRITES: usize = 16;
+
+/// The value of a membership edge: its group's generation (empty for 0,
+/// the generation of records from before generations existed).
+pub(crate) fn edge_value(generation: u64) -> Vec<u8> {
+    if generation == 0 { Vec::new() } else { generation.to_string().into_bytes() }
+}
+
+/// The generation a membership edge belongs to.
+pub(crate) fn edge_gen(value: &[u8]) -> u64 {
+    std::str::from_utf8(value).ok().and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+/// A planned membership change: its writes and the group's new count and
+/// generation.
+pub(crate) struct MemberPlan {
+    pub(crate) writes: Vec<Write>,
+    pub(crate) changed: bool,
+    pub(crate) members: u64,
+    pub(crate) generation: u64,
+}
+
+fn too_many_changes(budget: usize) -> ScimError {
+    ScimError::invalid_value(format!(
+        "one request may add or remove at most {budget} members; send the change as several PATCH requests"
+    ))
+}
 const MAX_IDENTIFIER: usize = 128;
 
 /// Derives a group identifier from its displayName, the way the platform
@@ -93,17 +124,38 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         ScimError::not_found(format!("no group with id {id:?} in this account"))
     }
 
-    fn member_ids(&self, group: &str) -> Result<Vec<String>, ScimError> {
-        let prefix = self.keys.members(group);
+    /// Live member ids of a group at generation `generation`, in id order: edges
+    /// of another generation are left over from a cleared or deleted
+    /// incarnation, and users deleted but not yet swept out are gone.
+    pub(crate) fn member_ids(&self, group: &str, generation: u64) -> Result<Vec<String>, ScimError> {
+        let gone = self.deleted_users()?;
         let mut out = Vec::new();
+        self.each_member(group, generation, &gone, |uid| {
+            out.push(uid);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Calls `f` with each live member id, page by page, holding one page
+    /// of edges at a time.
+    fn each_member(&self, group: &str, generation: u64, gone: &BTreeSet<String>, mut f: impl FnMut(String) -> Result<(), ScimError>) -> Result<(), ScimError> {
+        let prefix = self.keys.members(group);
         let mut after: Option<String> = None;
         loop {
-            let page = self.store().scan(&prefix, after.as_deref(), 1000)?;
-            out.extend(page.iter().map(|e| keys::last_segment(&e.key)));
-            if page.len() < 1000 || out.len() > MAX_MEMBERS {
-                return Ok(out);
+            let page = self.store().scan(&prefix, after.as_deref(), SCAN_PAGE)?;
+            for entry in &page.entries {
+                if edge_gen(&entry.value) == generation {
+                    let uid = keys::last_segment(&entry.key);
+                    if !gone.contains(&uid) {
+                        f(uid)?;
+                    }
+                }
             }
-            after = page.last().map(|e| e.key.clone());
+            if !page.more {
+                return Ok(());
+            }
+            after = page.entries.last().map(|e| e.key.clone());
         }
     }
 
@@ -115,9 +167,28 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     /// SCIM groups hold SCIM users only (a takeover drops the native ones),
     /// so only a native group, visible to SCIM under the `link` policy,
     /// pays a read per member to keep native users out of sight.
-    fn render_members(&self, group: &str, native_group: bool) -> Result<Vec<Value>, ScimError> {
-        let mut ids = self.member_ids(group)?;
-        if native_group {
+    fn render_members(&self, group: &str, stored: &Stored) -> Result<Vec<Value>, ScimError> {
+        let ids = self.member_ids(group, stored.generation)?;
+        self.member_values_json(stored, ids)
+    }
+
+    /// Those of `candidates` that are live members of `group`, rendered:
+    /// a read of one edge each, whatever the group's size.
+    fn render_members_among(&self, group: &str, stored: &Stored, candidates: &[String]) -> Result<Vec<Value>, ScimError> {
+        let candidates: BTreeSet<&String> = candidates.iter().collect();
+        let edges = store::get_all(self.store(), &candidates.iter().map(|u| self.keys.member(group, u)).collect::<Vec<_>>())?;
+        let gone = self.deleted_users()?;
+        let ids: Vec<String> = candidates
+            .into_iter()
+            .zip(edges)
+            .filter(|(uid, edge)| edge.as_ref().is_some_and(|e| edge_gen(&e.value) == stored.generation) && !gone.contains(*uid))
+            .map(|(uid, _)| uid.clone())
+            .collect();
+        self.member_values_json(stored, ids)
+    }
+
+    fn member_values_json(&self, stored: &Stored, mut ids: Vec<String>) -> Result<Vec<Value>, ScimError> {
+        if stored.prov.native {
             let native = self.native_members(&ids)?;
             ids.retain(|id| !native.contains(id));
         }
@@ -127,34 +198,70 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     /// Which of `ids` are native users.
     fn native_members(&self, ids: &[String]) -> Result<BTreeSet<String>, ScimError> {
         let mut out = BTreeSet::new();
-        for chunk in ids.chunks(500) {
-            let docs = self.store().get_many(&chunk.iter().map(|u| self.keys.user(u)).collect::<Vec<_>>())?;
-            for (uid, doc) in chunk.iter().zip(docs) {
-                if let Some(doc) = doc {
-                    if Stored::decode(&doc)?.prov.native {
-                        out.insert(uid.clone());
-                    }
-                }
+        let docs = store::get_all(self.store(), &ids.iter().map(|u| self.keys.user(u)).collect::<Vec<_>>())?;
+        for (uid, doc) in ids.iter().zip(docs) {
+            if let Some(doc) = doc
+                && Stored::decode(&doc)?.prov.native
+            {
+                out.insert(uid.clone());
             }
         }
         Ok(out)
     }
 
     fn render_group(&self, id: &str, stored: &Stored, version: u64, with_members: bool) -> Result<Value, ScimError> {
+        let members = if with_members { self.render_members(id, stored)? } else { Vec::new() };
+        Ok(self.render_group_with(id, stored, version, members))
+    }
+
+    fn render_group_with(&self, id: &str, stored: &Stored, version: u64, members: Vec<Value>) -> Value {
         let mut computed = Vec::new();
-        if with_members {
-            let members = self.render_members(id, stored.prov.native)?;
-            if !members.is_empty() {
-                computed.push(("members", Value::Array(members)));
-            }
+        if !members.is_empty() {
+            computed.push(("members", Value::Array(members)));
         }
-        Ok(resource::render(&GROUP_TYPE, id, &stored.attrs, computed, &stored.meta(version), &self.location(GROUP_TYPE.endpoint, id)))
+        resource::render(&GROUP_TYPE, id, &stored.attrs, computed, &stored.meta(version), &self.location(GROUP_TYPE.endpoint, id))
     }
 
     fn group_response(&self, status: u16, id: &str, stored: &Stored, version: u64, projection: &Projection) -> Result<Response, ScimError> {
-        let body = projection.apply(&GROUP_TYPE, self.render_group(id, stored, version, projection.wants("members"))?);
+        let streamed = projection.wants_whole("members");
+        let body = projection.apply(&GROUP_TYPE, self.render_group(id, stored, version, projection.wants("members") && !streamed)?);
         let location = self.location(GROUP_TYPE.endpoint, id);
-        Ok(tenant::resource_response(status, &body, version, (status == 201).then_some(location.as_str())))
+        let mut response = tenant::resource_response(status, &body, version, (status == 201).then_some(location.as_str()));
+        if streamed {
+            self.append_members(&mut response.body, id, stored)?;
+        }
+        Ok(response)
+    }
+
+    /// Writes `"members": [...]` into a serialised group, straight from
+    /// the member ids: a group of 100,000 members is about 15 MB of JSON,
+    /// and as 100,000 JSON values it would not fit a component's memory.
+    fn append_members(&self, body: &mut Vec<u8>, group: &str, stored: &Stored) -> Result<(), ScimError> {
+        let mut ids = self.member_ids(group, stored.generation)?;
+        if stored.prov.native {
+            let native = self.native_members(&ids)?;
+            ids.retain(|id| !native.contains(id));
+        }
+        if ids.is_empty() || body.last() != Some(&b'}') {
+            return Ok(());
+        }
+        let users = self.location(USER_TYPE.endpoint, "");
+        body.pop();
+        body.reserve(ids.len() * (users.len() + 2 * 40 + 40));
+        body.extend_from_slice(br#","members":["#);
+        for (i, uid) in ids.iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(br#"{"value":"#);
+            // Writing JSON strings into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut *body, uid);
+            body.extend_from_slice(br#","$ref":"#);
+            let _ = serde_json::to_writer(&mut *body, &format!("{users}{uid}"));
+            body.extend_from_slice(br#","type":"User"}"#);
+        }
+        body.extend_from_slice(b"]}");
+        Ok(())
     }
 
     /// Splits a full group body into stored attributes and member ids.
@@ -188,19 +295,54 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         tenant::index_writes(&old, &new)
     }
 
-    /// Edge writes that take membership from what the store holds to
-    /// `delta`, and version bumps for the users whose `groups` change.
-    /// Fails with 400 if an added member is not a user of this account.
-    pub(crate) fn member_writes(&self, group: &str, delta: &MemberDelta, allow_native: bool) -> Result<(Vec<Write>, bool), ScimError> {
+    /// Most members one request may add or remove: every change costs
+    /// [`WRITES_PER_MEMBER`] writes, and the whole request is one commit
+    /// that every store must accept.
+    pub(crate) fn member_change_budget(&self) -> usize {
+        self.store().limits().commit_writes.saturating_sub(RESERVED_WRITES) / WRITES_PER_MEMBER
+    }
+
+    /// Edge writes that take the membership of `group` (stored as `old`,
+    /// or about to be created at generation `generation`) to `delta`, and version
+    /// bumps for the users whose `groups` change. Fails with 400 if an
+    /// added member is not a user of this account, if the group would
+    /// exceed [`MAX_MEMBERS`], or if the change is larger than one request
+    /// may make.
+    ///
+    /// Clearing a large group (a `replace` or a remove of all members) is
+    /// not a removal per member: the group moves to a new generation that
+    /// holds just the wished members, in one commit whatever the group's
+    /// size, and a tombstone schedules the old edges for bounded clean-up.
+    pub(crate) fn member_writes(&self, group: &str, old: Option<&Stored>, generation: u64, delta: &MemberDelta, allow_native: bool) -> Result<MemberPlan, ScimError> {
+        let budget = self.member_change_budget();
+        let mut generation = generation;
+        let mut count = match old {
+            None => 0,
+            Some(Stored { members: Some(n), .. }) => *n,
+            Some(g) => self.member_ids(group, g.generation)?.len() as u64,
+        };
         let mut current: BTreeSet<String> = BTreeSet::new();
+        let mut new_generation = false;
         if delta.clear {
-            current.extend(self.member_ids(group)?);
+            current.extend(self.member_ids(group, generation)?);
+            let adds = delta.wish.iter().filter(|(u, wish)| **wish && !current.contains(*u)).count();
+            let removes = current.iter().filter(|u| delta.wish.get(*u) != Some(&true)).count();
+            if adds + removes > budget && !current.is_empty() {
+                generation = self.new_generation();
+                new_generation = true;
+                current.clear();
+                count = 0;
+            }
         }
         let touched: Vec<&String> = delta.wish.keys().filter(|u| !current.contains(*u)).collect();
-        if !touched.is_empty() {
+        if !touched.is_empty() && !new_generation {
+            if touched.len() > budget {
+                return Err(too_many_changes(budget));
+            }
             let edges = self.store().get_many(&touched.iter().map(|u| self.keys.member(group, u)).collect::<Vec<_>>())?;
+            let gone = self.deleted_users()?;
             for (uid, edge) in touched.into_iter().zip(edges) {
-                if edge.is_some() {
+                if edge.is_some_and(|e| edge_gen(&e.value) == generation) && !gone.contains(uid) {
                     current.insert(uid.clone());
                 }
             }
@@ -217,41 +359,47 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
                 changed.push((uid.clone(), true));
             }
         }
-        let mut writes = Vec::new();
-        for chunk in changed.chunks(500) {
-            let docs = self.store().get_many(&chunk.iter().map(|(u, _)| self.keys.user(u)).collect::<Vec<_>>())?;
-            for ((uid, add), doc) in chunk.iter().zip(docs) {
-                let visible = match &doc {
-                    Some(d) => allow_native || !Stored::decode(d)?.prov.native,
-                    None => false,
-                };
-                match (doc, add) {
-                    (Some(_), true) if !visible => {
-                        return Err(ScimError::invalid_value(format!("member {uid:?} is not a user of this account")));
-                    }
-                    (Some(doc), _) => {
-                        // Rewriting the user gives it a new version (its `groups`
-                        // changed) and, as a precondition, proves it still exists.
-                        writes.push(Write::replace(doc.key.clone(), doc.value.clone(), doc.version));
-                    }
-                    (None, true) => {
-                        return Err(ScimError::invalid_value(format!("member {uid:?} is not a user of this account")));
-                    }
-                    (None, false) => {}
-                }
-                if *add {
-                    writes.push(Write::put(self.keys.member(group, uid), Vec::new()));
-                    writes.push(Write::put(self.keys.membership(uid, group), Vec::new()));
-                } else {
-                    writes.push(Write::delete(self.keys.member(group, uid)));
-                    writes.push(Write::delete(self.keys.membership(uid, group)));
-                }
-            }
+        if changed.len() > budget {
+            return Err(too_many_changes(budget));
         }
-        if current.len() + changed.iter().filter(|(_, add)| *add).count() > MAX_MEMBERS {
+        let added = changed.iter().filter(|(_, add)| *add).count() as u64;
+        count = (count + added).saturating_sub(changed.len() as u64 - added);
+        if count > MAX_MEMBERS as u64 {
             return Err(ScimError::invalid_value(format!("a group holds at most {MAX_MEMBERS} members")));
         }
-        Ok((writes, !changed.is_empty()))
+        let mut writes = Vec::new();
+        let docs = store::get_all(self.store(), &changed.iter().map(|(u, _)| self.keys.user(u)).collect::<Vec<_>>())?;
+        for ((uid, add), doc) in changed.iter().zip(docs) {
+            let visible = match &doc {
+                Some(d) => allow_native || !Stored::decode(d)?.prov.native,
+                None => false,
+            };
+            match (doc, add) {
+                (Some(_), true) if !visible => {
+                    return Err(ScimError::invalid_value(format!("member {uid:?} is not a user of this account")));
+                }
+                (Some(doc), _) => {
+                    // Rewriting the user gives it a new version (its `groups`
+                    // changed) and, as a precondition, proves it still exists.
+                    writes.push(Write::replace(doc.key.clone(), doc.value.clone(), doc.version));
+                }
+                (None, true) => {
+                    return Err(ScimError::invalid_value(format!("member {uid:?} is not a user of this account")));
+                }
+                (None, false) => {}
+            }
+            if *add {
+                writes.push(Write::put(self.keys.member(group, uid), edge_value(generation)));
+                writes.push(Write::put(self.keys.membership(uid, group), edge_value(generation)));
+            } else {
+                writes.push(Write::delete(self.keys.member(group, uid)));
+                writes.push(Write::delete(self.keys.membership(uid, group)));
+            }
+        }
+        if new_generation {
+            writes.push(Write::put(self.keys.group_tombstone(group), Vec::new()));
+        }
+        Ok(MemberPlan { writes, changed: new_generation || !changed.is_empty(), members: count, generation })
     }
 
     /// `POST /Groups`. The id is derived from displayName; when another
@@ -277,12 +425,14 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
             }
             let delta = MemberDelta { clear: false, wish: members.iter().map(|m| (m.clone(), true)).collect() };
             let id = if suffix == 1 { base.clone() } else { format!("{base}_{suffix}") };
-            let stored = Stored { created: now, modified: now, attrs: attrs.clone(), prov: self.provenance() };
+            // A fresh generation: edges a deleted group of this id left
+            // behind (not swept yet) never show in the new one.
+            let plan = self.member_writes(&id, None, self.new_generation(), &delta, false)?;
+            let stored = Stored { created: now, modified: now, attrs: attrs.clone(), prov: self.provenance(), generation: plan.generation, members: Some(plan.members) };
             let (index, uniques) = self.group_index_writes(&id, None, Some(&stored));
-            let (edges, _) = self.member_writes(&id, &delta, false)?;
             let mut writes = vec![Write::create(self.keys.group(&id), stored.encode())];
             writes.extend(index);
-            writes.extend(edges);
+            writes.extend(plan.writes);
             let op = Op { name: "group.create", resource_type: "Group", resource_id: &id };
             match self.commit(op, writes) {
                 Ok(v) => Ok(Ok((id, stored, v))),
@@ -375,7 +525,8 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
                     }
                     _ => {
                         // A general filter: evaluate it on the rendered members.
-                        for member in self.render_members(group, false)? {
+                        let (stored, _) = self.load_scim_group(group)?.ok_or_else(|| Self::group_not_found(group))?;
+                        for member in self.render_members(group, &stored)? {
                             if filter.matches(&member)
                                 && let Some(uid) = member.get("value").and_then(Value::as_str) {
                                     delta.wish.insert(uid.to_owned(), false);
@@ -416,11 +567,12 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         if old.prov.native {
             // Taken over: members that are still native users leave, so a
             // SCIM group only ever holds users SCIM manages.
-            for uid in self.native_members(&self.member_ids(id)?)? {
+            for uid in self.native_members(&self.member_ids(id, old.generation)?)? {
                 delta.to_mut().wish.entry(uid).or_insert(false);
             }
         }
-        let (edges, members_changed) = self.member_writes(id, &delta, false)?;
+        let plan = self.member_writes(id, Some(old), old.generation, &delta, false)?;
+        let members_changed = plan.changed;
         let mut prov = old.prov.clone();
         if prov.native {
             prov = self.provenance();
@@ -430,11 +582,11 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
             return Ok(Ok((old.clone(), version)));
         }
         let name = attrs.get("displayName").and_then(Value::as_str).unwrap_or_default().to_owned();
-        let new = Stored { created: old.created, modified: self.now(), attrs, prov };
+        let new = Stored { created: old.created, modified: self.now(), attrs, prov, generation: plan.generation, members: Some(plan.members) };
         let (index, uniques) = self.group_index_writes(id, Some(old), Some(&new));
         let mut writes = vec![Write::replace(self.keys.group(id), new.encode(), version)];
         writes.extend(index);
-        writes.extend(edges);
+        writes.extend(plan.writes);
         match self.commit(Op { name: op, resource_type: "Group", resource_id: id }, writes) {
             Ok(v) => Ok(Ok((new, v))),
             Err(StoreError::Conflict(i)) if uniques.hit(1, i).is_some() => Err(name_taken(&name)),
@@ -442,21 +594,31 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         }
     }
 
-    /// Everything that goes with a group: record, indexes, every edge and
-    /// its role bindings.
+    /// Everything that goes with a group: record, indexes, role bindings
+    /// and every edge. Edges that do not fit the commit stay behind a
+    /// tombstone for the sweeper: no group record names their generation
+    /// any more, so from this commit on nothing shows them.
     pub(crate) fn group_removal_writes(&self, id: &str, group: &Stored, version: u64) -> Result<Vec<Write>, ScimError> {
         let mut writes = vec![Write::delete_at(self.keys.group(id), version)];
         writes.extend(self.group_index_writes(id, Some(group), None).0);
-        for uid in self.member_ids(id)? {
-            writes.push(Write::delete(self.keys.member(id, &uid)));
-            writes.push(Write::delete(self.keys.membership(&uid, id)));
-        }
         writes.extend(self.binding_removal_writes("group", id)?);
+        let room = self.store().limits().commit_writes.saturating_sub(writes.len() + RESERVED_WRITES) / 2;
+        let (edges, more) = store::scan_all(self.store(), &self.keys.members(id), room)?;
+        if more {
+            writes.push(Write::put(self.keys.group_tombstone(id), Vec::new()));
+        } else {
+            for edge in edges {
+                let uid = keys::last_segment(&edge.key);
+                writes.push(Write::delete(self.keys.membership(&uid, id)));
+                writes.push(Write::delete(edge.key));
+            }
+        }
         Ok(writes)
     }
 
-    /// `DELETE /Groups/{id}`: the group, its indexes and every edge in one
-    /// commit. The users stay.
+    /// `DELETE /Groups/{id}`: the group, its indexes and its edges in one
+    /// commit (a huge group's edges vanish at once and are swept later).
+    /// The users stay.
     pub(crate) fn delete_group(&self, id: &str, if_match: Option<&str>) -> Result<Response, ScimError> {
         tenant::retry(|| {
             // SCIM never deletes a native group, whatever the policy.
@@ -506,9 +668,17 @@ impl<S: Store, E: Env> Collection for Groups<'_, '_, S, E> {
             }
             IndexHint::Id(v) => vec![v.clone()],
             IndexHint::ExternalId(v) => t.ids_under(&t.keys.group_external_ids(v))?,
-            IndexHint::Member(v) => t.ids_under(&t.keys.memberships(v))?,
-            IndexHint::UserName(_) | IndexHint::Email(_) => return Ok(None),
+            IndexHint::Member(v) => t.groups_of(v)?.into_iter().map(|(gid, _)| gid).collect(),
+            IndexHint::DisplayNamePrefix(v) => t.ids_in_range(&t.keys.group_name(v))?,
+            IndexHint::UserName(_) | IndexHint::Email(_) | IndexHint::UserNamePrefix(_) => return Ok(None),
         }))
+    }
+
+    fn order_range(&self, hint: &IndexHint) -> Option<String> {
+        match hint {
+            IndexHint::DisplayNamePrefix(v) => Some(self.0.keys.group_name(v)),
+            _ => None,
+        }
     }
 
     fn load(&self, ids: &[String]) -> Result<Vec<Option<Loaded<Self::Record>>>, ScimError> {
@@ -530,8 +700,22 @@ impl<S: Store, E: Env> Collection for Groups<'_, '_, S, E> {
         self.0.render_group(&item.id, &item.record.0, item.record.1, computed)
     }
 
-    fn scan(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<Vec<(String, String)>, ScimError> {
-        Ok(self.0.store().scan(prefix, after, limit)?.into_iter().map(|e| (e.key, String::from_utf8_lossy(&e.value).into_owned())).collect())
+    /// `members[value eq "u"]` (Entra's and Okta's membership checks)
+    /// reads the edges of the users named, never the whole member list.
+    fn render_for_filter(&self, item: &Loaded<Self::Record>, filter: &Filter) -> Result<(Value, bool), ScimError> {
+        let (stored, version) = &item.record;
+        match filter.compared_values("members") {
+            Some(values) => {
+                let members = self.0.render_members_among(&item.id, stored, &values)?;
+                Ok((self.0.render_group_with(&item.id, stored, *version, members), false))
+            }
+            None => Ok((self.render(item, true)?, true)),
+        }
+    }
+
+    fn scan(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<(Vec<(String, String)>, bool), ScimError> {
+        let page = self.0.store().scan(prefix, after, limit)?;
+        Ok((page.entries.into_iter().map(|e| (e.key, String::from_utf8_lossy(&e.value).into_owned())).collect(), page.more))
     }
 }
 

@@ -133,6 +133,22 @@ impl AccountKeys {
         format!("{}log/", self.root)
     }
 
+    /// Work left for the sweeper: `t/g/<group>` (edges of a deleted or
+    /// cleared generation; the value is where the sweep got to) and
+    /// `t/u/<user>` (a deleted user still named by group edges).
+    pub(crate) fn tombstones(&self) -> String {
+        format!("{}t/", self.root)
+    }
+    pub(crate) fn group_tombstone(&self, group: &str) -> String {
+        format!("{}t/g/{}", self.root, segment(group))
+    }
+    pub(crate) fn user_tombstone(&self, user: &str) -> String {
+        format!("{}t/u/{}", self.root, segment(user))
+    }
+    pub(crate) fn user_tombstones(&self) -> String {
+        format!("{}t/u/", self.root)
+    }
+
     /// Membership edge group → user.
     pub(crate) fn member(&self, group: &str, user: &str) -> String {
         format!("{}m/{}/{}", self.root, segment(group), segment(user))

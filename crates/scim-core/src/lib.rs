@@ -28,6 +28,7 @@ mod native;
 mod resource;
 mod roles;
 mod router;
+mod sweep;
 pub mod settings;
 mod tenant;
 pub mod schema;
@@ -40,7 +41,7 @@ pub use router::MAX_BODY;
 pub use env::{Env, TestEnv};
 pub use error::ScimError;
 pub use http::{Request, Response};
-pub use store::{Entry, MemStore, Precondition, Store, StoreError, Write};
+pub use store::{Entry, Limits, MemStore, Precondition, ScanPage, Store, StoreError, Write};
 
 /// Media type of every SCIM response (RFC 7644 §3.1).
 pub const SCIM_MEDIA_TYPE: &str = "application/scim+json";

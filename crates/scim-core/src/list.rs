@@ -170,6 +170,20 @@ pub(crate) fn list_response(total: usize, start_index: usize, resources: Vec<Val
     })
 }
 
+/// The answer to a request that would examine more than [`MAX_SCAN`]
+/// resources.
+pub(crate) fn too_many_to_examine() -> ScimError {
+    ScimError::new(
+        400,
+        Some(ScimType::TooMany),
+        format!("the request would examine more than {MAX_SCAN} resources; filter with an equality on an indexed attribute"),
+    )
+}
+
+/// A resource that matched: its list position, its rendering, its record
+/// and whether the rendering holds the whole computed attribute.
+type Examined<R> = (String, Value, Loaded<R>, bool);
+
 /// One resource loaded for listing.
 pub(crate) struct Loaded<T> {
     pub(crate) id: String,
@@ -195,8 +209,22 @@ pub(crate) trait Collection {
     fn load(&self, ids: &[String]) -> Result<Vec<Option<Loaded<Self::Record>>>, ScimError>;
     /// Renders a resource, with the computed attribute when `computed`.
     fn render(&self, item: &Loaded<Self::Record>, computed: bool) -> Result<Value, ScimError>;
-    /// Scans the order index.
-    fn scan(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<Vec<(String, String)>, ScimError>;
+    /// Renders a resource for evaluating `filter`, which mentions the
+    /// computed attribute; `true` with a complete rendering. A collection
+    /// may render only what the filter compares (see
+    /// [`Filter::compared_values`]) and answer `false`.
+    fn render_for_filter(&self, item: &Loaded<Self::Record>, filter: &Filter) -> Result<(Value, bool), ScimError> {
+        let _ = filter;
+        Ok((self.render(item, true)?, true))
+    }
+    /// The part of the order index that holds every match of `hint`, when
+    /// the hint is a prefix of the ordering attribute.
+    fn order_range(&self, hint: &IndexHint) -> Option<String> {
+        let _ = hint;
+        None
+    }
+    /// Scans the order index: (key, id) pairs, and whether more follow.
+    fn scan(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<(Vec<(String, String)>, bool), ScimError>;
 }
 
 /// Answers a list request on a collection.
@@ -206,42 +234,64 @@ pub(crate) fn list<C: Collection>(c: &C, query: &ListQuery) -> Result<Value, Sci
     let needs_computed =
         query.filter.as_ref().is_some_and(|f| f.mentions(computed)) || query.sort.as_ref().is_some_and(|(t, _)| t.attribute.name == computed);
     let wants_computed = query.projection.wants(computed);
-    let fixed = match query.filter.as_ref().and_then(Filter::index_hint) {
-        Some(hint) => c.lookup(&hint)?.map(|mut ids| {
-            ids.sort();
-            ids.dedup();
-            ids
-        }),
+    let plan = query.filter.as_ref().and_then(Filter::index_plan);
+    // A prefix of the order index itself (`userName sw`) is read in list
+    // order like the whole index, only narrower.
+    let range = match plan.as_deref() {
+        Some([hint]) => c.order_range(hint),
+        _ => None,
+    };
+    let fixed = match plan {
+        _ if range.is_some() => None,
+        Some(plan) => {
+            let mut union = Some(Vec::new());
+            for hint in &plan {
+                match (c.lookup(hint)?, union.as_mut()) {
+                    (Some(ids), Some(all)) => all.extend(ids),
+                    _ => union = None,
+                }
+            }
+            union.map(|mut ids| {
+                ids.sort();
+                ids.dedup();
+                ids
+            })
+        }
         None => None,
     };
-    let mut source = Source { collection: c, fixed, prefix: c.order_prefix(), position: None, exhausted: false };
+    let prefix = c.order_prefix();
+    let range = range.unwrap_or_else(|| prefix.clone());
+    let mut source = Source { collection: c, fixed, prefix, range, position: None, exhausted: false };
     let bounded = query.filter.is_some() || query.sort.is_some();
     let mut examined = 0usize;
     // Loads, renders and filters one batch, keeping list order.
-    let mut examine = |batch: Vec<(String, String)>| -> Result<Vec<(String, Value, Loaded<C::Record>)>, ScimError> {
+    let sort_needs_computed = query.sort.as_ref().is_some_and(|(t, _)| t.attribute.name == computed);
+    // Loads, renders and filters one batch, keeping list order. A filter
+    // that only asks whether the computed attribute holds given values gets
+    // just those rendered; `complete` says whether the rendering is whole.
+    let mut examine = |batch: Vec<(String, String)>| -> Result<Vec<Examined<C::Record>>, ScimError> {
         if bounded {
             examined += batch.len();
             if examined > MAX_SCAN {
-                return Err(ScimError::new(
-                    400,
-                    Some(ScimType::TooMany),
-                    format!("the request would examine more than {MAX_SCAN} resources; filter with an equality on an indexed attribute"),
-                ));
+                return Err(too_many_to_examine());
             }
         }
         let ids: Vec<String> = batch.iter().map(|(_, id)| id.clone()).collect();
         let mut out = Vec::with_capacity(ids.len());
         for ((position, _), item) in batch.into_iter().zip(c.load(&ids)?) {
             let Some(item) = item else { continue };
-            let full = c.render(&item, needs_computed)?;
+            let (full, complete) = match query.filter.as_ref() {
+                Some(f) if needs_computed && !sort_needs_computed => c.render_for_filter(&item, f)?,
+                _ => (c.render(&item, needs_computed)?, needs_computed),
+            };
             if query.filter.as_ref().is_none_or(|f| f.matches(&full)) {
-                out.push((position, full, item));
+                out.push((position, full, item, complete));
             }
         }
         Ok(out)
     };
-    let finish = |full: Value, item: &Loaded<C::Record>| -> Result<Value, ScimError> {
-        let full = if wants_computed && !needs_computed { c.render(item, true)? } else { full };
+    let finish = |full: Value, item: &Loaded<C::Record>, complete: bool| -> Result<Value, ScimError> {
+        let full = if wants_computed && !complete { c.render(item, true)? } else { full };
         Ok(query.projection.apply(rt, full))
     };
 
@@ -251,12 +301,12 @@ pub(crate) fn list<C: Collection>(c: &C, query: &ListQuery) -> Result<Value, Sci
         let mut last: Option<String> = None;
         let mut more = false;
         'scan: while let Some(batch) = source.next_batch()? {
-            for (position, full, item) in examine(batch)? {
+            for (position, full, item, complete) in examine(batch)? {
                 if page.len() == query.count {
                     more = true;
                     break 'scan;
                 }
-                page.push(finish(full, &item)?);
+                page.push(finish(full, &item, complete)?);
                 last = Some(position);
             }
         }
@@ -276,19 +326,19 @@ pub(crate) fn list<C: Collection>(c: &C, query: &ListQuery) -> Result<Value, Sci
 
     let (start, count) = (query.start_index, query.count);
     if let Some((target, ascending)) = &query.sort {
-        let mut all: Vec<(Value, Loaded<C::Record>)> = Vec::new();
+        let mut all: Vec<(Value, Loaded<C::Record>, bool)> = Vec::new();
         while let Some(batch) = source.next_batch()? {
-            all.extend(examine(batch)?.into_iter().map(|(_, full, item)| (full, item)));
+            all.extend(examine(batch)?.into_iter().map(|(_, full, item, complete)| (full, item, complete)));
         }
         // A stable sort keeps the listing order among equal values.
-        all.sort_by(|(a, _), (b, _)| {
+        all.sort_by(|(a, _, _), (b, _, _)| {
             let ord = target.compare(target.sort_value(a), target.sort_value(b));
             if *ascending { ord } else { ord.reverse() }
         });
         let total = all.len();
         let mut page = Vec::new();
-        for (full, item) in all.into_iter().skip(start - 1).take(count) {
-            page.push(finish(full, &item)?);
+        for (full, item, complete) in all.into_iter().skip(start - 1).take(count) {
+            page.push(finish(full, &item, complete)?);
         }
         return Ok(list_response(total, start, page));
     }
@@ -303,17 +353,17 @@ pub(crate) fn list<C: Collection>(c: &C, query: &ListQuery) -> Result<Value, Sci
                 total += 1;
                 on_page(total)
             }).collect();
-            for (_, full, item) in examine(wanted)? {
-                page.push(finish(full, &item)?);
+            for (_, full, item, complete) in examine(wanted)? {
+                page.push(finish(full, &item, complete)?);
             }
             continue;
         } else {
             batch
         };
-        for (_, full, item) in examine(batch)? {
+        for (_, full, item, complete) in examine(batch)? {
             total += 1;
             if on_page(total) {
-                page.push(finish(full, &item)?);
+                page.push(finish(full, &item, complete)?);
             }
         }
     }
@@ -325,7 +375,11 @@ pub(crate) fn list<C: Collection>(c: &C, query: &ListQuery) -> Result<Value, Sci
 struct Source<'c, C> {
     collection: &'c C,
     fixed: Option<Vec<String>>,
+    /// The order index; positions are keys relative to it.
     prefix: String,
+    /// The part of it that is read: all of it, or the keys that start
+    /// with a filter's prefix.
+    range: String,
     /// Position after which the next batch starts: an index key, or an id
     /// for fixed candidates.
     position: Option<String>,
@@ -340,13 +394,18 @@ impl<C: Collection> Source<'_, C> {
         }
         let batch: Vec<(String, String)> = match &self.fixed {
             Some(ids) => {
-                self.exhausted = true;
-                ids.iter().filter(|id| self.position.as_ref().is_none_or(|p| *id > p)).map(|id| (id.clone(), id.clone())).collect()
+                // Sorted: resume after the position, a bounded batch at a time.
+                let start = self.position.as_ref().map_or(0, |p| ids.partition_point(|id| id <= p));
+                let end = (start + SCAN_PAGE as usize).min(ids.len());
+                if end == ids.len() {
+                    self.exhausted = true;
+                }
+                ids[start..end].iter().map(|id| (id.clone(), id.clone())).collect()
             }
             None => {
                 let after = self.position.as_ref().map(|p| format!("{}{p}", self.prefix));
-                let entries = self.collection.scan(&self.prefix, after.as_deref(), SCAN_PAGE)?;
-                if entries.len() < SCAN_PAGE as usize {
+                let (entries, more) = self.collection.scan(&self.range, after.as_deref(), SCAN_PAGE)?;
+                if !more {
                     self.exhausted = true;
                 }
                 entries.into_iter().map(|(key, id)| (key[self.prefix.len()..].to_owned(), id)).collect()

@@ -136,7 +136,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         let mut examined = 0;
         loop {
             let batch = self.store().scan(prefix, after.as_deref(), 200)?;
-            for entry in &batch {
+            for entry in &batch.entries {
                 let id = keys::last_segment(&entry.key);
                 examined += 1;
                 if let Some(item) = keep(&id, Stored::decode(entry)?, entry.version)? {
@@ -146,10 +146,10 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
                     return Ok((out, Some(id)));
                 }
             }
-            if batch.len() < 200 {
+            if !batch.more {
                 return Ok((out, None));
             }
-            after = batch.last().map(|e| e.key.clone());
+            after = batch.entries.last().map(|e| e.key.clone());
         }
     }
 
@@ -192,16 +192,10 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
 
     /// (group id, name, source) of every group the user is in.
     pub(crate) fn user_group_list(&self, id: &str) -> Result<Vec<(String, String, &'static str)>, ScimError> {
-        let edges = self.store().scan(&self.keys.memberships(id), None, 10_000)?;
-        let ids: Vec<String> = edges.iter().map(|e| keys::last_segment(&e.key)).collect();
-        let docs = self.store().get_many(&ids.iter().map(|g| self.keys.group(g)).collect::<Vec<_>>())?;
         let mut out = Vec::new();
-        for (gid, doc) in ids.into_iter().zip(docs) {
-            if let Some(doc) = doc {
-                let g = Stored::decode(&doc)?;
-                let name = g.attrs.get("displayName").and_then(Value::as_str).unwrap_or_default().to_owned();
-                out.push((gid, name, g.prov.source()));
-            }
+        for (gid, g) in self.groups_of(id)? {
+            let name = g.attrs.get("displayName").and_then(Value::as_str).unwrap_or_default().to_owned();
+            out.push((gid, name, g.prov.source()));
         }
         Ok(out)
     }
@@ -239,7 +233,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
             let id = crate::accounts::random_uuid(self.service.env());
             let now = self.now();
             let prov = Provenance { native: true, login: Some(login.clone()), invited, ..Provenance::default() };
-            let user = Stored { created: now, modified: now, attrs: attrs.clone(), prov };
+            let user = Stored { created: now, modified: now, attrs: attrs.clone(), prov, ..Stored::default() };
             let (index, uniques) = self.user_index_writes(&id, None, Some(&user));
             let mut writes = vec![Write::create(self.keys.user(&id), user.encode())];
             writes.extend(index);
@@ -327,9 +321,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     }
 
     pub(crate) fn group_view(&self, id: &str, group: &Stored) -> Result<Value, ScimError> {
-        let prefix = self.keys.members(id);
-        let edges = self.store().scan(&prefix, None, VIEW_MEMBERS as u32 + 1)?;
-        let mut members: Vec<String> = edges.iter().map(|e| keys::last_segment(&e.key)).collect();
+        let mut members = self.member_ids(id, group.generation)?;
         let truncated = members.len() > VIEW_MEMBERS;
         members.truncate(VIEW_MEMBERS);
         let mut v = self.group_summary(id, group);
@@ -368,7 +360,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
             let now = self.now();
             let mut attrs = Map::new();
             attrs.insert("displayName".into(), name.clone().into());
-            let group = Stored { created: now, modified: now, attrs, prov: Provenance { native: true, ..Provenance::default() } };
+            let group = Stored { created: now, modified: now, attrs, prov: Provenance { native: true, ..Provenance::default() }, generation: self.new_generation(), members: Some(0) };
             let (index, uniques) = self.group_index_writes(&id, None, Some(&group));
             let mut writes = vec![Write::create(self.keys.group(&id), group.encode())];
             writes.extend(index);
@@ -453,14 +445,15 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
                     }
                 }
             }
-            let (edges, changed) = self.member_writes(id, &delta, true)?;
-            if !changed {
+            let plan = self.member_writes(id, Some(&old), old.generation, &delta, true)?;
+            if !plan.changed {
                 return Ok(Ok(old));
             }
             let mut new = old.clone();
             new.modified = self.now();
+            new.members = Some(plan.members);
             let mut writes = vec![Write::replace(self.keys.group(id), new.encode(), version)];
-            writes.extend(edges);
+            writes.extend(plan.writes);
             let op = Op { name: if member { "group.addMember" } else { "group.removeMember" }, resource_type: "Group", resource_id: id };
             Ok(self.commit(op, writes).map(|_| new))
         })?;

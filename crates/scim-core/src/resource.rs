@@ -264,6 +264,16 @@ impl Projection {
         Projection { attributes: attributes.map(list).filter(|l| !l.is_empty()), excluded: excluded.map(list).unwrap_or_default() }
     }
 
+    /// Whether the top-level attribute `name` will be returned whole, with
+    /// no sub-attribute selected or excluded.
+    pub(crate) fn wants_whole(&self, name: &str) -> bool {
+        let is = |r: &Resolved| !r.extension && r.attribute.name == name;
+        match &self.attributes {
+            Some(list) => list.iter().any(|r| is(r) && r.sub.is_none()),
+            None => !self.excluded.iter().any(is),
+        }
+    }
+
     /// Whether the top-level attribute `name` (of the base schema) will be
     /// returned, so callers can skip computing it.
     pub(crate) fn wants(&self, name: &str) -> bool {

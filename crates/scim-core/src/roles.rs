@@ -100,7 +100,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
             // Rewriting the principal unchanged makes its existence a
             // precondition of the commit: a binding can never outlive it.
             let principal = self.store().get(&pkey)?.ok_or_else(|| ScimError::not_found(format!("no {kind} with id {pid:?} in this account")))?;
-            let held = self.store().scan(&self.keys.principal_bindings(&kind, pid), None, MAX_PER_PRINCIPAL)?;
+            let (held, _) = crate::store::scan_all(self.store(), &self.keys.principal_bindings(&kind, pid), MAX_PER_PRINCIPAL as usize)?;
             if held.len() as u32 >= MAX_PER_PRINCIPAL {
                 return Err(ScimError::invalid_value(format!("a principal holds at most {MAX_PER_PRINCIPAL} role bindings")));
             }
@@ -156,7 +156,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
 
     /// The role bindings of one principal.
     pub(crate) fn bindings_of(&self, kind: &str, id: &str) -> Result<Vec<RoleBinding>, ScimError> {
-        let refs = self.store().scan(&self.keys.principal_bindings(kind, id), None, MAX_PER_PRINCIPAL)?;
+        let (refs, _) = crate::store::scan_all(self.store(), &self.keys.principal_bindings(kind, id), MAX_PER_PRINCIPAL as usize)?;
         let keys: Vec<String> = refs.iter().map(|e| self.keys.role_binding(&keys::last_segment(&e.key))).collect();
         let mut out = Vec::new();
         for entry in self.store().get_many(&keys)?.into_iter().flatten() {
@@ -185,8 +185,8 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         let prefix = self.keys.role_bindings();
         let after = after.map(|a| format!("{prefix}{}", keys::segment(a)));
         let page = self.store().scan(&prefix, after.as_deref(), count)?;
-        let next = (page.len() as u32 == count).then(|| page.last().map(|e| keys::last_segment(&e.key))).flatten();
-        let items = page.iter().map(|e| decode(&e.value)).collect::<Result<Vec<_>, _>>()?;
+        let next = page.more.then(|| page.entries.last().map(|e| keys::last_segment(&e.key))).flatten();
+        let items = page.entries.iter().map(|e| decode(&e.value)).collect::<Result<Vec<_>, _>>()?;
         Ok((items, next))
     }
 }

@@ -68,7 +68,13 @@ fn route<S: Store, E: Env>(service: &Service<S, E>, request: &Request, info: Req
         if_match: request.header("if-match"),
         if_none_match: request.header("if-none-match"),
     };
-    dispatch(&tenant, call)
+    let response = dispatch(&tenant, call);
+    if request.method != "GET" {
+        // Clean-up that large deletes left is paid for by writes, in
+        // bounded steps, after the answer is decided.
+        tenant.sweep(crate::sweep::STEPS_PER_WRITE);
+    }
+    response
 }
 
 /// A request body: raw bytes from HTTP, or a JSON value already parsed

@@ -64,6 +64,39 @@ impl Write {
     }
 }
 
+/// One page of an ordered scan.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScanPage {
+    /// Entries in ascending key order.
+    pub entries: Vec<Entry>,
+    /// Whether the prefix holds entries after the last one returned. A store
+    /// may return fewer entries than asked (it caps pages at its own limit),
+    /// so a short page alone says nothing; this flag does.
+    pub more: bool,
+}
+
+/// What every store accepts in one call: the floors of the storage
+/// contract. The core plans its work so that no request produces a commit
+/// or a read larger than these; a store may accept more but never less.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most writes in one commit.
+    pub commit_writes: usize,
+    /// Most keys in one `get_many`.
+    pub get_many_keys: usize,
+}
+
+impl Limits {
+    /// The floors written in `wit/scimlet.wit`.
+    pub const CONTRACT: Limits = Limits { commit_writes: 10_000, get_many_keys: 10_000 };
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::CONTRACT
+    }
+}
+
 /// Why a storage call failed. Either way nothing was applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
@@ -81,11 +114,50 @@ pub trait Store {
     fn get(&self, key: &str) -> Result<Option<Entry>, StoreError>;
     /// Reads many records, answering in the order of `keys`.
     fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Entry>>, StoreError>;
-    /// Ordered scan of `prefix`, strictly after `after`, at most `limit` entries.
-    fn scan(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<Vec<Entry>, StoreError>;
+    /// Ordered scan of `prefix`, strictly after `after`, at most `limit`
+    /// entries (a store may return fewer: see [`ScanPage::more`]).
+    fn scan(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<ScanPage, StoreError>;
     /// Applies all writes or none; returns the version given to written records.
     fn commit(&self, writes: Vec<Write>) -> Result<u64, StoreError>;
+    /// What this store accepts in one call; the contract's floors unless a
+    /// store says otherwise (the test store says less, so that the core's
+    /// paths for large work run in tests).
+    fn limits(&self) -> Limits {
+        Limits::CONTRACT
+    }
 }
+
+/// Every entry under `prefix`, read page by page until the store says the
+/// prefix is exhausted. `max` bounds the work: the flag is `true` when the
+/// prefix holds more than `max` entries and only the first `max` came back.
+pub(crate) fn scan_all<S: Store + ?Sized>(store: &S, prefix: &str, max: usize) -> Result<(Vec<Entry>, bool), StoreError> {
+    let mut out: Vec<Entry> = Vec::new();
+    loop {
+        let want = (max + 1 - out.len()).min(SCAN_PAGE as usize) as u32;
+        let page = store.scan(prefix, out.last().map(|e| e.key.as_str()), want)?;
+        let more = page.more;
+        out.extend(page.entries);
+        if out.len() > max {
+            out.truncate(max);
+            return Ok((out, true));
+        }
+        if !more {
+            return Ok((out, false));
+        }
+    }
+}
+
+/// Reads any number of keys, in calls the store accepts.
+pub(crate) fn get_all<S: Store + ?Sized>(store: &S, keys: &[String]) -> Result<Vec<Option<Entry>>, StoreError> {
+    let mut out = Vec::with_capacity(keys.len());
+    for chunk in keys.chunks(store.limits().get_many_keys.max(1)) {
+        out.extend(store.get_many(chunk)?);
+    }
+    Ok(out)
+}
+
+/// Page size the core asks for when it reads a whole prefix.
+pub(crate) const SCAN_PAGE: u32 = 1000;
 
 impl<S: Store + ?Sized> Store for &S {
     fn get(&self, key: &str) -> Result<Option<Entry>, StoreError> {
@@ -94,11 +166,14 @@ impl<S: Store + ?Sized> Store for &S {
     fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Entry>>, StoreError> {
         (**self).get_many(keys)
     }
-    fn scan(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<Vec<Entry>, StoreError> {
+    fn scan(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<ScanPage, StoreError> {
         (**self).scan(prefix, after, limit)
     }
     fn commit(&self, writes: Vec<Write>) -> Result<u64, StoreError> {
         (**self).commit(writes)
+    }
+    fn limits(&self) -> Limits {
+        (**self).limits()
     }
 }
 
@@ -111,16 +186,34 @@ struct MemState {
 /// The reference implementation of the contract: a sorted map behind a mutex.
 ///
 /// Clones share the same data, which is how tests model "restart the host on
-/// the same storage". Every other backend must behave exactly like this one.
-#[derive(Debug, Clone, Default)]
+/// the same storage". Every other backend must behave exactly like this one,
+/// caps included: a scan returns at most `scan_cap` entries whatever it is
+/// asked, and a commit or read over [`Limits`] is refused as the real stores
+/// refuse it.
+#[derive(Debug, Clone)]
 pub struct MemStore {
     state: Arc<Mutex<MemState>>,
+    scan_cap: u32,
+    limits: Limits,
+}
+
+impl Default for MemStore {
+    fn default() -> Self {
+        MemStore { state: Arc::default(), scan_cap: 1000, limits: Limits::CONTRACT }
+    }
 }
 
 impl MemStore {
-    /// An empty store.
+    /// An empty store with the real stores' caps (1,000 entries a scan, the
+    /// contract's floors per call).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store with small caps, so that tests of a few dozen records
+    /// run the paths that production reaches at a hundred thousand.
+    pub fn with_caps(scan_cap: u32, limits: Limits) -> Self {
+        MemStore { state: Arc::default(), scan_cap: scan_cap.max(1), limits }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, MemState> {
@@ -156,6 +249,9 @@ impl Store for MemStore {
     }
 
     fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Entry>>, StoreError> {
+        if keys.len() > self.limits.get_many_keys {
+            return Err(StoreError::Unavailable(format!("get-many of {} keys exceeds the limit of {}", keys.len(), self.limits.get_many_keys)));
+        }
         let state = self.lock();
         Ok(keys
             .iter()
@@ -169,27 +265,28 @@ impl Store for MemStore {
             .collect())
     }
 
-    fn scan(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<Vec<Entry>, StoreError> {
+    fn scan(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<ScanPage, StoreError> {
         use std::ops::Bound;
         let state = self.lock();
         let start = match after {
             Some(after) if after >= prefix => Bound::Excluded(after.to_owned()),
             _ => Bound::Included(prefix.to_owned()),
         };
-        Ok(state
-            .records
-            .range((start, Bound::Unbounded))
-            .take_while(|(key, _)| key.starts_with(prefix))
-            .take(limit as usize)
-            .map(|(key, (value, version))| Entry {
-                key: key.clone(),
-                value: value.clone(),
-                version: *version,
-            })
-            .collect())
+        let limit = limit.min(self.scan_cap) as usize;
+        let mut range = state.records.range((start, Bound::Unbounded)).take_while(|(key, _)| key.starts_with(prefix));
+        let entries: Vec<Entry> = range
+            .by_ref()
+            .take(limit)
+            .map(|(key, (value, version))| Entry { key: key.clone(), value: value.clone(), version: *version })
+            .collect();
+        let more = range.next().is_some();
+        Ok(ScanPage { entries, more })
     }
 
     fn commit(&self, writes: Vec<Write>) -> Result<u64, StoreError> {
+        if writes.len() > self.limits.commit_writes {
+            return Err(StoreError::Unavailable(format!("commit of {} writes exceeds the limit of {}", writes.len(), self.limits.commit_writes)));
+        }
         let mut state = self.lock();
         for (index, write) in writes.iter().enumerate() {
             let current = state.records.get(&write.key).map(|(_, version)| *version);
@@ -219,6 +316,10 @@ impl Store for MemStore {
         }
         Ok(version)
     }
+
+    fn limits(&self) -> Limits {
+        self.limits
+    }
 }
 
 #[cfg(test)]
@@ -236,10 +337,30 @@ mod tests {
                 Write::put("b/1", b"w".to_vec()),
             ])
             .unwrap();
-        let first: Vec<_> = store.scan("a/", None, 2).unwrap().into_iter().map(|e| e.key).collect();
-        assert_eq!(first, ["a/1", "a/2"]);
-        let rest: Vec<_> = store.scan("a/", Some("a/2"), 10).unwrap().into_iter().map(|e| e.key).collect();
-        assert_eq!(rest, ["a/3"]);
+        let first = store.scan("a/", None, 2).unwrap();
+        assert_eq!(first.entries.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(), ["a/1", "a/2"]);
+        assert!(first.more);
+        let rest = store.scan("a/", Some("a/2"), 10).unwrap();
+        assert_eq!(rest.entries.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(), ["a/3"]);
+        assert!(!rest.more);
+    }
+
+    #[test]
+    fn capped_scans_say_more_and_scan_all_pages_through() {
+        let store = MemStore::with_caps(2, Limits { commit_writes: 100, get_many_keys: 100 });
+        let writes: Vec<Write> = (0..7).map(|i| Write::put(format!("p/{i}"), vec![])).collect();
+        store.commit(writes).unwrap();
+        let page = store.scan("p/", None, 1000).unwrap();
+        assert_eq!(page.entries.len(), 2);
+        assert!(page.more, "a capped page is not the end of the prefix");
+        let (all, truncated) = scan_all(&store, "p/", 100).unwrap();
+        assert_eq!(all.len(), 7);
+        assert!(!truncated);
+        let (some, truncated) = scan_all(&store, "p/", 5).unwrap();
+        assert_eq!(some.len(), 5);
+        assert!(truncated);
+        let too_big: Vec<Write> = (0..101).map(|i| Write::put(format!("q/{i}"), vec![])).collect();
+        assert!(matches!(store.commit(too_big), Err(StoreError::Unavailable(_))));
     }
 
     #[test]

@@ -21,13 +21,30 @@ use crate::Service;
 pub(crate) const MAX_ATTEMPTS: usize = 32;
 
 /// The stored form of a user or group.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct Stored {
     pub(crate) created: i64,
     pub(crate) modified: i64,
     pub(crate) attrs: Map<String, Value>,
     #[serde(default)]
     pub(crate) prov: Provenance,
+    /// A group's membership generation, which every live edge of the group
+    /// carries as its value. Clearing a group too large to clear in one
+    /// commit, or deleting it, moves to a new generation (or none) in one
+    /// commit: the old edges become invisible at once and are cleaned up
+    /// later in bounded steps. 0 on records from before generations, whose
+    /// edges are empty.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub(crate) generation: u64,
+    /// A group's member count, kept with every membership change so the
+    /// member limit holds without counting edges. Absent on records from
+    /// before it was kept (counted on their next membership change).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) members: Option<u64>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Where a user or group comes from and who manages it.
@@ -82,11 +99,12 @@ pub(crate) struct Tenant<'a, S, E> {
     pub(crate) actor: Actor,
     pub(crate) request: RequestInfo,
     settings: OnceCell<Settings>,
+    pub(crate) deleted_users: OnceCell<std::collections::BTreeSet<String>>,
 }
 
 impl<'a, S: Store, E: Env> Tenant<'a, S, E> {
     pub(crate) fn new(service: &'a Service<S, E>, account: &str, base_url: String, actor: Actor, request: RequestInfo) -> Self {
-        Tenant { service, account: account.to_owned(), keys: AccountKeys::new(account), base_url, actor, request, settings: OnceCell::new() }
+        Tenant { service, account: account.to_owned(), keys: AccountKeys::new(account), base_url, actor, request, settings: OnceCell::new(), deleted_users: OnceCell::new() }
     }
 }
 
@@ -116,6 +134,13 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
 
     pub(crate) fn provenance(&self) -> Provenance {
         Provenance { native: false, token: self.actor.token_id().map(str::to_owned), taken_over: None, login: None, invited: false }
+    }
+
+    /// A fresh, never-zero membership generation for a group.
+    pub(crate) fn new_generation(&self) -> u64 {
+        let mut bytes = [0u8; 8];
+        self.service.env().fill_random(&mut bytes);
+        u64::from_le_bytes(bytes).max(1)
     }
 
     pub(crate) fn store(&self) -> &S {

@@ -14,12 +14,13 @@ use crate::error::ScimError;
 use crate::filter::IndexHint;
 use crate::http::Response;
 use crate::keys;
-use crate::list::{self, Collection, ListQuery, Loaded, MAX_SCAN};
+use crate::list::{self, Collection, ListQuery, Loaded, MAX_SCAN, too_many_to_examine};
 use crate::patch;
 use crate::resource::{self, Projection};
 use crate::schema::{USER_TYPE, GROUP_TYPE};
 use crate::settings::Deactivation;
-use crate::store::{Store, StoreError, Write};
+use crate::groups::{self, RESERVED_WRITES, WRITES_PER_MEMBER};
+use crate::store::{self, Entry, Store, StoreError, Write};
 use crate::tenant::{self, IndexEntry, Stored, Tenant, Uniques};
 
 impl<S: Store, E: Env> Tenant<'_, S, E> {
@@ -78,26 +79,67 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     }
 
     /// Everything that goes when a user leaves the account: the record, its
-    /// indexes, its memberships (the groups it left get a new version) and
-    /// its role bindings.
+    /// indexes, its role bindings and its memberships (the groups it left
+    /// get a new version). A user in more groups than one commit can
+    /// update leaves a tombstone instead: group listings skip its edges
+    /// from this commit on, and the sweeper takes it out of its groups in
+    /// bounded steps.
     pub(crate) fn user_removal_writes(&self, id: &str, user: &Stored, version: u64) -> Result<Vec<Write>, ScimError> {
         let mut writes = vec![Write::delete_at(self.keys.user(id), version)];
         writes.extend(self.user_index_writes(id, Some(user), None).0);
-        let edges = self.store().scan(&self.keys.memberships(id), None, 10_000)?;
+        writes.extend(self.binding_removal_writes("user", id)?);
+        let room = self.store().limits().commit_writes.saturating_sub(writes.len() + RESERVED_WRITES) / WRITES_PER_MEMBER;
+        let (edges, more) = store::scan_all(self.store(), &self.keys.memberships(id), room)?;
+        if more {
+            writes.push(Write::put(self.keys.user_tombstone(id), Vec::new()));
+            return Ok(writes);
+        }
+        writes.extend(self.leave_groups(id, &edges)?);
+        Ok(writes)
+    }
+
+    /// Writes that take user `id` out of the groups its reverse `edges`
+    /// name: both edges go, and each group it was a live member of gets a
+    /// new version and one member less.
+    pub(crate) fn leave_groups(&self, id: &str, edges: &[Entry]) -> Result<Vec<Write>, ScimError> {
         let group_ids: Vec<String> = edges.iter().map(|e| keys::last_segment(&e.key)).collect();
-        let groups = self.store().get_many(&group_ids.iter().map(|g| self.keys.group(g)).collect::<Vec<_>>())?;
+        let groups = store::get_all(self.store(), &group_ids.iter().map(|g| self.keys.group(g)).collect::<Vec<_>>())?;
         let now = self.now();
-        for (gid, group) in group_ids.iter().zip(groups) {
-            writes.push(Write::delete(self.keys.membership(id, gid)));
+        let mut writes = Vec::new();
+        for ((gid, edge), group) in group_ids.iter().zip(edges).zip(groups) {
+            writes.push(Write::delete_at(edge.key.clone(), edge.version));
             writes.push(Write::delete(self.keys.member(gid, id)));
             if let Some(entry) = group {
                 let mut g = Stored::decode(&entry)?;
-                g.modified = now;
-                writes.push(Write::replace(entry.key.clone(), g.encode(), entry.version));
+                if g.generation == groups::edge_gen(&edge.value) {
+                    g.modified = now;
+                    g.members = g.members.map(|n| n.saturating_sub(1));
+                    writes.push(Write::replace(entry.key.clone(), g.encode(), entry.version));
+                }
             }
         }
-        writes.extend(self.binding_removal_writes("user", id)?);
         Ok(writes)
+    }
+
+    /// The groups user `id` is a live member of, in id order, with their
+    /// records: reverse edges whose generation is still their group's.
+    pub(crate) fn groups_of(&self, id: &str) -> Result<Vec<(String, Stored)>, ScimError> {
+        let (edges, more) = store::scan_all(self.store(), &self.keys.memberships(id), MAX_SCAN)?;
+        if more {
+            return Err(too_many_to_examine());
+        }
+        let group_ids: Vec<String> = edges.iter().map(|e| keys::last_segment(&e.key)).collect();
+        let docs = store::get_all(self.store(), &group_ids.iter().map(|g| self.keys.group(g)).collect::<Vec<_>>())?;
+        let mut out = Vec::new();
+        for ((gid, edge), doc) in group_ids.into_iter().zip(&edges).zip(docs) {
+            if let Some(doc) = doc {
+                let group = Stored::decode(&doc)?;
+                if group.generation == groups::edge_gen(&edge.value) {
+                    out.push((gid, group));
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// A native user whose login is one of the e-mails a SCIM create
@@ -120,16 +162,9 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
 
     /// The user's `groups` attribute.
     fn user_groups(&self, id: &str) -> Result<Vec<Value>, ScimError> {
-        let edges = self.store().scan(&self.keys.memberships(id), None, 10_000)?;
-        if edges.is_empty() {
-            return Ok(Vec::new());
-        }
-        let group_ids: Vec<String> = edges.iter().map(|e| keys::last_segment(&e.key)).collect();
-        let docs = self.store().get_many(&group_ids.iter().map(|g| self.keys.group(g)).collect::<Vec<_>>())?;
         let mut out = Vec::new();
-        for (gid, doc) in group_ids.iter().zip(docs) {
-            let Some(doc) = doc else { continue };
-            let stored = Stored::decode(&doc)?;
+        for (gid, stored) in self.groups_of(id)? {
+            let gid = &gid;
             // Native groups are the admins', not the identity provider's.
             if stored.prov.native {
                 continue;
@@ -182,7 +217,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
                 let mut prov = self.provenance();
                 prov.login = native.prov.login.clone();
                 prov.taken_over = Some(now);
-                let new = Stored { created: native.created, modified: now, attrs: attrs.clone(), prov };
+                let new = Stored { created: native.created, modified: now, attrs: attrs.clone(), prov, ..native.clone() };
                 let (index, uniques) = self.user_index_writes(&id, Some(&native), Some(&new));
                 let mut writes = vec![Write::replace(self.keys.user(&id), new.encode(), version)];
                 writes.extend(index);
@@ -196,7 +231,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
             let id = crate::accounts::random_uuid(self.service.env());
             let mut prov = self.provenance();
             prov.login = scim_login(&attrs);
-            let new = Stored { created: now, modified: now, attrs: attrs.clone(), prov };
+            let new = Stored { created: now, modified: now, attrs: attrs.clone(), prov, ..Stored::default() };
             let (index, uniques) = self.user_index_writes(&id, None, Some(&new));
             let mut writes = vec![Write::create(self.keys.user(&id), new.encode())];
             writes.extend(index);
@@ -274,7 +309,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
             if attrs == old.attrs && prov == old.prov {
                 return Ok(Ok((old, version, false)));
             }
-            let new = Stored { created: old.created, modified: self.now(), attrs, prov };
+            let new = Stored { created: old.created, modified: self.now(), attrs, prov, ..old.clone() };
             let deactivated = is_active(&old.attrs) && !is_active(&new.attrs);
             if deactivated && settings.deactivation == Deactivation::Remove {
                 // The account's policy: leaving the identity provider's
@@ -325,9 +360,23 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         Ok(Response::scim_json(200, &list::search_all(&Users(self), &crate::groups::Groups(self), body)?))
     }
 
-    /// Ids stored as the last segment of keys under `prefix`.
+    /// Ids held as the values of a unique index's keys under `prefix`
+    /// (the names that start with a prefix), every page of them.
+    pub(crate) fn ids_in_range(&self, prefix: &str) -> Result<Vec<String>, ScimError> {
+        let (entries, more) = store::scan_all(self.store(), prefix, MAX_SCAN)?;
+        if more {
+            return Err(too_many_to_examine());
+        }
+        Ok(entries.into_iter().map(|e| String::from_utf8_lossy(&e.value).into_owned()).collect())
+    }
+
+    /// Ids stored as the last segment of keys under `prefix`, every page
+    /// of them; more than a listing may examine is refused.
     pub(crate) fn ids_under(&self, prefix: &str) -> Result<Vec<String>, ScimError> {
-        let entries = self.store().scan(prefix, None, MAX_SCAN as u32)?;
+        let (entries, more) = store::scan_all(self.store(), prefix, MAX_SCAN)?;
+        if more {
+            return Err(too_many_to_examine());
+        }
         Ok(entries.iter().map(|e| keys::last_segment(&e.key)).collect())
     }
 }
@@ -436,8 +485,16 @@ impl<S: Store, E: Env> Collection for Users<'_, '_, S, E> {
             IndexHint::Id(v) => vec![v.clone()],
             IndexHint::ExternalId(v) => t.ids_under(&t.keys.user_external_ids(v))?,
             IndexHint::Email(v) => t.ids_under(&t.keys.user_emails(v))?,
-            IndexHint::DisplayName(_) | IndexHint::Member(_) => return Ok(None),
+            IndexHint::UserNamePrefix(v) => t.ids_in_range(&t.keys.user_name(v))?,
+            IndexHint::DisplayName(_) | IndexHint::Member(_) | IndexHint::DisplayNamePrefix(_) => return Ok(None),
         }))
+    }
+
+    fn order_range(&self, hint: &IndexHint) -> Option<String> {
+        match hint {
+            IndexHint::UserNamePrefix(v) => Some(self.0.keys.user_name(v)),
+            _ => None,
+        }
     }
 
     fn load(&self, ids: &[String]) -> Result<Vec<Option<Loaded<Self::Record>>>, ScimError> {
@@ -458,7 +515,8 @@ impl<S: Store, E: Env> Collection for Users<'_, '_, S, E> {
         self.0.render_user(&item.id, &item.record.0, item.record.1, computed)
     }
 
-    fn scan(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<Vec<(String, String)>, ScimError> {
-        Ok(self.0.store().scan(prefix, after, limit)?.into_iter().map(|e| (e.key, String::from_utf8_lossy(&e.value).into_owned())).collect())
+    fn scan(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<(Vec<(String, String)>, bool), ScimError> {
+        let page = self.0.store().scan(prefix, after, limit)?;
+        Ok((page.entries.into_iter().map(|e| (e.key, String::from_utf8_lossy(&e.value).into_owned())).collect(), page.more))
     }
 }

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use scim_core::{Config, MemStore, Request, Service, TestEnv};
+use scim_core::{Config, Limits, MemStore, Request, Service, TestEnv};
 use serde_json::{Value, json};
 
 const ADMIN: &str = "admin-token-0123456789";
@@ -20,7 +20,7 @@ struct World {
 
 impl World {
     fn new() -> Self {
-        let store = MemStore::new();
+        let store = MemStore::with_caps(3, Limits::CONTRACT);
         let env = Arc::new(TestEnv::default());
         let service = Service::new(store.clone(), &*env);
         let account = service.create_account("acme").unwrap();

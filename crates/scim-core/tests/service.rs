@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use scim_core::{MemStore, Request, Service, TestEnv};
+use scim_core::{Limits, MemStore, Request, Service, TestEnv};
 use serde_json::{Value, json};
 
 struct Client {
@@ -15,7 +15,7 @@ struct Client {
 
 impl Client {
     fn new() -> Self {
-        Self::on(MemStore::new(), Arc::new(TestEnv::default()))
+        Self::on(MemStore::with_caps(3, Limits::CONTRACT), Arc::new(TestEnv::default()))
     }
 
     fn on(store: MemStore, env: Arc<TestEnv>) -> Self {
@@ -128,7 +128,7 @@ fn concurrent_member_patches_lose_nothing() {
 
 #[test]
 fn accounts_cannot_see_each_other() {
-    let store = MemStore::new();
+    let store = MemStore::with_caps(3, Limits::CONTRACT);
     let env = Arc::new(TestEnv::default());
     let a = Client::on(store.clone(), env.clone());
     let b = Client::on(store, env);

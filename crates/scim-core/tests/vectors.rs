@@ -4,7 +4,7 @@
 
 use std::rc::Rc;
 
-use scim_core::{Env, MemStore, Request, Service, TestEnv};
+use scim_core::{Env, Limits, MemStore, Request, Service, TestEnv};
 use scimlet_vectors::{Target, Vars, VectorRequest, VectorResponse, run_all, vectors_dir};
 
 const AUTHORITY: &str = "localhost";
@@ -54,7 +54,7 @@ impl Target for Native {
 }
 
 fn setup() -> Result<(Box<dyn Target>, Vars), String> {
-    let store = MemStore::new();
+    let store = MemStore::with_caps(3, Limits::CONTRACT);
     let env = SharedEnv(Rc::new(TestEnv::default()));
     let service = Service::new(store.clone(), env.clone());
     let account = service

@@ -22,7 +22,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use scim_core::{Entry, Precondition, Store, StoreError, Write};
+use scim_core::{Entry, Limits, Precondition, ScanPage, Store, StoreError, Write};
 
 /// A value bound to or read from a statement (Spin's `value` variant).
 #[derive(Debug, Clone, PartialEq)]
@@ -286,10 +286,10 @@ impl<C: Sql> Store for SqlStore<C> {
         prefix: &str,
         after: Option<&str>,
         limit: u32,
-    ) -> Result<Vec<Entry>, StoreError> {
+    ) -> Result<ScanPage, StoreError> {
         let limit = limit.min(MAX_SCAN_LIMIT);
         if limit == 0 {
-            return Ok(Vec::new());
+            return Ok(ScanPage::default());
         }
         let mut sql = String::from("SELECT key, value, version FROM scimlet_kv WHERE key >= ?");
         let mut params = vec![SqlValue::Text(prefix.to_owned())];
@@ -301,15 +301,29 @@ impl<C: Sql> Store for SqlStore<C> {
             sql.push_str(" AND key < ?");
             params.push(SqlValue::Text(upper));
         }
+        // One row past the page says whether the prefix goes on.
         sql.push_str(" ORDER BY key LIMIT ?");
-        params.push(SqlValue::Integer(i64::from(limit)));
-        self.read(&sql, &params)?
+        params.push(SqlValue::Integer(i64::from(limit) + 1));
+        let mut entries = self
+            .read(&sql, &params)?
             .into_iter()
             .map(entry_from_row)
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        let more = entries.len() > limit as usize;
+        entries.truncate(limit as usize);
+        Ok(ScanPage { entries, more })
     }
 
     fn commit(&self, writes: Vec<Write>) -> Result<u64, StoreError> {
+        // The contract's floor is also this store's ceiling, so that what
+        // passes here passes on every host.
+        let most = Limits::CONTRACT.commit_writes;
+        if writes.len() > most {
+            return Err(StoreError::Unavailable(format!(
+                "commit of {} writes exceeds the limit of {most}",
+                writes.len()
+            )));
+        }
         let mut seen = HashSet::with_capacity(writes.len());
         if let Some(dup) = writes.iter().find(|w| !seen.insert(w.key.as_str())) {
             return Err(StoreError::Unavailable(format!(

@@ -22,6 +22,14 @@ pub struct Entry {
     pub version: u64,
 }
 
+/// One page of a scan (WIT `scan-page`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScanPage {
+    pub entries: Vec<Entry>,
+    /// Whether entries under the prefix follow the last one returned.
+    pub more: bool,
+}
+
 /// What a write requires of its key's state at commit time (WIT `precondition`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Precondition {
@@ -63,7 +71,8 @@ impl std::error::Error for StoreError {}
 pub const MAX_SCAN_LIMIT: u32 = 1000;
 
 /// Most keys one `get-many` or `commit` accepts: bounds the work a single
-/// guest call can make the host do while it holds a connection.
+/// guest call can make the host do while it holds a connection. The WIT
+/// contract promises at least this much; the component never asks more.
 pub const MAX_BATCH: usize = 10_000;
 
 /// An ordered, versioned key-value store: the contract of WIT `storage`.
@@ -81,9 +90,9 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Lists records whose key starts with `prefix`, in ascending byte order,
     /// strictly after `after` when given, at most `limit` (capped at
-    /// [`MAX_SCAN_LIMIT`]).
+    /// [`MAX_SCAN_LIMIT`]), and whether more follow.
     fn scan(&self, prefix: &str, after: Option<&str>, limit: u32)
-    -> Result<Vec<Entry>, StoreError>;
+    -> Result<ScanPage, StoreError>;
 
     /// Applies all writes or none; returns the version given to every record
     /// written. A key named twice is refused as `Unavailable`.

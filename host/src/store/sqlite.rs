@@ -36,7 +36,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 use super::{
-    Backend, Entry, MAX_BATCH, MAX_SCAN_LIMIT, Precondition, StoreError, Write, prefix_upper_bound,
+    Backend, Entry, MAX_BATCH, MAX_SCAN_LIMIT, Precondition, ScanPage, StoreError, Write,
+    prefix_upper_bound,
     successor,
 };
 
@@ -236,11 +237,13 @@ impl Backend for SqliteStore {
         prefix: &str,
         after: Option<&str>,
         limit: u32,
-    ) -> Result<Vec<Entry>, StoreError> {
+    ) -> Result<ScanPage, StoreError> {
         let limit = limit.min(MAX_SCAN_LIMIT);
         if limit == 0 {
-            return Ok(Vec::new());
+            return Ok(ScanPage::default());
         }
+        // One row past the page says whether the prefix goes on.
+        let fetch = limit + 1;
         // "key > after" is "key >= after + 0x00" on byte strings, so the lower
         // end of the range is one inclusive bound and the query one index range.
         let mut lower = prefix.as_bytes().to_vec();
@@ -262,16 +265,21 @@ impl Backend for SqliteStore {
                         "SELECT key, value, version FROM kv
                          WHERE key >= ?1 AND key < ?2 ORDER BY key LIMIT ?3",
                     )?
-                    .query_map(params![lower, upper, limit], map)?
-                    .collect(),
+                    .query_map(params![lower, upper, fetch], map)?
+                    .collect::<rusqlite::Result<Vec<Entry>>>(),
                 None => conn
                     .prepare_cached(
                         "SELECT key, value, version FROM kv
                          WHERE key >= ?1 ORDER BY key LIMIT ?2",
                     )?
-                    .query_map(params![lower, limit], map)?
-                    .collect(),
+                    .query_map(params![lower, fetch], map)?
+                    .collect::<rusqlite::Result<Vec<Entry>>>(),
             }
+        })
+        .map(|mut entries| {
+            let more = entries.len() > limit as usize;
+            entries.truncate(limit as usize);
+            ScanPage { entries, more }
         })
     }
 
@@ -364,6 +372,14 @@ mod tests {
         }
     }
 
+    impl SqliteStore {
+        fn scan_entries(&self, prefix: &str, after: Option<&str>, limit: u32) -> Vec<Entry> {
+            let page = self.scan(prefix, after, limit).unwrap();
+            assert!(!page.more || page.entries.len() == limit.min(MAX_SCAN_LIMIT) as usize);
+            page.entries
+        }
+    }
+
     fn keys(entries: &[Entry]) -> Vec<&str> {
         entries.iter().map(|e| e.key.as_str()).collect()
     }
@@ -426,29 +442,29 @@ mod tests {
         let writes: Vec<Write> = all.iter().map(|k| put(k, "v")).collect();
         store.commit(&writes).unwrap();
 
-        let got = store.scan("p/", None, 100).unwrap();
+        let got = store.scan_entries("p/", None, 100);
         assert_eq!(
             keys(&got),
             vec!["p/", "p/a", "p/b", "p/z", "p/\u{7f}", "p/é", "p/\u{10FFFF}"]
         );
 
-        let got = store.scan("p/\u{7f}", None, 100).unwrap();
+        let got = store.scan_entries("p/\u{7f}", None, 100);
         assert_eq!(keys(&got), vec!["p/\u{7f}"]);
 
         // Prefix whose last byte is high (BF): upper bound is ...C0.
-        let got = store.scan("\u{10FFFF}", None, 100).unwrap();
+        let got = store.scan_entries("\u{10FFFF}", None, 100);
         assert_eq!(
             keys(&got),
             vec!["\u{10FFFF}", "\u{10FFFF}a", "\u{10FFFF}\u{10FFFF}"]
         );
 
-        let got = store.scan("", None, 100).unwrap();
+        let got = store.scan_entries("", None, 100);
         assert_eq!(got.len(), all.len());
         let mut sorted: Vec<&str> = all.to_vec();
         sorted.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
         assert_eq!(keys(&got), sorted);
 
-        assert!(store.scan("r", None, 100).unwrap().is_empty());
+        assert!(store.scan_entries("r", None, 100).is_empty());
     }
 
     #[test]
@@ -465,24 +481,25 @@ mod tests {
         let mut after: Option<String> = None;
         loop {
             let page = store.scan("k/", after.as_deref(), 10).unwrap();
-            seen.extend(page.iter().map(|e| e.key.clone()));
-            if page.len() < 10 {
+            seen.extend(page.entries.iter().map(|e| e.key.clone()));
+            assert_eq!(page.more, seen.len() < 25, "more after {} keys", seen.len());
+            if !page.more {
                 break;
             }
-            after = page.last().map(|e| e.key.clone());
+            after = page.entries.last().map(|e| e.key.clone());
         }
         let expected: Vec<String> = (0..25).map(|i| format!("k/{i:02}")).collect();
         assert_eq!(seen, expected);
 
         // `after` is exclusive even when it is not itself a stored key.
-        let got = store.scan("k/", Some("k/05x"), 2).unwrap();
+        let got = store.scan_entries("k/", Some("k/05x"), 2);
         assert_eq!(keys(&got), vec!["k/06", "k/07"]);
         // `after` before the prefix range does not widen it.
-        let got = store.scan("k/", Some("a"), 1).unwrap();
+        let got = store.scan_entries("k/", Some("a"), 1);
         assert_eq!(keys(&got), vec!["k/00"]);
         // `after` past the range gives nothing.
-        assert!(store.scan("k/", Some("k0"), 5).unwrap().is_empty());
-        assert!(store.scan("k/", None, 0).unwrap().is_empty());
+        assert!(store.scan_entries("k/", Some("k0"), 5).is_empty());
+        assert!(store.scan_entries("k/", None, 0).is_empty());
     }
 
     #[test]
@@ -494,7 +511,11 @@ mod tests {
             .collect();
         store.commit(&writes).unwrap();
         let got = store.scan("x/", None, u32::MAX).unwrap();
-        assert_eq!(got.len(), MAX_SCAN_LIMIT as usize);
+        assert_eq!(got.entries.len(), MAX_SCAN_LIMIT as usize);
+        assert!(got.more, "a capped page says that more follow");
+        let last = got.entries.last().map(|e| e.key.clone());
+        let rest = store.scan("x/", last.as_deref(), u32::MAX).unwrap();
+        assert_eq!((rest.entries.len(), rest.more), (5, false));
     }
 
     #[test]

@@ -262,11 +262,11 @@ impl storage::Host for State {
         prefix: String,
         after: Option<String>,
         limit: u32,
-    ) -> Result<Vec<storage::Entry>, storage::Error> {
+    ) -> Result<storage::ScanPage, storage::Error> {
         use scim_core::Store as _;
         self.generic()?
             .scan(&prefix, after.as_deref(), limit)
-            .map(|v| v.into_iter().map(entry).collect())
+            .map(|page| storage::ScanPage { entries: page.entries.into_iter().map(entry).collect(), more: page.more })
             .map_err(store_error)
     }
 

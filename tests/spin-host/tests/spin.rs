@@ -311,6 +311,7 @@ fn keys(store: &SqlStore<Rusqlite>, prefix: &str, after: Option<&str>, limit: u3
     store
         .scan(prefix, after, limit)
         .unwrap()
+        .entries
         .into_iter()
         .map(|e| e.key)
         .collect()
@@ -325,7 +326,7 @@ fn fresh_database_reads_empty() {
         s.get_many(&["a".into(), "b".into()]).unwrap(),
         vec![None, None]
     );
-    assert!(s.scan("", None, 10).unwrap().is_empty());
+    assert_eq!(s.scan("", None, 10).unwrap(), scim_core::ScanPage::default());
 }
 
 #[test]
@@ -517,7 +518,13 @@ fn large_commits_and_reads_are_chunked() {
         got.iter()
             .all(|e| e.as_ref().is_some_and(|e| e.version == v))
     );
-    assert_eq!(s.scan("big/", None, u32::MAX).unwrap().len(), 1000);
+    let page = s.scan("big/", None, u32::MAX).unwrap();
+    assert_eq!((page.entries.len(), page.more), (1000, true));
+    let rest = s.scan("big/", page.entries.last().map(|e| e.key.as_str()), u32::MAX).unwrap();
+    assert_eq!((rest.entries.len(), rest.more), (200, false));
+    // The contract's floor is this store's ceiling too.
+    let over: Vec<Write> = (0..10_001).map(|i| put(&format!("over/{i:05}"), "v")).collect();
+    assert!(matches!(s.commit(over), Err(StoreError::Unavailable(_))));
     // The conflict index is right past the first chunk too.
     let mut writes: Vec<Write> = (0..1200)
         .map(|i| Write::delete_at(format!("big/{i:05}"), v))
@@ -540,7 +547,7 @@ fn large_commits_and_reads_are_chunked() {
         })
         .collect();
     assert!(s.commit(writes).unwrap() > v);
-    assert!(s.scan("big/", None, 10).unwrap().is_empty());
+    assert!(s.scan("big/", None, 10).unwrap().entries.is_empty());
 }
 
 #[test]
