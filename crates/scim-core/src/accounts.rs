@@ -212,6 +212,7 @@ impl<S: Store, E: Env> Service<S, E> {
         for _ in 0..8 {
             let record = AccountRecord { id: random_alnum(self.env(), 22), name: name.clone(), created: self.env().now_millis(), settings: Settings::default() };
             let mut writes = vec![Write::create(keys::account(&record.id), to_vec(&record))];
+            writes.push(Write::put(AccountKeys::new(&record.id).counted(), Vec::new()));
             writes.extend(extra.iter().cloned());
             match self.store().commit(writes) {
                 Ok(_) => return Ok(record.to_account()),

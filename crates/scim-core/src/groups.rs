@@ -674,6 +674,10 @@ impl<S: Store, E: Env> Collection for Groups<'_, '_, S, E> {
         }))
     }
 
+    fn count(&self) -> Result<Option<usize>, ScimError> {
+        self.0.count("groups")
+    }
+
     fn order_range(&self, hint: &IndexHint) -> Option<String> {
         match hint {
             IndexHint::DisplayNamePrefix(v) => Some(self.0.keys.group_name(v)),

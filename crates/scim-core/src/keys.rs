@@ -149,6 +149,19 @@ impl AccountKeys {
         format!("{}t/u/", self.root)
     }
 
+    /// One shard of the count of `kind` (`users`, `groups`): the number
+    /// of keys in that resource's order index, kept by every commit that
+    /// adds or removes one. Sharded so that concurrent creates rarely
+    /// touch the same record.
+    pub(crate) fn counter(&self, kind: &str, shard: u8) -> String {
+        format!("{}n/{kind}/{shard:02}", self.root)
+    }
+    /// Present when the counters hold since the account's creation
+    /// (accounts made before counters existed count by walking).
+    pub(crate) fn counted(&self) -> String {
+        format!("{}n/since-creation", self.root)
+    }
+
     /// Membership edge group → user.
     pub(crate) fn member(&self, group: &str, user: &str) -> String {
         format!("{}m/{}/{}", self.root, segment(group), segment(user))

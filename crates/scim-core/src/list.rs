@@ -217,6 +217,11 @@ pub(crate) trait Collection {
         let _ = filter;
         Ok((self.render(item, true)?, true))
     }
+    /// How many entries the order index holds, when the collection keeps
+    /// count (then an unfiltered index page reads only up to its end).
+    fn count(&self) -> Result<Option<usize>, ScimError> {
+        Ok(None)
+    }
     /// The part of the order index that holds every match of `hint`, when
     /// the hint is a prefix of the ordering attribute.
     fn order_range(&self, hint: &IndexHint) -> Option<String> {
@@ -346,7 +351,13 @@ pub(crate) fn list<C: Collection>(c: &C, query: &ListQuery) -> Result<Value, Sci
     let mut total = 0usize;
     let mut page = Vec::new();
     let on_page = |n: usize| n >= start && n < start.saturating_add(count);
+    // Unfiltered, with a count kept: read the index up to the page's end,
+    // not to the end of the account.
+    let known = if query.filter.is_none() { c.count()? } else { None };
     while let Some(batch) = source.next_batch()? {
+        if known.is_some() && total >= start.saturating_add(count).saturating_sub(1) {
+            break;
+        }
         let batch = if query.filter.is_none() {
             // Every id matches: count without loading, load only the page.
             let wanted: Vec<(String, String)> = batch.into_iter().filter(|_| {
@@ -367,7 +378,7 @@ pub(crate) fn list<C: Collection>(c: &C, query: &ListQuery) -> Result<Value, Sci
             }
         }
     }
-    Ok(list_response(total, start, page))
+    Ok(list_response(known.unwrap_or(total), start, page))
 }
 
 /// Ids in listing order: either a fixed candidate list from an index

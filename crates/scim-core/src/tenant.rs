@@ -13,7 +13,7 @@ use crate::http::Response;
 use crate::keys::AccountKeys;
 use crate::resource::Meta;
 use crate::settings::Settings;
-use crate::store::{Entry, Store, StoreError, Write};
+use crate::store::{Entry, Precondition, Store, StoreError, Write};
 use crate::Service;
 
 /// How many times a write re-reads and retries after losing an optimistic
@@ -119,10 +119,55 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     }
 
     /// Commits `writes` with the audit record of `op` as the last write, so
-    /// the change and its record land together or not at all.
+    /// the change and its record land together or not at all, and with the
+    /// counters of the order indexes the writes add to or remove from.
     pub(crate) fn commit(&self, op: Op<'_>, mut writes: Vec<Write>) -> Result<u64, StoreError> {
+        writes.extend(self.counter_writes(&writes)?);
         writes.push(audit::record(&self.keys, self.service.env(), &self.actor, &self.request, op, None));
         self.store().commit(writes)
+    }
+
+    /// Moves a random shard of each counter by what `writes` do to its
+    /// order index: a reservation (`Absent`) adds a name, a delete removes
+    /// one. The shard is written at the version read, so a concurrent
+    /// commit on it is a lost race, retried like any other.
+    fn counter_writes(&self, writes: &[Write]) -> Result<Vec<Write>, StoreError> {
+        let mut out = Vec::new();
+        for (kind, prefix) in [("users", self.keys.user_names()), ("groups", self.keys.group_names())] {
+            let delta: i64 = writes
+                .iter()
+                .filter(|w| w.key.starts_with(&prefix))
+                .map(|w| match (&w.value, w.precondition) {
+                    (Some(_), Precondition::Absent) => 1,
+                    (None, _) => -1,
+                    _ => 0,
+                })
+                .sum();
+            if delta == 0 {
+                continue;
+            }
+            let mut shard = [0u8; 1];
+            self.service.env().fill_random(&mut shard);
+            let key = self.keys.counter(kind, shard[0] % COUNTER_SHARDS);
+            out.push(match self.store().get(&key)? {
+                Some(entry) => Write::replace(key, (decode_count(&entry.value) + delta).to_string().into_bytes(), entry.version),
+                None => Write::create(key, delta.to_string().into_bytes()),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The number of keys in the order index of `kind`, from its counter
+    /// shards in one read; `None` for accounts older than the counters.
+    pub(crate) fn count(&self, kind: &str) -> Result<Option<usize>, ScimError> {
+        let mut keys = vec![self.keys.counted()];
+        keys.extend((0..COUNTER_SHARDS).map(|s| self.keys.counter(kind, s)));
+        let found = self.store().get_many(&keys)?;
+        if found[0].is_none() {
+            return Ok(None);
+        }
+        let total: i64 = found[1..].iter().flatten().map(|e| decode_count(&e.value)).sum();
+        Ok(Some(total.max(0) as usize))
     }
 
     /// Records a refused write. Best effort: the refusal is the answer
@@ -155,6 +200,13 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         // Ids are server-issued (UUIDs, group identifiers) and URL-safe.
         format!("{}{endpoint}/{id}", self.base_url)
     }
+}
+
+/// Shards of each counter.
+const COUNTER_SHARDS: u8 = 16;
+
+fn decode_count(bytes: &[u8]) -> i64 {
+    std::str::from_utf8(bytes).ok().and_then(|s| s.parse().ok()).unwrap_or(0)
 }
 
 /// The `If-Match` precondition of a write (RFC 7644 §3.14).

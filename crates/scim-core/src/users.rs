@@ -490,6 +490,10 @@ impl<S: Store, E: Env> Collection for Users<'_, '_, S, E> {
         }))
     }
 
+    fn count(&self) -> Result<Option<usize>, ScimError> {
+        self.0.count("users")
+    }
+
     fn order_range(&self, hint: &IndexHint) -> Option<String> {
         match hint {
             IndexHint::UserNamePrefix(v) => Some(self.0.keys.user_name(v)),

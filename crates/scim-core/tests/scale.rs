@@ -305,3 +305,40 @@ fn membership_filters_and_or_lookups_read_only_what_they_name() {
     assert_eq!(names, (10..20).map(|i| format!("u{i}@example.com")).collect::<Vec<_>>());
     assert!(member_scans().iter().all(|p| p.ends_with("/x/un/u1")), "{:?}", member_scans());
 }
+
+#[test]
+fn total_results_come_from_kept_counts_and_match_the_listing() {
+    let c = Client::new();
+    let users: Vec<String> = (0..30).map(|i| c.user(&format!("u{i:02}"), "e")).collect();
+    for u in &users[..4] {
+        assert_eq!(c.call("DELETE", &format!("/Users/{u}"), None).0, 204);
+    }
+    for (i, u) in users[4..7].iter().enumerate() {
+        let (status, body) = c.call("PATCH", &format!("/Users/{u}"), patch(json!([{"op": "replace", "path": "userName", "value": format!("renamed{i}@example.com")}])));
+        assert_eq!(status, 200, "{body}");
+    }
+    // A create that loses on uniqueness counts nothing.
+    assert_eq!(c.call("POST", "/Users", Some(json!({"userName": "U10@example.com"}))).0, 409);
+    let groups: Vec<String> = (0..9).map(|i| c.group(&format!("g{i}"))).collect();
+    assert_eq!(c.call("DELETE", &format!("/Groups/{}", groups[0]), None).0, 204);
+
+    for (endpoint, expected) in [("Users", 26), ("Groups", 8)] {
+        let (_, body) = c.call("GET", &format!("/{endpoint}?startIndex=3&count=2"), None);
+        assert_eq!(body["totalResults"], expected, "{endpoint}");
+        assert_eq!(body["itemsPerPage"], 2);
+        // The same count as a walk of every page.
+        let mut walked = 0;
+        let mut cursor = String::new();
+        loop {
+            let (_, page) = c.call("GET", &format!("/{endpoint}?cursor={cursor}&count=7"), None);
+            walked += page["Resources"].as_array().unwrap().len();
+            match page.get("nextCursor").and_then(Value::as_str) {
+                Some(next) => cursor = next.to_owned(),
+                None => break,
+            }
+        }
+        assert_eq!(walked, expected, "{endpoint}");
+    }
+    let (_, body) = c.call("GET", "/Users?startIndex=25&count=10", None);
+    assert_eq!((body["totalResults"].as_u64(), body["itemsPerPage"].as_u64()), (Some(26), Some(2)));
+}
