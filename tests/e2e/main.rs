@@ -444,3 +444,12 @@ fn paging_is_complete_and_stable() {
         "{p}"
     );
 }
+
+/// An account above every cap of the SQLite store, over HTTP.
+#[test]
+fn a_large_account_on_sqlite() {
+    let (server, boot) = Server::start();
+    let (origin, base) = split_url(&boot.tenant_url);
+    let vars = Vars { base, origin, account: boot.account.clone(), token: boot.token.clone() };
+    scimlet_vectors::large::large_tenant(&mut HttpTarget { server }, &vars);
+}

@@ -86,3 +86,16 @@ fn all_vectors_replay_natively() {
         Err(report) => panic!("\n{report}"),
     }
 }
+
+/// An account above every cap, on the in-memory store capped as the real
+/// stores are (1,000 entries a scan, the contract's commit floor).
+#[test]
+fn a_large_account_in_memory() {
+    let store = MemStore::with_caps(1000, Limits::CONTRACT);
+    let env = SharedEnv(Rc::new(TestEnv::default()));
+    let service = Service::new(store.clone(), env.clone());
+    let account = service.create_account("large").unwrap();
+    let token = service.create_token(&account.id, "large", None).unwrap();
+    let vars = Vars { base: account.scim_path.clone(), origin: format!("http://{AUTHORITY}"), account: account.id.clone(), token: token.token };
+    scimlet_vectors::large::large_tenant(&mut Native { store, env, service }, &vars);
+}

@@ -591,3 +591,13 @@ fn concurrent_commits_on_two_connections_lose_no_increment() {
         (THREADS * PER_THREAD).to_string()
     );
 }
+
+/// An account above every cap of the Spin SQL store (1,000 rows a scan,
+/// 10,000 writes a commit), on the Spin component.
+#[test]
+fn a_large_account_on_the_spin_component() {
+    let app = App::start();
+    let (account, base, token) = app.bootstrap();
+    let vars = Vars { base, origin: ORIGIN.to_owned(), account, token };
+    scimlet_vectors::large::large_tenant(&mut SpinTarget(app), &vars);
+}
