@@ -142,6 +142,10 @@ pub struct ServeArgs {
     pub admin_token_file: Option<PathBuf>,
     #[command(flatten)]
     pub store: StoreArgs,
+    /// Bench-only build: answer with scim-core linked into the runner.
+    #[cfg(feature = "native-core")]
+    #[arg(long, hide = true)]
+    pub native_core: bool,
 }
 
 #[derive(Debug, Subcommand)]

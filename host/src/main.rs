@@ -8,6 +8,8 @@
 mod admin;
 mod bindings;
 mod cli;
+#[cfg(feature = "native-core")]
+mod native;
 mod runtime;
 mod serve;
 mod store;
@@ -56,6 +58,8 @@ async fn run(cli: Cli) -> Result<(), String> {
                 listen: args.listen,
                 public_url: args.public_url,
                 admin_api: admin_token.is_some(),
+                #[cfg(feature = "native-core")]
+                native_core: args.native_core,
             };
             let runtime = open(&args.store)?.with_admin_token(admin_token);
             serve::serve(Arc::new(runtime), options)

@@ -152,6 +152,12 @@ impl Runtime {
         self
     }
 
+    /// The storage backend every instance is linked to.
+    #[cfg(feature = "native-core")]
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
     pub fn admin_token(&self) -> Option<&str> {
         self.admin_token.as_deref()
     }

@@ -49,6 +49,9 @@ pub struct ServeOptions {
     pub public_url: Option<String>,
     /// Whether an admin token was configured (for the announcement).
     pub admin_api: bool,
+    /// Bench-only: answer with scim-core linked natively, not the component.
+    #[cfg(feature = "native-core")]
+    pub native_core: bool,
 }
 
 /// Why a request got no answer from the component.
@@ -93,6 +96,8 @@ fn parse_origin(public_url: &str) -> wasmtime::Result<Origin> {
 struct Server {
     runtime: Arc<Runtime>,
     origin: Option<Origin>,
+    #[cfg(feature = "native-core")]
+    native_core: bool,
 }
 
 /// Binds, bootstraps the store, announces, and serves until SIGINT/SIGTERM.
@@ -136,7 +141,12 @@ pub async fn serve(runtime: Arc<Runtime>, options: ServeOptions) -> wasmtime::Re
         }
     });
 
-    let server = Arc::new(Server { runtime, origin });
+    let server = Arc::new(Server {
+        runtime,
+        origin,
+        #[cfg(feature = "native-core")]
+        native_core: options.native_core,
+    });
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown_signal());
     loop {
@@ -275,6 +285,10 @@ impl Server {
             }
             scheme = origin.scheme.clone();
         }
+        #[cfg(feature = "native-core")]
+        if self.native_core {
+            return crate::native::respond(&self.runtime, &scheme, parts, body).await;
+        }
         let req = Request::from_parts(parts, Full::new(body));
 
         match self.call_guest(scheme, req, method, path).await {
@@ -388,7 +402,7 @@ impl Server {
 
 /// A SCIM error document (RFC 7644 §3.12) for answers the host gives itself.
 /// `detail` is a fixed host message (no client input), so it needs no escaping.
-fn error_response(status: StatusCode, detail: &'static str) -> Response<HyperOutgoingBody> {
+pub(crate) fn error_response(status: StatusCode, detail: &'static str) -> Response<HyperOutgoingBody> {
     let body = format!(
         r#"{{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"{}","detail":"{detail}"}}"#,
         status.as_u16()

@@ -1,0 +1,396 @@
+//! scimlet-bench: starts the real `scimlet` on loopback with a fresh SQLite
+//! database and prints one table of what a large first sync costs, at each
+//! account size: lookup-then-create while seeding, indexed lookups (rate,
+//! p50, p99), index and cursor list pages, one-member PATCHes on groups of
+//! growing size, reading the biggest group, server CPU per request and
+//! resident memory.
+//!
+//! With a runner built with `--features native-core`, every step runs a
+//! second time against the same binary serving with scim-core linked in
+//! natively (`serve --native-core`): the ratio of the two columns is the
+//! cost of the WebAssembly boundary, measured side by side in one run.
+//!
+//! Usage (see the README's Benchmarks section):
+//!   scimlet-bench [--scimlet PATH] [--sizes 1000,10000,100000]
+//!                 [--groups 100,10000,100000] [--clients 8] [--seconds 5]
+//!                 [--component-only]
+
+mod http;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+/// Members added per PATCH while building a group: within the server's
+/// per-request member budget.
+const FILL_CHUNK: usize = 3_000;
+
+struct Args {
+    scimlet: PathBuf,
+    sizes: Vec<usize>,
+    groups: Vec<usize>,
+    clients: usize,
+    seconds: f64,
+    native: bool,
+}
+
+fn parse_args() -> Args {
+    let mut args = Args {
+        scimlet: PathBuf::from("target/release/scimlet"),
+        sizes: vec![1_000, 10_000, 100_000],
+        groups: vec![100, 10_000, 100_000],
+        clients: 8,
+        seconds: 5.0,
+        native: true,
+    };
+    let list = |s: String| -> Vec<usize> { s.split(',').map(|n| n.trim().replace('_', "").parse().expect("a number")).collect() };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        match flag.as_str() {
+            "--scimlet" => args.scimlet = PathBuf::from(value()),
+            "--sizes" => args.sizes = list(value()),
+            "--groups" => args.groups = list(value()),
+            "--clients" => args.clients = value().parse().expect("--clients N"),
+            "--seconds" => args.seconds = value().parse().expect("--seconds S"),
+            "--component-only" => args.native = false,
+            other => panic!("unknown argument {other:?} (see the doc comment of crates/scimlet-bench/src/main.rs)"),
+        }
+    }
+    args
+}
+
+/// A `scimlet serve` process on a temporary database.
+struct Server {
+    child: Child,
+    addr: String,
+    base: String,
+    token: String,
+    dir: PathBuf,
+}
+
+impl Server {
+    fn start(bin: &PathBuf, native: bool) -> Option<Server> {
+        let dir = std::env::temp_dir().join(format!("scimlet-bench-{}-{}", std::process::id(), if native { "native" } else { "component" }));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let mut command = Command::new(bin);
+        command.args(["serve", "--listen", "127.0.0.1:0", "--db"]).arg(dir.join("scimlet.db"));
+        if native {
+            command.arg("--native-core");
+        }
+        // One log line per request: to a file, off the measured pipe.
+        let log = std::fs::File::create(dir.join("stderr.log")).expect("log file");
+        let mut child = command.stdout(Stdio::piped()).stderr(log).spawn().unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let (mut addr, mut url, mut token) = (None, None, None);
+        while token.is_none() {
+            let Some(Ok(line)) = lines.next() else {
+                let _ = child.wait();
+                return None;
+            };
+            if let Some(a) = line.strip_prefix("scimlet listening on http://") {
+                addr = Some(a.trim().to_owned());
+            } else if let Some(u) = line.strip_prefix("Tenant URL: ") {
+                url = Some(u.trim().to_owned());
+            } else if let Some(t) = line.strip_prefix("Token: ") {
+                token = Some(t.trim().to_owned());
+            }
+        }
+        let addr = addr.expect("listening line");
+        let url = url.expect("tenant URL");
+        let base = url[url.find(&addr).expect("tenant URL on the listening address") + addr.len()..].to_owned();
+        Some(Server { child, addr, base, token: token.unwrap(), dir })
+    }
+
+    fn conn(&self) -> http::Conn {
+        http::Conn::open(&self.addr).expect("connect")
+    }
+
+    /// User plus system CPU time of the server process so far.
+    fn cpu(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the command name, which is in parentheses.
+        let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+        Duration::from_secs_f64((ticks(11) + ticks(12)) as f64 / clock_ticks())
+    }
+
+    /// (resident, peak resident) memory in MiB.
+    fn memory(&self) -> (f64, f64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let kib = |name: &str| status.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        (kib("VmRSS:") / 1024.0, kib("VmHWM:") / 1024.0)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn clock_ticks() -> f64 {
+    Command::new("getconf").arg("CLK_TCK").output().ok().and_then(|o| String::from_utf8(o.stdout).ok()).and_then(|s| s.trim().parse().ok()).unwrap_or(100.0)
+}
+
+/// What one load step measured.
+struct Step {
+    requests: usize,
+    elapsed: Duration,
+    cpu: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl Step {
+    fn rate(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+    fn cpu_us(&self) -> f64 {
+        self.cpu.as_secs_f64() * 1e6 / self.requests.max(1) as f64
+    }
+    fn percentile_ms(&mut self, p: f64) -> f64 {
+        self.latencies.sort_unstable();
+        let i = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies.get(i).map_or(0.0, |d| d.as_secs_f64() * 1e3)
+    }
+}
+
+/// Runs `work` on `clients` threads, each with its own connection, until
+/// `work` answers `false` or `duration` has passed.
+fn load(server: &Server, clients: usize, duration: Option<Duration>, work: impl Fn(&mut http::Conn, usize) -> bool + Sync) -> Step {
+    let cpu = server.cpu();
+    let started = Instant::now();
+    let latencies = Mutex::new(Vec::new());
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..clients {
+            scope.spawn(|| {
+                let mut conn = server.conn();
+                let mut mine = Vec::new();
+                loop {
+                    if duration.is_some_and(|d| started.elapsed() >= d) {
+                        break;
+                    }
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let t = Instant::now();
+                    if !work(&mut conn, i) {
+                        break;
+                    }
+                    mine.push(t.elapsed());
+                }
+                latencies.lock().unwrap().extend(mine);
+            });
+        }
+    });
+    let latencies = latencies.into_inner().unwrap();
+    Step { requests: latencies.len(), elapsed: started.elapsed(), cpu: server.cpu() - cpu, latencies }
+}
+
+fn user_name(i: usize) -> String {
+    format!("bench{i:07}@example.com")
+}
+
+fn filter_path(name: &str) -> String {
+    format!("/Users?filter=userName%20eq%20%22{}%22", name.replace('@', "%40"))
+}
+
+fn check(answer: std::io::Result<http::Answer>, status: u16, what: &str) -> http::Answer {
+    let answer = answer.unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert_eq!(answer.status, status, "{what}: {}", String::from_utf8_lossy(&answer.body[..answer.body.len().min(400)]));
+    answer
+}
+
+/// A small deterministic generator for picking users.
+fn pick(i: usize, n: usize) -> usize {
+    let mut x = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
+    x ^= x >> 31;
+    x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x ^= x >> 29;
+    (x % n as u64) as usize
+}
+
+type Table = BTreeMap<(usize, String), f64>;
+
+/// Every step, on one server; results keyed by (row order, label).
+fn measure(server: &Server, args: &Args) -> Table {
+    let mut rows = Table::new();
+    let mut row = |label: String, value: f64| {
+        let order = rows.len();
+        rows.insert((order, label), value);
+    };
+    let ids: Arc<Mutex<Vec<String>>> = Arc::default();
+    let window = Duration::from_secs_f64(args.seconds);
+    let mut have = 0usize;
+    for &size in &args.sizes {
+        // Seeding as an identity provider does: a lookup before each create.
+        let from = have;
+        let created: Mutex<Vec<(usize, String)>> = Mutex::default();
+        let mut seed = load(server, args.clients, None, |conn, i| {
+            let n = from + i;
+            if n >= size {
+                return false;
+            }
+            let found = check(conn.send("GET", &format!("{}{}", server.base, filter_path(&user_name(n))), &server.token, None), 200, "lookup before create");
+            assert!(found.body.windows(16).any(|w| w == b"\"totalResults\":0"), "user {n} exists before its create");
+            let body = serde_json::to_vec(&json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": user_name(n), "externalId": format!("ext-{n}"), "emails": [{"value": user_name(n), "type": "work", "primary": true}]})).unwrap();
+            let answer = check(conn.send("POST", &format!("{}/Users", server.base), &server.token, Some(&body)), 201, "create");
+            let id = serde_json::from_slice::<Value>(&answer.body).unwrap()["id"].as_str().unwrap().to_owned();
+            created.lock().unwrap().push((n, id));
+            true
+        });
+        let mut created = created.into_inner().unwrap();
+        created.sort();
+        ids.lock().unwrap().extend(created.into_iter().map(|(_, id)| id));
+        have = size;
+        row(format!("lookup+create while seeding to {size}, pairs/s"), seed.rate());
+        row(format!("  server CPU per lookup+create at {size}, µs"), seed.cpu_us());
+        row(format!("  lookup+create p99 at {size}, ms"), seed.percentile_ms(0.99));
+
+        let mut lookups = load(server, args.clients, Some(window), |conn, i| {
+            let n = pick(i, size);
+            check(conn.send("GET", &format!("{}{}", server.base, filter_path(&user_name(n))), &server.token, None), 200, "lookup");
+            true
+        });
+        row(format!("userName lookups at {size}, req/s"), lookups.rate());
+        row(format!("  lookup p50 at {size}, ms"), lookups.percentile_ms(0.5));
+        row(format!("  lookup p99 at {size}, ms"), lookups.percentile_ms(0.99));
+        row(format!("  server CPU per lookup at {size}, µs"), lookups.cpu_us());
+
+        let mut email = load(server, args.clients, Some(window), |conn, i| {
+            let n = pick(i, size);
+            let path = format!("{}/Users?filter=emails.value%20eq%20%22{}%22", server.base, user_name(n).replace('@', "%40"));
+            check(conn.send("GET", &path, &server.token, None), 200, "e-mail lookup");
+            true
+        });
+        row(format!("e-mail lookups at {size}, req/s"), email.rate());
+        row(format!("  server CPU per e-mail lookup at {size}, µs"), email.cpu_us());
+        let _ = email.percentile_ms(0.5);
+
+        let mut index = load(server, args.clients, Some(window), |conn, _| {
+            check(conn.send("GET", &format!("{}/Users?startIndex=1&count=100", server.base), &server.token, None), 200, "index page");
+            true
+        });
+        row(format!("index page (100, totalResults) at {size}, req/s"), index.rate());
+        row(format!("  index page p50 at {size}, ms"), index.percentile_ms(0.5));
+        row(format!("  server CPU per index page at {size}, µs"), index.cpu_us());
+
+        // A cursor in the middle of the account: the hex of a position.
+        let middle: String = user_name(size / 2).bytes().map(|b| format!("{b:02x}")).collect();
+        let mut cursor = load(server, args.clients, Some(window), |conn, _| {
+            check(conn.send("GET", &format!("{}/Users?cursor={middle}&count=100", server.base), &server.token, None), 200, "cursor page");
+            true
+        });
+        row(format!("cursor page (100) at {size}, req/s"), cursor.rate());
+        row(format!("  cursor page p50 at {size}, ms"), cursor.percentile_ms(0.5));
+        row(format!("  server CPU per cursor page at {size}, µs"), cursor.cpu_us());
+        row(format!("resident memory at {size} users, MiB"), server.memory().0);
+    }
+
+    // Groups of growing size, then one-member PATCHes on each.
+    let ids = ids.lock().unwrap().clone();
+    let mut biggest: Option<String> = None;
+    for &members in args.groups.iter().filter(|&&m| m <= ids.len()) {
+        let mut conn = server.conn();
+        let body = serde_json::to_vec(&json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": format!("bench {members}")})).unwrap();
+        let created = check(conn.send("POST", &format!("{}/Groups", server.base), &server.token, Some(&body)), 201, "create group");
+        let gid = serde_json::from_slice::<Value>(&created.body).unwrap()["id"].as_str().unwrap().to_owned();
+        let path = format!("{}/Groups/{gid}", server.base);
+        let patch = |op: &str, users: &[String]| -> Vec<u8> {
+            let value: Vec<Value> = users.iter().map(|u| json!({"value": u})).collect();
+            serde_json::to_vec(&json!({"schemas": [PATCH_OP], "Operations": [{"op": op, "path": "members", "value": value}]})).unwrap()
+        };
+        let fill = Instant::now();
+        for chunk in ids[..members].chunks(FILL_CHUNK) {
+            check(conn.send("PATCH", &path, &server.token, Some(&patch("add", chunk))), 204, "fill group");
+        }
+        row(format!("filling a {members}-member group ({FILL_CHUNK} a PATCH), members/s"), members as f64 / fill.elapsed().as_secs_f64());
+        // Remove and re-add one member, alternately, on one connection.
+        let member = ids[0].clone();
+        let mut step = load(server, 1, None, |conn, i| {
+            if i >= 400 {
+                return false;
+            }
+            let op = if i % 2 == 0 { "remove" } else { "add" };
+            check(conn.send("PATCH", &path, &server.token, Some(&patch(op, std::slice::from_ref(&member)))), 204, "one-member PATCH");
+            true
+        });
+        row(format!("one-member PATCH on a {members}-member group, p50 ms"), step.percentile_ms(0.5));
+        row(format!("  server CPU per one-member PATCH ({members} members), µs"), step.cpu_us());
+        biggest = Some(gid);
+    }
+    if let Some(gid) = biggest {
+        let mut conn = server.conn();
+        let mut times = Vec::new();
+        let mut bytes = 0;
+        for _ in 0..3 {
+            let t = Instant::now();
+            let answer = check(conn.send("GET", &format!("{}/Groups/{gid}", server.base), &server.token, None), 200, "GET biggest group");
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+            bytes = answer.body.len();
+        }
+        times.sort_by(f64::total_cmp);
+        row("GET the biggest group, ms (median of 3)".into(), times[1]);
+        row("  its body, MB".into(), bytes as f64 / 1e6);
+        let excluded = Instant::now();
+        check(conn.send("GET", &format!("{}/Groups/{gid}?excludedAttributes=members", server.base), &server.token, None), 200, "GET excluded");
+        row("GET the biggest group, excludedAttributes=members, ms".into(), excluded.elapsed().as_secs_f64() * 1e3);
+    }
+    row("peak resident memory, MiB".into(), server.memory().1);
+    rows
+}
+
+fn main() {
+    let args = parse_args();
+    if !args.scimlet.exists() {
+        eprintln!("no runner at {}: build it first (cargo build --release -p scimlet --features native-core)", args.scimlet.display());
+        std::process::exit(2);
+    }
+    println!("scimlet-bench: {} clients, {} s a step, sizes {:?}, groups {:?}", args.clients, args.seconds, args.sizes, args.groups);
+    let component = {
+        let server = Server::start(&args.scimlet, false).expect("scimlet serve did not start");
+        measure(&server, &args)
+    };
+    let native = if args.native {
+        match Server::start(&args.scimlet, true) {
+            Some(server) => Some(measure(&server, &args)),
+            None => {
+                eprintln!("(no native column: this runner was built without --features native-core)");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    println!();
+    match &native {
+        Some(native) => {
+            println!("| step | component | native | component / native |");
+            println!("|---|---:|---:|---:|");
+            for ((order, label), value) in &component {
+                let other = native.get(&(*order, label.clone())).copied().unwrap_or(f64::NAN);
+                println!("| {label} | {} | {} | {:.2} |", fmt(*value), fmt(other), value / other);
+            }
+        }
+        None => {
+            println!("| step | component |");
+            println!("|---|---:|");
+            for ((_, label), value) in &component {
+                println!("| {label} | {} |", fmt(*value));
+            }
+        }
+    }
+}
+
+fn fmt(v: f64) -> String {
+    if v >= 100.0 { format!("{v:.0}") } else if v >= 10.0 { format!("{v:.1}") } else { format!("{v:.2}") }
+}

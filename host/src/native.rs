@@ -1,0 +1,130 @@
+//! Bench-only (`--features native-core`, `serve --native-core`): the same
+//! runner answering with scim-core linked in natively instead of through
+//! the component, so that the cost of the WebAssembly boundary shows as the
+//! ratio of two otherwise identical servers. Not part of the product: a
+//! native build would lose the per-request isolation and bounds that the
+//! component gives.
+
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::{Response, StatusCode};
+use scim_core::{Config, Env, ScanPage, Service};
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+use crate::runtime::Runtime;
+use crate::serve::error_response;
+use crate::store::{self, Backend};
+
+/// The runner's backend as a core store.
+struct BackendStore(Arc<dyn Backend>);
+
+fn entry(e: store::Entry) -> scim_core::Entry {
+    scim_core::Entry { key: e.key, value: e.value, version: e.version }
+}
+
+fn error(e: store::StoreError) -> scim_core::StoreError {
+    match e {
+        store::StoreError::Conflict(i) => scim_core::StoreError::Conflict(i),
+        store::StoreError::Unavailable(why) => scim_core::StoreError::Unavailable(why),
+    }
+}
+
+impl scim_core::Store for BackendStore {
+    fn get(&self, key: &str) -> Result<Option<scim_core::Entry>, scim_core::StoreError> {
+        self.0.get(key).map(|e| e.map(entry)).map_err(error)
+    }
+    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<scim_core::Entry>>, scim_core::StoreError> {
+        self.0.get_many(keys).map(|v| v.into_iter().map(|e| e.map(entry)).collect()).map_err(error)
+    }
+    fn scan(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<ScanPage, scim_core::StoreError> {
+        self.0
+            .scan(prefix, after, limit)
+            .map(|p| ScanPage { entries: p.entries.into_iter().map(entry).collect(), more: p.more })
+            .map_err(error)
+    }
+    fn commit(&self, writes: Vec<scim_core::Write>) -> Result<u64, scim_core::StoreError> {
+        let writes: Vec<store::Write> = writes
+            .into_iter()
+            .map(|w| store::Write {
+                key: w.key,
+                value: w.value,
+                precondition: match w.precondition {
+                    scim_core::Precondition::None => store::Precondition::None,
+                    scim_core::Precondition::Absent => store::Precondition::Absent,
+                    scim_core::Precondition::Version(v) => store::Precondition::Version(v),
+                },
+            })
+            .collect();
+        self.0.commit(&writes).map_err(error)
+    }
+}
+
+/// The system clock and the kernel's random source.
+struct SystemEnv;
+
+impl Env for SystemEnv {
+    fn now_millis(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64)
+    }
+    fn fill_random(&self, buf: &mut [u8]) {
+        static URANDOM: Mutex<Option<std::fs::File>> = Mutex::new(None);
+        let mut file = URANDOM.lock().unwrap_or_else(|p| p.into_inner());
+        if file.is_none() {
+            *file = std::fs::File::open("/dev/urandom").ok();
+        }
+        if let Some(f) = file.as_mut() {
+            let _ = f.read_exact(buf);
+        }
+    }
+}
+
+/// Answers one request with the natively linked core, on the blocking pool
+/// (its storage calls block, as the component's do).
+pub(crate) async fn respond(
+    runtime: &Runtime,
+    scheme: &Scheme,
+    parts: hyper::http::request::Parts,
+    body: Bytes,
+) -> Response<HyperOutgoingBody> {
+    let authority = parts
+        .uri
+        .authority()
+        .map(|a| a.to_string())
+        .or_else(|| parts.headers.get("host").and_then(|h| h.to_str().ok()).map(str::to_owned));
+    let request = scim_core::Request {
+        method: parts.method.as_str().to_owned(),
+        path_with_query: parts.uri.path_and_query().map_or_else(|| "/".to_owned(), |pq| pq.as_str().to_owned()),
+        scheme: Some(if matches!(scheme, Scheme::Https) { "https" } else { "http" }.to_owned()),
+        authority,
+        headers: parts
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect(),
+        body: body.to_vec(),
+    };
+    let backend = Arc::clone(runtime.backend());
+    let config = Config::default().with_admin_token(runtime.admin_token());
+    let answered = tokio::task::spawn_blocking(move || {
+        Service::with_config(BackendStore(backend), SystemEnv, config).handle(&request)
+    })
+    .await;
+    let Ok(answer) = answered else {
+        return error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
+    };
+    let mut response = Response::new(Full::new(Bytes::from(answer.body)).map_err(|never| match never {}).boxed_unsync());
+    *response.status_mut() = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (name, value) in answer.headers {
+        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(&value)) {
+            response.headers_mut().append(name, value);
+        }
+    }
+    response
+}
