@@ -50,6 +50,8 @@ pub fn build_guests(workspace: &Path, packages: &[&str], artifacts: &[&str], wat
         println!("cargo:rerun-if-env-changed={var}");
     }
 
+    ensure_target();
+
     // OUT_DIR is <target dir>/<profile>/build/<package>-<hash>/out.
     let guest_target_dir = out_dir
         .ancestors()
@@ -81,6 +83,45 @@ pub fn build_guests(workspace: &Path, packages: &[&str], artifacts: &[&str], wat
         let built = guest_target_dir.join(GUEST_TARGET).join("release").join(artifact);
         copy_if_changed(&built, &out_dir.join(artifact));
     }
+}
+
+/// Makes sure the toolchain building us can build for [`GUEST_TARGET`].
+///
+/// `rust-toolchain.toml` lists the target, but rustup adds it only when it
+/// installs the toolchain: a machine that already had the pinned version
+/// lacks it, and the inner build would fail deep inside with "can't find
+/// crate for `core`". So: add it with rustup when rustup is there, or stop
+/// at once with the one command that fixes it.
+fn ensure_target() {
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let sysroot = Command::new(&rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    let installed = |root: &Option<PathBuf>| root.as_ref().is_some_and(|r| r.join("lib/rustlib").join(GUEST_TARGET).is_dir());
+    if sysroot.is_none() || installed(&sysroot) {
+        return;
+    }
+    // Under rustup, cargo runs with RUSTUP_TOOLCHAIN naming the toolchain.
+    let toolchain = env::var("RUSTUP_TOOLCHAIN").ok();
+    let mut add = Command::new("rustup");
+    add.args(["target", "add", GUEST_TARGET]);
+    if let Some(toolchain) = &toolchain {
+        add.args(["--toolchain", toolchain]);
+    }
+    let fix = match &toolchain {
+        Some(t) => format!("rustup target add {GUEST_TARGET} --toolchain {t}"),
+        None => format!("rustup target add {GUEST_TARGET}"),
+    };
+    println!("cargo:warning=installing the {GUEST_TARGET} target: {fix}");
+    let added = add.status().is_ok_and(|s| s.success());
+    assert!(
+        added && installed(&sysroot),
+        "the Rust target {GUEST_TARGET} is not installed for {} and could not be added; run:\n    {fix}",
+        sysroot.as_ref().map_or_else(String::new, |s| s.display().to_string())
+    );
 }
 
 /// Copies an artifact, leaving the destination untouched when the bytes are
