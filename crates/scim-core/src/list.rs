@@ -305,7 +305,12 @@ pub(crate) fn list<C: Collection>(c: &C, query: &ListQuery) -> Result<Value, Sci
         let mut page = Vec::new();
         let mut last: Option<String> = None;
         let mut more = false;
-        'scan: while let Some(batch) = source.next_batch()? {
+        'scan: while let Some(mut batch) = source.next_batch()? {
+            if query.filter.is_none() {
+                // Every entry matches: load the page and one more, which
+                // says whether a next page exists.
+                batch.truncate(query.count + 1 - page.len());
+            }
             for (position, full, item, complete) in examine(batch)? {
                 if page.len() == query.count {
                     more = true;
@@ -354,10 +359,9 @@ pub(crate) fn list<C: Collection>(c: &C, query: &ListQuery) -> Result<Value, Sci
     // Unfiltered, with a count kept: read the index up to the page's end,
     // not to the end of the account.
     let known = if query.filter.is_none() { c.count()? } else { None };
-    while let Some(batch) = source.next_batch()? {
-        if known.is_some() && total >= start.saturating_add(count).saturating_sub(1) {
-            break;
-        }
+    let page_end = start.saturating_add(count).saturating_sub(1);
+    while known.is_none() || total < page_end {
+        let Some(batch) = source.next_batch()? else { break };
         let batch = if query.filter.is_none() {
             // Every id matches: count without loading, load only the page.
             let wanted: Vec<(String, String)> = batch.into_iter().filter(|_| {
