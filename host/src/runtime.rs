@@ -45,9 +45,6 @@ const EPOCH_TICK: Duration = Duration::from_millis(100);
 /// requests than this (the rest wait), which also bounds pooled memory.
 pub const MAX_INSTANCES: u32 = 64;
 
-/// Linear memory per pooled slot kept resident between instances.
-const KEEP_RESIDENT: usize = 4 << 20;
-
 /// Wasm stack per call; generous for a JSON-processing guest.
 const MAX_WASM_STACK: usize = 1 << 20;
 
@@ -248,12 +245,7 @@ fn new_engine() -> wasmtime::Result<Engine> {
         .total_tables(MAX_INSTANCES * 8)
         .total_stacks(MAX_INSTANCES)
         .max_memory_size(MEMORY_LIMIT)
-        .max_unused_warm_slots(8)
-        // A request touches a few MiB of linear memory; keeping that much
-        // resident (zeroed with memset) instead of handing it back to the
-        // kernel after every request spares a page fault per page touched.
-        .linear_memory_keep_resident(KEEP_RESIDENT)
-        .table_keep_resident(64 << 10);
+        .max_unused_warm_slots(8);
     pooled.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     match Engine::new(&pooled) {
         Ok(engine) => Ok(engine),
