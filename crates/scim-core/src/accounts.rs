@@ -193,6 +193,12 @@ pub(crate) fn random_uuid(env: &impl Env) -> String {
     format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }
 
+/// The writes that make an account: its record, and the marker that its
+/// resource counters hold from the start (see `Tenant::count`).
+fn account_writes(record: &AccountRecord) -> Vec<Write> {
+    vec![Write::create(keys::account(&record.id), to_vec(record)), Write::put(AccountKeys::new(&record.id).counted(), Vec::new())]
+}
+
 fn check_name(name: &str, what: &str) -> Result<String, AdminError> {
     let name = name.trim();
     if name.is_empty() || name.len() > MAX_NAME || name.chars().any(char::is_control) {
@@ -211,8 +217,7 @@ impl<S: Store, E: Env> Service<S, E> {
     fn insert_account(&self, name: String, extra: Vec<Write>) -> Result<Account, AdminError> {
         for _ in 0..8 {
             let record = AccountRecord { id: random_alnum(self.env(), 22), name: name.clone(), created: self.env().now_millis(), settings: Settings::default() };
-            let mut writes = vec![Write::create(keys::account(&record.id), to_vec(&record))];
-            writes.push(Write::put(AccountKeys::new(&record.id).counted(), Vec::new()));
+            let mut writes = account_writes(&record);
             writes.extend(extra.iter().cloned());
             match self.store().commit(writes) {
                 Ok(_) => return Ok(record.to_account()),
@@ -441,7 +446,7 @@ impl<S: Store, E: Env> Service<S, E> {
             let record = AccountRecord { id: random_alnum(self.env(), 22), name: name.clone(), created: self.env().now_millis(), settings: Settings::default() };
             let (token, mut writes) = self.token_writes(&record.id, "bootstrap".into(), DEFAULT_TOKEN_DAYS);
             writes.push(Write::create(BOOTSTRAP_KEY, record.id.clone().into_bytes()));
-            writes.push(Write::create(keys::account(&record.id), to_vec(&record)));
+            writes.extend(account_writes(&record));
             match self.store().commit(writes) {
                 Ok(_) => return Ok(Some((record.to_account(), token))),
                 Err(StoreError::Conflict(2)) => return Ok(None),

@@ -342,3 +342,29 @@ fn total_results_come_from_kept_counts_and_match_the_listing() {
     let (_, body) = c.call("GET", "/Users?startIndex=25&count=10", None);
     assert_eq!((body["totalResults"].as_u64(), body["itemsPerPage"].as_u64()), (Some(26), Some(2)));
 }
+
+#[test]
+fn accounts_made_either_way_count_instead_of_walking() {
+    let store = MemStore::with_caps(5, CAPS);
+    let env = Arc::new(TestEnv::default());
+    let service = Service::new(store.clone(), &*env);
+    let (account, token) = service.bootstrap("default").unwrap().unwrap();
+    let c = Client { store, env, base: account.scim_path, token: token.token };
+    for i in 0..12 {
+        c.user(&format!("u{i:02}"), "e");
+    }
+    let counting = Counting { inner: c.store.clone(), scans: Arc::default() };
+    let service = Service::new(counting.clone(), &*c.env);
+    let response = service.handle(&Request {
+        method: "GET".into(),
+        path_with_query: format!("{}/Users?startIndex=2&count=2", c.base),
+        scheme: None,
+        authority: Some("scim.test".into()),
+        headers: vec![("Authorization".into(), format!("Bearer {}", c.token))],
+        body: Vec::new(),
+    });
+    let page: Value = serde_json::from_slice(&response.body).unwrap();
+    assert_eq!((page["totalResults"].as_u64(), page["itemsPerPage"].as_u64()), (Some(12), Some(2)));
+    let walked = counting.scans.lock().unwrap().iter().filter(|p| p.ends_with("/x/un/")).count();
+    assert_eq!(walked, 1, "one capped page of the name index, not all of it");
+}
