@@ -5,11 +5,14 @@
 //! `wasmtime_wasi_http`'s own `ProxyPre`, built from the same `InstancePre`, so
 //! no wasi:http type is generated twice.
 //!
-//! Storage functions are synchronous in WIT but bound as `async` on the host:
-//! each call runs the blocking SQLite work on tokio's blocking pool
-//! (`spawn_blocking`), so a commit waiting on `fsync` or on another process's
-//! lock parks only the calling guest, never a tokio worker thread that other
-//! requests need. To the guest the call still blocks, as WIT promises.
+//! Storage functions are synchronous in WIT but bound as `async` on the host.
+//! A commit runs on tokio's blocking pool (`spawn_blocking`), so one waiting
+//! on `fsync` or on another process's lock parks only the calling guest,
+//! never a tokio worker thread that other requests need. Reads run right on
+//! the calling worker: they take microseconds against SQLite's cache, while a
+//! hop to the blocking pool and back costs two thread switches, which were
+//! the largest part of a lookup's CPU time (a lookup makes half a dozen
+//! reads). To the guest every call blocks, as WIT promises.
 
 use std::sync::Arc;
 
@@ -75,19 +78,28 @@ async fn blocking<R: Send + 'static>(
     }
 }
 
+/// Runs one backend read on the calling thread. A panic inside the backend
+/// becomes `unavailable` for this call, as on the blocking pool.
+fn inline<R>(
+    backend: &Arc<dyn Backend>,
+    call: impl FnOnce(&dyn Backend) -> Result<R, StoreError>,
+) -> Result<R, storage::Error> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call(backend.as_ref()))) {
+        Ok(result) => result.map_err(Into::into),
+        Err(_) => Err(storage::Error::Unavailable("storage read panicked".into())),
+    }
+}
+
 impl storage::Host for RequestState {
     async fn get(&mut self, key: String) -> Result<Option<storage::Entry>, storage::Error> {
-        blocking(&self.backend, move |b| b.get(&key))
-            .await
-            .map(|found| found.map(Into::into))
+        inline(&self.backend, |b| b.get(&key)).map(|found| found.map(Into::into))
     }
 
     async fn get_many(
         &mut self,
         keys: Vec<String>,
     ) -> Result<Vec<Option<storage::Entry>>, storage::Error> {
-        blocking(&self.backend, move |b| b.get_many(&keys))
-            .await
+        inline(&self.backend, |b| b.get_many(&keys))
             .map(|found| found.into_iter().map(|e| e.map(Into::into)).collect())
     }
 
@@ -97,13 +109,11 @@ impl storage::Host for RequestState {
         after: Option<String>,
         limit: u32,
     ) -> Result<storage::ScanPage, storage::Error> {
-        blocking(&self.backend, move |b| {
-            b.scan(&prefix, after.as_deref(), limit)
-        })
-        .await
-        .map(|page| storage::ScanPage {
-            entries: page.entries.into_iter().map(Into::into).collect(),
-            more: page.more,
+        inline(&self.backend, |b| b.scan(&prefix, after.as_deref(), limit)).map(|page| {
+            storage::ScanPage {
+                entries: page.entries.into_iter().map(Into::into).collect(),
+                more: page.more,
+            }
         })
     }
 
