@@ -29,15 +29,13 @@ const MAX_PENDING_USERS: usize = 10_000;
 
 impl<S: Store, E: Env> Tenant<'_, S, E> {
     /// Users deleted whose edges the sweeper has not removed yet: group
-    /// listings must not show them. Read once per request.
+    /// listings must not show them. One scan, nearly always empty; read
+    /// afresh each time, since a Bulk request may delete a user between two
+    /// reads of a group.
     pub(crate) fn deleted_users(&self) -> Result<BTreeSet<String>, ScimError> {
-        if let Some(set) = self.deleted_users.get() {
-            return Ok(set.clone());
-        }
         let prefix = self.keys.user_tombstones();
         let (entries, _) = store::scan_all(self.store(), &prefix, MAX_PENDING_USERS)?;
-        let set: BTreeSet<String> = entries.iter().map(|e| percent_decode(&e.key[prefix.len()..])).collect();
-        Ok(self.deleted_users.get_or_init(|| set).clone())
+        Ok(entries.iter().map(|e| percent_decode(&e.key[prefix.len()..])).collect())
     }
 
     /// Makes at most `steps` clean-up commits. Best effort: a lost race or

@@ -99,12 +99,11 @@ pub(crate) struct Tenant<'a, S, E> {
     pub(crate) actor: Actor,
     pub(crate) request: RequestInfo,
     settings: OnceCell<Settings>,
-    pub(crate) deleted_users: OnceCell<std::collections::BTreeSet<String>>,
 }
 
 impl<'a, S: Store, E: Env> Tenant<'a, S, E> {
     pub(crate) fn new(service: &'a Service<S, E>, account: &str, base_url: String, actor: Actor, request: RequestInfo) -> Self {
-        Tenant { service, account: account.to_owned(), keys: AccountKeys::new(account), base_url, actor, request, settings: OnceCell::new(), deleted_users: OnceCell::new() }
+        Tenant { service, account: account.to_owned(), keys: AccountKeys::new(account), base_url, actor, request, settings: OnceCell::new() }
     }
 }
 
