@@ -57,6 +57,7 @@ fn too_many_changes(budget: usize) -> ScimError {
         "one request may add or remove at most {budget} members; send the change as several PATCH requests"
     ))
 }
+
 const MAX_IDENTIFIER: usize = 128;
 
 /// Derives a group identifier from its displayName, the way the platform
@@ -129,18 +130,8 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     /// incarnation, and users deleted but not yet swept out are gone.
     pub(crate) fn member_ids(&self, group: &str, generation: u64) -> Result<Vec<String>, ScimError> {
         let gone = self.deleted_users()?;
-        let mut out = Vec::new();
-        self.each_member(group, generation, &gone, |uid| {
-            out.push(uid);
-            Ok(())
-        })?;
-        Ok(out)
-    }
-
-    /// Calls `f` with each live member id, page by page, holding one page
-    /// of edges at a time.
-    fn each_member(&self, group: &str, generation: u64, gone: &BTreeSet<String>, mut f: impl FnMut(String) -> Result<(), ScimError>) -> Result<(), ScimError> {
         let prefix = self.keys.members(group);
+        let mut out = Vec::new();
         let mut after: Option<String> = None;
         loop {
             let page = self.store().scan(&prefix, after.as_deref(), SCAN_PAGE)?;
@@ -148,15 +139,25 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
                 if edge_gen(&entry.value) == generation {
                     let uid = keys::last_segment(&entry.key);
                     if !gone.contains(&uid) {
-                        f(uid)?;
+                        out.push(uid);
                     }
                 }
             }
             if !page.more {
-                return Ok(());
+                return Ok(out);
             }
             after = page.entries.last().map(|e| e.key.clone());
         }
+    }
+
+    /// The member ids SCIM sees: a native group (visible under `link`)
+    /// hides its native members.
+    fn visible_member_ids(&self, stored: &Stored, mut ids: Vec<String>) -> Result<Vec<String>, ScimError> {
+        if stored.prov.native {
+            let native = self.native_members(&ids)?;
+            ids.retain(|id| !native.contains(id));
+        }
+        Ok(ids)
     }
 
     /// The `members` attribute, from the edge records alone: reading a
@@ -168,8 +169,8 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     /// so only a native group, visible to SCIM under the `link` policy,
     /// pays a read per member to keep native users out of sight.
     fn render_members(&self, group: &str, stored: &Stored) -> Result<Vec<Value>, ScimError> {
-        let ids = self.member_ids(group, stored.generation)?;
-        self.member_values_json(stored, ids)
+        let ids = self.visible_member_ids(stored, self.member_ids(group, stored.generation)?)?;
+        Ok(self.member_values_json(ids))
     }
 
     /// Those of `candidates` that are live members of `group`, rendered:
@@ -184,15 +185,11 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
             .filter(|(uid, edge)| edge.as_ref().is_some_and(|e| edge_gen(&e.value) == stored.generation) && !gone.contains(*uid))
             .map(|(uid, _)| uid.clone())
             .collect();
-        self.member_values_json(stored, ids)
+        Ok(self.member_values_json(self.visible_member_ids(stored, ids)?))
     }
 
-    fn member_values_json(&self, stored: &Stored, mut ids: Vec<String>) -> Result<Vec<Value>, ScimError> {
-        if stored.prov.native {
-            let native = self.native_members(&ids)?;
-            ids.retain(|id| !native.contains(id));
-        }
-        Ok(ids.into_iter().map(|uid| json!({"value": uid, "$ref": self.location(USER_TYPE.endpoint, &uid), "type": "User"})).collect())
+    fn member_values_json(&self, ids: Vec<String>) -> Vec<Value> {
+        ids.into_iter().map(|uid| json!({"value": uid, "$ref": self.location(USER_TYPE.endpoint, &uid), "type": "User"})).collect()
     }
 
     /// Which of `ids` are native users.
@@ -237,11 +234,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     /// the member ids: a group of 100,000 members is about 15 MB of JSON,
     /// and as 100,000 JSON values it would not fit a component's memory.
     fn append_members(&self, body: &mut Vec<u8>, group: &str, stored: &Stored) -> Result<(), ScimError> {
-        let mut ids = self.member_ids(group, stored.generation)?;
-        if stored.prov.native {
-            let native = self.native_members(&ids)?;
-            ids.retain(|id| !native.contains(id));
-        }
+        let ids = self.visible_member_ids(stored, self.member_ids(group, stored.generation)?)?;
         if ids.is_empty() || body.last() != Some(&b'}') {
             return Ok(());
         }
