@@ -711,8 +711,7 @@ impl<S: Store, E: Env> Collection for Groups<'_, '_, S, E> {
     }
 
     fn scan(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<(Vec<(String, String)>, bool), ScimError> {
-        let page = self.0.store().scan(prefix, after, limit)?;
-        Ok((page.entries.into_iter().map(|e| (e.key, String::from_utf8_lossy(&e.value).into_owned())).collect(), page.more))
+        self.0.scan_order_index(prefix, after, limit)
     }
 }
 

@@ -124,10 +124,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     /// The groups user `id` is a live member of, in id order, with their
     /// records: reverse edges whose generation is still their group's.
     pub(crate) fn groups_of(&self, id: &str) -> Result<Vec<(String, Stored)>, ScimError> {
-        let (edges, more) = store::scan_all(self.store(), &self.keys.memberships(id), MAX_SCAN)?;
-        if more {
-            return Err(too_many_to_examine());
-        }
+        let edges = self.examinable(&self.keys.memberships(id))?;
         let group_ids: Vec<String> = edges.iter().map(|e| keys::last_segment(&e.key)).collect();
         let docs = store::get_all(self.store(), &group_ids.iter().map(|g| self.keys.group(g)).collect::<Vec<_>>())?;
         let mut out = Vec::new();
@@ -360,24 +357,32 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         Ok(Response::scim_json(200, &list::search_all(&Users(self), &crate::groups::Groups(self), body)?))
     }
 
-    /// Ids held as the values of a unique index's keys under `prefix`
-    /// (the names that start with a prefix), every page of them.
-    pub(crate) fn ids_in_range(&self, prefix: &str) -> Result<Vec<String>, ScimError> {
+    /// Every entry under `prefix`, page by page; more than a listing may
+    /// examine is refused.
+    fn examinable(&self, prefix: &str) -> Result<Vec<Entry>, ScimError> {
         let (entries, more) = store::scan_all(self.store(), prefix, MAX_SCAN)?;
         if more {
             return Err(too_many_to_examine());
         }
-        Ok(entries.into_iter().map(|e| String::from_utf8_lossy(&e.value).into_owned()).collect())
+        Ok(entries)
     }
 
-    /// Ids stored as the last segment of keys under `prefix`, every page
-    /// of them; more than a listing may examine is refused.
+    /// Ids held as the values of a unique index's keys under `prefix`
+    /// (the names that start with a prefix).
+    pub(crate) fn ids_in_range(&self, prefix: &str) -> Result<Vec<String>, ScimError> {
+        Ok(self.examinable(prefix)?.into_iter().map(|e| String::from_utf8_lossy(&e.value).into_owned()).collect())
+    }
+
+    /// Ids stored as the last segment of keys under `prefix`.
     pub(crate) fn ids_under(&self, prefix: &str) -> Result<Vec<String>, ScimError> {
-        let (entries, more) = store::scan_all(self.store(), prefix, MAX_SCAN)?;
-        if more {
-            return Err(too_many_to_examine());
-        }
-        Ok(entries.iter().map(|e| keys::last_segment(&e.key)).collect())
+        Ok(self.examinable(prefix)?.iter().map(|e| keys::last_segment(&e.key)).collect())
+    }
+
+    /// One page of an order index (users' userName, groups' displayName):
+    /// (key, id) pairs and whether more follow.
+    pub(crate) fn scan_order_index(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<(Vec<(String, String)>, bool), ScimError> {
+        let page = self.store().scan(prefix, after, limit)?;
+        Ok((page.entries.into_iter().map(|e| (e.key, String::from_utf8_lossy(&e.value).into_owned())).collect(), page.more))
     }
 }
 
@@ -520,7 +525,6 @@ impl<S: Store, E: Env> Collection for Users<'_, '_, S, E> {
     }
 
     fn scan(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<(Vec<(String, String)>, bool), ScimError> {
-        let page = self.0.store().scan(prefix, after, limit)?;
-        Ok((page.entries.into_iter().map(|e| (e.key, String::from_utf8_lossy(&e.value).into_owned())).collect(), page.more))
+        self.0.scan_order_index(prefix, after, limit)
     }
 }
