@@ -119,6 +119,17 @@ impl storage::Host for RequestState {
 
     async fn commit(&mut self, writes: Vec<storage::Write>) -> Result<u64, storage::Error> {
         let writes: Vec<store::Write> = writes.into_iter().map(Into::into).collect();
+        // A backend with its own committer thread answers it directly; the
+        // blocking pool is for backends whose commit blocks the caller.
+        let writes = match self.backend.submit(writes) {
+            Ok(answer) => {
+                return match answer.await {
+                    Ok(result) => result.map_err(Into::into),
+                    Err(_) => Err(storage::Error::Unavailable("the committer dropped a commit".into())),
+                };
+            }
+            Err(writes) => writes,
+        };
         blocking(&self.backend, move |b| b.commit(&writes)).await
     }
 }

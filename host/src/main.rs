@@ -26,6 +26,15 @@ use crate::runtime::Runtime;
 use crate::store::SqliteStore;
 
 fn main() -> ExitCode {
+    // wasmtime builds an error value while it tears down every instance;
+    // with RUST_BACKTRACE set, each one would capture a backtrace (an unwind
+    // of the stack, a few percent of a request's CPU). Panics still print
+    // theirs: this only turns off library-captured backtraces, unless the
+    // operator asked for them by name.
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // SAFETY: no other thread exists yet.
+        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
+    }
     let cli = Cli::parse();
     let tokio = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

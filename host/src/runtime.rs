@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
 use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
     StoreLimitsBuilder, Trap, UpdateDeadline,
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -44,6 +44,10 @@ const EPOCH_TICK: Duration = Duration::from_millis(100);
 /// Instances that may exist at once; the server admits no more concurrent
 /// requests than this (the rest wait), which also bounds pooled memory.
 pub const MAX_INSTANCES: u32 = 64;
+
+/// Linear memory per pooled slot that is reset in place after a request
+/// rather than handed back to the kernel; see [`new_engine`].
+const KEEP_RESIDENT: usize = 8 << 20;
 
 /// Wasm stack per call; generous for a JSON-processing guest.
 const MAX_WASM_STACK: usize = 1 << 20;
@@ -231,6 +235,11 @@ fn new_engine() -> wasmtime::Result<Engine> {
     let mut config = Config::new();
     config.epoch_interruption(true);
     config.max_wasm_stack(MAX_WASM_STACK);
+    if std::env::var_os("SCIMLET_PERFMAP").is_some() {
+        // Writes /tmp/perf-<pid>.map so that `perf report` names the guest's
+        // compiled functions (see the README's Benchmarks section).
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     // Reserve no more address space per memory than a store may use: keeps
     // the pool's footprint near MAX_INSTANCES x 64 MiB of virtual memory
     // instead of terabytes, at the price of explicit bounds checks.
@@ -245,7 +254,17 @@ fn new_engine() -> wasmtime::Result<Engine> {
         .total_tables(MAX_INSTANCES * 8)
         .total_stacks(MAX_INSTANCES)
         .max_memory_size(MEMORY_LIMIT)
-        .max_unused_warm_slots(8);
+        .max_unused_warm_slots(8)
+        // A finished instance's memory is reset by rewriting only the pages
+        // it dirtied (found with Linux's PAGEMAP_SCAN), not by `madvise`:
+        // every `madvise` unmaps pages and shoots down TLBs on every core,
+        // and the next request faults them back in. Measured on the lookup
+        // path: 391 -> 243 us of server CPU a request, +3 MiB resident.
+        // Without PAGEMAP_SCAN (kernels before 6.7) wasmtime memsets the
+        // first `KEEP_RESIDENT` bytes instead, still cheaper than madvise.
+        .pagemap_scan(Enabled::Auto)
+        .linear_memory_keep_resident(KEEP_RESIDENT)
+        .table_keep_resident(1 << 20);
     pooled.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     match Engine::new(&pooled) {
         Ok(engine) => Ok(engine),

@@ -10,10 +10,15 @@
 //! natively (`serve --native-core`): the ratio of the two columns is the
 //! cost of the WebAssembly boundary, measured side by side in one run.
 //!
+//! With `--scim2-server PATH` (the python `scim2-server` from PyPI), the
+//! steps both servers speak (seeding, lookups, index pages, creates) run once
+//! more against it, up to 10,000 users: a peer measured on the same machine
+//! in the same run.
+//!
 //! Usage (see the README's Benchmarks section):
 //!   scimlet-bench [--scimlet PATH] [--sizes 1000,10000,100000]
 //!                 [--groups 100,10000,100000] [--clients 8] [--seconds 5]
-//!                 [--component-only]
+//!                 [--component-only] [--scim2-server PATH]
 
 mod http;
 
@@ -39,6 +44,22 @@ struct Args {
     clients: usize,
     seconds: f64,
     native: bool,
+    scim2_server: Option<PathBuf>,
+}
+
+/// Largest account the python peer is seeded to: it creates a few hundred
+/// users a second.
+const PEER_MAX_USERS: usize = 10_000;
+
+/// What answers the requests.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    /// `scimlet serve`: scim-core through the WebAssembly component.
+    Component,
+    /// `scimlet serve --native-core`: the same server, scim-core linked in.
+    Native,
+    /// The python `scim2-server`, in memory: only the steps it speaks.
+    Peer,
 }
 
 fn parse_args() -> Args {
@@ -49,6 +70,7 @@ fn parse_args() -> Args {
         clients: 8,
         seconds: 5.0,
         native: true,
+        scim2_server: None,
     };
     let list = |s: String| -> Vec<usize> { s.split(',').map(|n| n.trim().replace('_', "").parse().expect("a number")).collect() };
     let mut it = std::env::args().skip(1);
@@ -61,6 +83,7 @@ fn parse_args() -> Args {
             "--clients" => args.clients = value().parse().expect("--clients N"),
             "--seconds" => args.seconds = value().parse().expect("--seconds S"),
             "--component-only" => args.native = false,
+            "--scim2-server" => args.scim2_server = Some(PathBuf::from(value())),
             other => panic!("unknown argument {other:?} (see the doc comment of crates/scimlet-bench/src/main.rs)"),
         }
     }
@@ -77,13 +100,18 @@ struct Server {
 }
 
 impl Server {
-    fn start(bin: &PathBuf, native: bool) -> Option<Server> {
-        let dir = std::env::temp_dir().join(format!("scimlet-bench-{}-{}", std::process::id(), if native { "native" } else { "component" }));
+    fn start(bin: &PathBuf, kind: Kind) -> Option<Server> {
+        let name = match kind {
+            Kind::Component => "component",
+            Kind::Native => "native",
+            Kind::Peer => return Server::start_peer(bin),
+        };
+        let dir = std::env::temp_dir().join(format!("scimlet-bench-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
         let mut command = Command::new(bin);
         command.args(["serve", "--listen", "127.0.0.1:0", "--db"]).arg(dir.join("scimlet.db"));
-        if native {
+        if kind == Kind::Native {
             command.arg("--native-core");
         }
         // One log line per request: to a file, off the measured pipe.
@@ -108,6 +136,31 @@ impl Server {
         let url = url.expect("tenant URL");
         let base = url[url.find(&addr).expect("tenant URL on the listening address") + addr.len()..].to_owned();
         Some(Server { child, addr, base, token: token.unwrap(), dir })
+    }
+
+    /// `scim2-server` on a free loopback port, once it answers.
+    fn start_peer(bin: &PathBuf) -> Option<Server> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+        let token = "scimlet-bench-peer-token".to_owned();
+        let child = Command::new(bin)
+            .args(["--hostname", "127.0.0.1", "--port", &port.to_string(), "--bearer-token", &token])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| eprintln!("(no scim2-server column: cannot start {}: {e})", bin.display()))
+            .ok()?;
+        let server = Server { child, addr: format!("127.0.0.1:{port}"), base: String::new(), token, dir: PathBuf::new() };
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(60) {
+            if let Ok(mut conn) = http::Conn::open(&server.addr)
+                && conn.send("GET", "/ServiceProviderConfig", &server.token, None).is_ok_and(|a| a.status == 200)
+            {
+                return Some(server);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        eprintln!("(no scim2-server column: it did not answer within a minute)");
+        None
     }
 
     fn conn(&self) -> http::Conn {
@@ -135,7 +188,9 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if !self.dir.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
@@ -222,7 +277,7 @@ fn pick(i: usize, n: usize) -> usize {
 type Table = BTreeMap<(usize, String), f64>;
 
 /// Every step, on one server; results keyed by (row order, label).
-fn measure(server: &Server, args: &Args) -> Table {
+fn measure(server: &Server, args: &Args, kind: Kind) -> Table {
     let mut rows = Table::new();
     let mut row = |label: String, value: f64| {
         let order = rows.len();
@@ -230,8 +285,18 @@ fn measure(server: &Server, args: &Args) -> Table {
     };
     let ids: Arc<Mutex<Vec<String>>> = Arc::default();
     let window = Duration::from_secs_f64(args.seconds);
+    let peer = kind == Kind::Peer;
+
+    // What every request costs before any SCIM work: a static resource.
+    let floor = load(server, args.clients, Some(window), |conn, _| {
+        check(conn.send("GET", &format!("{}/ServiceProviderConfig", server.base), &server.token, None), 200, "ServiceProviderConfig");
+        true
+    });
+    row("GET /ServiceProviderConfig (the per-request floor), req/s".into(), floor.rate());
+    row("  server CPU per request, µs".into(), floor.cpu_us());
+
     let mut have = 0usize;
-    for &size in &args.sizes {
+    for &size in args.sizes.iter().filter(|&&size| !peer || size <= PEER_MAX_USERS) {
         // Seeding as an identity provider does: a lookup before each create.
         let from = have;
         let created: Mutex<Vec<(usize, String)>> = Mutex::default();
@@ -241,7 +306,8 @@ fn measure(server: &Server, args: &Args) -> Table {
                 return false;
             }
             let found = check(conn.send("GET", &format!("{}{}", server.base, filter_path(&user_name(n))), &server.token, None), 200, "lookup before create");
-            assert!(found.body.windows(16).any(|w| w == b"\"totalResults\":0"), "user {n} exists before its create");
+            let found: Value = serde_json::from_slice(&found.body).expect("a JSON list");
+            assert_eq!(found["totalResults"], 0, "user {n} exists before its create");
             let body = serde_json::to_vec(&json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": user_name(n), "externalId": format!("ext-{n}"), "emails": [{"value": user_name(n), "type": "work", "primary": true}]})).unwrap();
             let answer = check(conn.send("POST", &format!("{}/Users", server.base), &server.token, Some(&body)), 201, "create");
             let id = serde_json::from_slice::<Value>(&answer.body).unwrap()["id"].as_str().unwrap().to_owned();
@@ -284,6 +350,11 @@ fn measure(server: &Server, args: &Args) -> Table {
         row(format!("  index page p50 at {size}, ms"), index.percentile_ms(0.5));
         row(format!("  server CPU per index page at {size}, µs"), index.cpu_us());
 
+        if peer {
+            // scim2-server pages by index only; memory is measured below.
+            row(format!("resident memory at {size} users, MiB"), server.memory().0);
+            continue;
+        }
         // A cursor in the middle of the account: the hex of a position.
         let middle: String = user_name(size / 2).bytes().map(|b| format!("{b:02x}")).collect();
         let mut cursor = load(server, args.clients, Some(window), |conn, _| {
@@ -296,8 +367,20 @@ fn measure(server: &Server, args: &Args) -> Table {
         row(format!("resident memory at {size} users, MiB"), server.memory().0);
     }
 
+    // Creates alone, as a sync's second phase sends them once lookups
+    // are cached: each answered only once durable.
+    let mut creates = load(server, args.clients, Some(window), |conn, i| {
+        let name = format!("extra{i:07}@example.com");
+        let body = serde_json::to_vec(&json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name, "emails": [{"value": name, "type": "work", "primary": true}]})).unwrap();
+        check(conn.send("POST", &format!("{}/Users", server.base), &server.token, Some(&body)), 201, "create");
+        true
+    });
+    row(format!("creates ({} clients), req/s", args.clients), creates.rate());
+    row("  create p99, ms".into(), creates.percentile_ms(0.99));
+    row("  server CPU per create, µs".into(), creates.cpu_us());
+
     // Groups of growing size, then one-member PATCHes on each.
-    let ids = ids.lock().unwrap().clone();
+    let ids = if peer { Vec::new() } else { ids.lock().unwrap().clone() };
     let mut biggest: Option<String> = None;
     for &members in args.groups.iter().filter(|&&m| m <= ids.len()) {
         let mut conn = server.conn();
@@ -356,38 +439,38 @@ fn main() {
         std::process::exit(2);
     }
     println!("scimlet-bench: {} clients, {} s a step, sizes {:?}, groups {:?}", args.clients, args.seconds, args.sizes, args.groups);
-    let component = {
-        let server = Server::start(&args.scimlet, false).expect("scimlet serve did not start");
-        measure(&server, &args)
-    };
-    let native = if args.native {
-        match Server::start(&args.scimlet, true) {
-            Some(server) => Some(measure(&server, &args)),
-            None => {
-                eprintln!("(no native column: this runner was built without --features native-core)");
-                None
-            }
+    let run = |bin: &PathBuf, kind: Kind| Server::start(bin, kind).map(|server| measure(&server, &args, kind));
+    let component = run(&args.scimlet, Kind::Component).expect("scimlet serve did not start");
+    let mut columns = vec![("component", component)];
+    if args.native {
+        match run(&args.scimlet, Kind::Native) {
+            Some(native) => columns.push(("native", native)),
+            None => eprintln!("(no native column: this runner was built without --features native-core)"),
         }
-    } else {
-        None
-    };
+    }
+    if let Some(peer) = &args.scim2_server
+        && let Some(table) = run(peer, Kind::Peer)
+    {
+        columns.push(("scim2-server", table));
+    }
     println!();
-    match &native {
-        Some(native) => {
-            println!("| step | component | native | component / native |");
-            println!("|---|---:|---:|---:|");
-            for ((order, label), value) in &component {
-                let other = native.get(&(*order, label.clone())).copied().unwrap_or(f64::NAN);
-                println!("| {label} | {} | {} | {:.2} |", fmt(*value), fmt(other), value / other);
+    let others = &columns[1..];
+    let mut head = String::from("| step | component |");
+    let mut rule = String::from("|---|---:|");
+    for (name, _) in others {
+        head.push_str(&format!(" {name} | component / {name} |"));
+        rule.push_str("---:|---:|");
+    }
+    println!("{head}\n{rule}");
+    for (key, value) in &columns[0].1 {
+        let mut line = format!("| {} | {} |", key.1, fmt(*value));
+        for (_, table) in others {
+            match table.iter().find(|(k, _)| k.1 == key.1) {
+                Some((_, other)) => line.push_str(&format!(" {} | {:.2} |", fmt(*other), value / other)),
+                None => line.push_str(" – | – |"),
             }
         }
-        None => {
-            println!("| step | component |");
-            println!("|---|---:|");
-            for ((_, label), value) in &component {
-                println!("| {label} | {} |", fmt(*value));
-            }
-        }
+        println!("{line}");
     }
 }
 

@@ -97,7 +97,19 @@ pub trait Backend: Send + Sync + 'static {
     /// Applies all writes or none; returns the version given to every record
     /// written. A key named twice is refused as `Unavailable`.
     fn commit(&self, writes: &[Write]) -> Result<u64, StoreError>;
+
+    /// Hands a commit to the backend without blocking the caller, for a
+    /// backend whose commits are carried out by a thread of its own: the
+    /// answer arrives on the returned receiver. The writes come back (the
+    /// default) when the caller must run [`Backend::commit`] where blocking
+    /// is allowed instead.
+    fn submit(&self, writes: Vec<Write>) -> Result<Submitted, Vec<Write>> {
+        Err(writes)
+    }
 }
+
+/// A commit handed to a backend, and where its answer will arrive.
+pub type Submitted = tokio::sync::oneshot::Receiver<Result<u64, StoreError>>;
 
 /// The smallest byte string greater than every string that starts with
 /// `prefix`, or `None` when no such bound exists (empty prefix, or a prefix of

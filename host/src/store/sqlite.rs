@@ -38,8 +38,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 use super::{
-    Backend, Entry, MAX_BATCH, MAX_SCAN_LIMIT, Precondition, ScanPage, StoreError, Write,
-    prefix_upper_bound,
+    Backend, Entry, MAX_BATCH, MAX_SCAN_LIMIT, Precondition, ScanPage, StoreError, Submitted,
+    Write, prefix_upper_bound,
     successor,
 };
 
@@ -296,38 +296,75 @@ impl Backend for SqliteStore {
     }
 
     fn commit(&self, writes: &[Write]) -> Result<u64, StoreError> {
-        if writes.len() > MAX_BATCH {
-            return Err(StoreError::Unavailable(format!(
-                "commit of {} writes exceeds the limit of {MAX_BATCH}",
-                writes.len()
-            )));
-        }
-        let mut seen = HashSet::with_capacity(writes.len());
-        if let Some(dup) = writes.iter().find(|w| !seen.insert(w.key.as_str())) {
-            return Err(StoreError::Unavailable(format!(
-                "commit names key {:?} more than once",
-                dup.key
-            )));
-        }
-
+        check_commit(writes)?;
         let (reply, answer) = mpsc::sync_channel(1);
-        let request = CommitRequest {
-            writes: writes.to_vec(),
-            reply,
-        };
-        lock(&self.committer)
-            .send(request)
-            .map_err(|_| StoreError::Unavailable("sqlite: the committer has stopped".into()))?;
+        self.enqueue(writes.to_vec(), Reply::Blocking(reply));
         answer
             .recv()
-            .unwrap_or_else(|_| Err(StoreError::Unavailable("sqlite: the committer has stopped".into())))
+            .unwrap_or_else(|_| Err(StoreError::Unavailable(COMMITTER_GONE.into())))
+    }
+
+    fn submit(&self, writes: Vec<Write>) -> Result<Submitted, Vec<Write>> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        match check_commit(&writes) {
+            Ok(()) => self.enqueue(writes, Reply::Async(reply)),
+            Err(refused) => Reply::Async(reply).send(Err(refused)),
+        }
+        Ok(answer)
+    }
+}
+
+const COMMITTER_GONE: &str = "sqlite: the committer has stopped";
+
+impl SqliteStore {
+    /// Queues a commit for the committer; if it has stopped, answers at once.
+    fn enqueue(&self, writes: Vec<Write>, reply: Reply) {
+        if let Err(mpsc::SendError(request)) = lock(&self.committer).send(CommitRequest { writes, reply }) {
+            request.reply.send(Err(StoreError::Unavailable(COMMITTER_GONE.into())));
+        }
+    }
+}
+
+/// Refuses, before it is queued, a commit no transaction may carry.
+fn check_commit(writes: &[Write]) -> Result<(), StoreError> {
+    if writes.len() > MAX_BATCH {
+        return Err(StoreError::Unavailable(format!(
+            "commit of {} writes exceeds the limit of {MAX_BATCH}",
+            writes.len()
+        )));
+    }
+    let mut seen = HashSet::with_capacity(writes.len());
+    if let Some(dup) = writes.iter().find(|w| !seen.insert(w.key.as_str())) {
+        return Err(StoreError::Unavailable(format!(
+            "commit names key {:?} more than once",
+            dup.key
+        )));
+    }
+    Ok(())
+}
+
+/// Where the committer answers: a thread blocked in [`Backend::commit`], or a
+/// task awaiting [`Backend::submit`] (no thread waits for it: the committer's
+/// answer wakes the task directly).
+enum Reply {
+    Blocking(mpsc::SyncSender<Result<u64, StoreError>>),
+    Async(tokio::sync::oneshot::Sender<Result<u64, StoreError>>),
+}
+
+impl Reply {
+    fn send(self, result: Result<u64, StoreError>) {
+        // A caller that stopped waiting has nothing to be told.
+        match self {
+            Reply::Blocking(tx) => drop(tx.send(result)),
+            Reply::Async(tx) => drop(tx.send(result)),
+        }
     }
 }
 
 /// A commit waiting for the committer thread, and where its answer goes.
 struct CommitRequest {
     writes: Vec<Write>,
-    reply: mpsc::SyncSender<Result<u64, StoreError>>,
+    reply: Reply,
 }
 
 /// Most commits one transaction carries.
@@ -355,8 +392,7 @@ fn run_committer(mut conn: Connection, requests: mpsc::Receiver<CommitRequest>) 
         }
         let results = commit_group(&mut conn, &group);
         for (request, result) in group.into_iter().zip(results) {
-            // A caller that stopped waiting has nothing to be told.
-            let _ = request.reply.send(result);
+            request.reply.send(result);
         }
     }
 }
