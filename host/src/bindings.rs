@@ -6,13 +6,16 @@
 //! no wasi:http type is generated twice.
 //!
 //! Storage functions are synchronous in WIT but bound as `async` on the host.
-//! A commit runs on tokio's blocking pool (`spawn_blocking`), so one waiting
-//! on `fsync` or on another process's lock parks only the calling guest,
-//! never a tokio worker thread that other requests need. Reads run right on
-//! the calling worker: they take microseconds against SQLite's cache, while a
-//! hop to the blocking pool and back costs two thread switches, which were
-//! the largest part of a lookup's CPU time (a lookup makes half a dozen
-//! reads). To the guest every call blocks, as WIT promises.
+//! A commit is handed to the backend's committer thread when it has one
+//! ([`Backend::submit`]: the SQLite store does), and the guest's task waits
+//! for the durable answer without holding a thread; a backend without one
+//! commits on tokio's blocking pool (`spawn_blocking`), so a commit waiting
+//! on `fsync` or on another process's lock never blocks a tokio worker that
+//! other requests need. Reads run right on the calling worker: they take
+//! microseconds against SQLite's cache, while a hop to the blocking pool and
+//! back costs two thread switches, which were the largest part of a lookup's
+//! CPU time (a lookup makes half a dozen reads). To the guest every call
+//! blocks, as WIT promises.
 
 use std::sync::Arc;
 

@@ -245,6 +245,7 @@ fn new_engine() -> wasmtime::Result<Engine> {
     // instead of terabytes, at the price of explicit bounds checks.
     config.memory_reservation(MEMORY_LIMIT as u64);
     config.memory_reservation_for_growth(0);
+    config.cache(compile_cache());
 
     let mut pooled = config.clone();
     let mut pool = PoolingAllocationConfig::new();
@@ -272,6 +273,30 @@ fn new_engine() -> wasmtime::Result<Engine> {
             // Some environments cap virtual memory; run slower rather than not at all.
             eprintln!("scimlet: pooling allocator unavailable ({err}); allocating on demand");
             Engine::new(&config)
+        }
+    }
+}
+
+/// Where compiled code is kept between starts, so that a start after the
+/// first skips compiling the component (seconds of CPU on a small machine).
+/// wasmtime's own cache, keyed by the component's bytes, wasmtime's version
+/// and the engine's settings: a new build or another configuration compiles
+/// again. `SCIMLET_COMPILE_CACHE=off` disables it; another value names the
+/// directory (default: the user's cache directory, `~/.cache/wasmtime`).
+fn compile_cache() -> Option<wasmtime::Cache> {
+    let mut config = wasmtime::CacheConfig::new();
+    match std::env::var_os("SCIMLET_COMPILE_CACHE") {
+        Some(v) if v == "off" => return None,
+        Some(dir) => {
+            config.with_directory(std::path::absolute(&dir).unwrap_or_else(|_| dir.into()));
+        }
+        None => {}
+    }
+    match wasmtime::Cache::new(config) {
+        Ok(cache) => Some(cache),
+        Err(err) => {
+            eprintln!("scimlet: no compile cache ({err:#}); compiling the component at every start");
+            None
         }
     }
 }

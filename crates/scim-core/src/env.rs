@@ -88,7 +88,9 @@ pub fn format_rfc3339(millis: i64) -> String {
 /// milliseconds since the epoch; `None` if it is not one.
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
     let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b't') || b[13] != b':' || b[16] != b':' {
+    // Every character of a date-time is ASCII; past this check every byte
+    // offset below is a character boundary, so no slice can panic.
+    if !s.is_ascii() || b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b't') || b[13] != b':' || b[16] != b':' {
         return None;
     }
     let num = |r: std::ops::Range<usize>| -> Option<i64> {

@@ -449,7 +449,7 @@ fn encode_cursor(position: &str) -> String {
 
 fn decode_cursor(cursor: &str) -> Result<String, ScimError> {
     let invalid = || ScimError::bad_request(ScimType::InvalidCursor, format!("cursor {cursor:?} was not issued by this server"));
-    if !cursor.len().is_multiple_of(2) || cursor.len() > 4096 {
+    if !cursor.is_ascii() || !cursor.len().is_multiple_of(2) || cursor.len() > 4096 {
         return Err(invalid());
     }
     let bytes: Result<Vec<u8>, _> = (0..cursor.len()).step_by(2).map(|i| u8::from_str_radix(&cursor[i..i + 2], 16)).collect();

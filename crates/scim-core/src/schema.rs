@@ -468,7 +468,7 @@ pub fn resolve(rt: &ResourceType, reference: &str) -> Option<Resolved> {
 
 /// Splits an optional schema URN prefix off an attribute reference.
 fn split_urn<'a>(rt: &ResourceType, reference: &'a str) -> Option<(&'static Schema, bool, &'a str)> {
-    if reference.len() > 4 && reference[..4].eq_ignore_ascii_case("urn:") {
+    if reference.len() > 4 && reference.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:")) {
         for (i, schema) in rt.schemas().enumerate() {
             let id = schema.id;
             if reference.len() > id.len()

@@ -236,6 +236,12 @@ impl MemStore {
     pub fn keys(&self) -> Vec<String> {
         self.lock().records.keys().cloned().collect()
     }
+
+    /// Every record (key, value, version), in key order: for tests that
+    /// compare the whole state before and after a request.
+    pub fn dump(&self) -> Vec<(String, Vec<u8>, u64)> {
+        self.lock().records.iter().map(|(key, (value, version))| (key.clone(), value.clone(), *version)).collect()
+    }
 }
 
 impl Store for MemStore {
