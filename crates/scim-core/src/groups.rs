@@ -257,17 +257,6 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         Ok(())
     }
 
-    /// Splits a full group body into stored attributes and member ids.
-    fn group_attrs(body: &Value) -> Result<(Map<String, Value>, Vec<String>), ScimError> {
-        let mut attrs = resource::normalize(&GROUP_TYPE, body)?;
-        let members = member_values(attrs.remove("members").as_ref())?;
-        match attrs.get("displayName").and_then(Value::as_str) {
-            Some(name) if !name.trim().is_empty() && name.len() <= 1024 => Ok((attrs, members)),
-            Some(name) if name.len() > 1024 => Err(ScimError::invalid_value("displayName is longer than 1024 bytes")),
-            _ => Err(ScimError::invalid_value("displayName is required and must be a non-empty string")),
-        }
-    }
-
     /// Index writes for a group, the unique name first. Native groups have
     /// a name index of their own, out of SCIM's sight.
     pub(crate) fn group_index_writes(&self, id: &str, old: Option<&Stored>, new: Option<&Stored>) -> (Vec<Write>, Uniques) {
@@ -398,7 +387,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     /// `POST /Groups`. The id is derived from displayName; when another
     /// group already has that identifier, a numbered suffix keeps both.
     pub(crate) fn create_group(&self, body: &Value, projection: &Projection) -> Result<Response, ScimError> {
-        let (attrs, members) = Self::group_attrs(body)?;
+        let (attrs, members) = group_attrs(body)?;
         let name = attrs.get("displayName").and_then(Value::as_str).unwrap_or_default().to_owned();
         let base = derive_identifier(&name);
         let link = self.sees_native_groups()?;
@@ -451,7 +440,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
 
     /// `PUT /Groups/{id}`: name, externalId and the full member list.
     pub(crate) fn replace_group(&self, id: &str, body: &Value, if_match: Option<&str>, projection: &Projection) -> Result<Response, ScimError> {
-        let (attrs, members) = Self::group_attrs(body)?;
+        let (attrs, members) = group_attrs(body)?;
         let delta = MemberDelta { clear: true, wish: members.into_iter().map(|m| (m, true)).collect() };
         let (stored, version) = self.update_group(id, if_match, &delta, |_| Ok(attrs.clone()))?;
         self.group_response(200, id, &stored, version, projection)
@@ -471,7 +460,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
             }
             let mut body = attrs;
             body.remove("members");
-            let (attrs, _) = Self::group_attrs(&Value::Object(body))?;
+            let (attrs, _) = group_attrs(&Value::Object(body))?;
             Ok(attrs)
         })?;
         match projection {
@@ -743,6 +732,17 @@ fn member_values(value: Option<&Value>) -> Result<Vec<String>, ScimError> {
 
 fn name_taken(name: &str) -> ScimError {
     ScimError::uniqueness(format!("a group named {name:?} already exists in this account (displayName is case-insensitive)"))
+}
+
+/// Splits a full group body into stored attributes and member ids.
+pub(crate) fn group_attrs(body: &Value) -> Result<(Map<String, Value>, Vec<String>), ScimError> {
+    let mut attrs = resource::normalize(&GROUP_TYPE, body)?;
+    let members = member_values(attrs.remove("members").as_ref())?;
+    match attrs.get("displayName").and_then(Value::as_str) {
+        Some(name) if !name.trim().is_empty() && name.len() <= 1024 => Ok((attrs, members)),
+        Some(name) if name.len() > 1024 => Err(ScimError::invalid_value("displayName is longer than 1024 bytes")),
+        _ => Err(ScimError::invalid_value("displayName is required and must be a non-empty string")),
+    }
 }
 
 #[cfg(test)]

@@ -43,6 +43,18 @@ pub use error::ScimError;
 pub use http::{Request, Response};
 pub use store::{Entry, Limits, MemStore, Precondition, ScanPage, Store, StoreError, Write};
 
+/// Checks a `User` or `Group` body as a create or a replace does, and
+/// returns the attributes that would be stored (a group's members apart) or
+/// the SCIM error the request would get. For hosts that check before they
+/// send, and for the fuzz targets.
+pub fn validate_resource(resource_type: &str, body: &serde_json::Value) -> Result<serde_json::Map<String, serde_json::Value>, ScimError> {
+    match resource_type {
+        "User" => users::user_attrs(body),
+        "Group" => groups::group_attrs(body).map(|(attrs, _)| attrs),
+        other => Err(ScimError::invalid_value(format!("no resource type {other:?}: User or Group"))),
+    }
+}
+
 /// Media type of every SCIM response (RFC 7644 §3.1).
 pub const SCIM_MEDIA_TYPE: &str = "application/scim+json";
 

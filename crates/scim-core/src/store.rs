@@ -177,7 +177,7 @@ impl<S: Store + ?Sized> Store for &S {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct MemState {
     records: BTreeMap<String, (Vec<u8>, u64)>,
     seq: u64,
@@ -235,6 +235,13 @@ impl MemStore {
     /// Every key, in order; for tests.
     pub fn keys(&self) -> Vec<String> {
         self.lock().records.keys().cloned().collect()
+    }
+
+    /// A separate store holding a copy of every record, with the same caps:
+    /// one seeded state that many independent runs start from.
+    pub fn fork(&self) -> MemStore {
+        let state = self.lock().clone();
+        MemStore { state: Arc::new(Mutex::new(state)), scan_cap: self.scan_cap, limits: self.limits }
     }
 
     /// Every record (key, value, version), in key order: for tests that

@@ -193,16 +193,9 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         Ok(tenant::resource_response(status, &body, version, (status == 201).then_some(location.as_str())))
     }
 
-    /// Validates a full user body into stored attributes.
-    fn user_attrs(body: &Value) -> Result<Map<String, Value>, ScimError> {
-        let mut attrs = resource::normalize(&USER_TYPE, body)?;
-        validate_user(&mut attrs)?;
-        Ok(attrs)
-    }
-
     /// `POST /Users`.
     pub(crate) fn create_user(&self, body: &Value, projection: &Projection) -> Result<Response, ScimError> {
-        let mut attrs = Self::user_attrs(body)?;
+        let mut attrs = user_attrs(body)?;
         // RFC 7643 leaves `active` without a default; clients (Okta) read a
         // missing one as inactive, so a new user is active unless told.
         attrs.entry("active").or_insert(Value::Bool(true));
@@ -258,7 +251,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
 
     /// `PUT /Users/{id}`: the body replaces every writable attribute.
     pub(crate) fn replace_user(&self, id: &str, body: &Value, if_match: Option<&str>, projection: &Projection) -> Result<Response, ScimError> {
-        let mut attrs = Self::user_attrs(body)?;
+        let mut attrs = user_attrs(body)?;
         self.update_user(id, if_match, projection, move |old| {
             // `active` omitted from a full replacement keeps its value, so an
             // update that does not mention it cannot disable a user.
@@ -384,6 +377,13 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         let page = self.store().scan(prefix, after, limit)?;
         Ok((page.entries.into_iter().map(|e| (e.key, String::from_utf8_lossy(&e.value).into_owned())).collect(), page.more))
     }
+}
+
+/// Validates a full user body into stored attributes.
+pub(crate) fn user_attrs(body: &Value) -> Result<Map<String, Value>, ScimError> {
+    let mut attrs = resource::normalize(&USER_TYPE, body)?;
+    validate_user(&mut attrs)?;
+    Ok(attrs)
 }
 
 fn validate_user(attrs: &mut Map<String, Value>) -> Result<(), ScimError> {
