@@ -20,6 +20,7 @@ pub mod error;
 pub mod filter;
 mod groups;
 pub mod http;
+mod json;
 mod keys;
 mod list;
 pub mod patch;

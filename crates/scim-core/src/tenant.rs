@@ -257,7 +257,9 @@ pub(crate) fn parse_body(body: &[u8]) -> Result<Value, ScimError> {
     if body.is_empty() {
         return Err(ScimError::invalid_syntax("the request needs a JSON body"));
     }
-    serde_json::from_slice(body).map_err(|e| ScimError::invalid_syntax(format!("the body is not valid JSON: {e}")))
+    serde_json::from_slice::<crate::json::Strict>(body)
+        .map(|strict| strict.0)
+        .map_err(|e| ScimError::invalid_syntax(format!("the body is not valid JSON: {e}")))
 }
 
 /// An index record: key, value, and for a unique reservation the name of
