@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER, TRANSFER_ENCODING};
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderValue, RETRY_AFTER, TRANSFER_ENCODING};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode, Uri};
+use hyper::http::uri::Authority;
+use hyper::{Request, Response, StatusCode, Uri, Version};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
@@ -96,6 +97,9 @@ fn parse_origin(public_url: &str) -> wasmtime::Result<Origin> {
 struct Server {
     runtime: Arc<Runtime>,
     origin: Option<Origin>,
+    /// The listening address, as the `Host` of an HTTP/1.0 request that
+    /// names none.
+    listen: HeaderValue,
     #[cfg(feature = "native-core")]
     native_core: bool,
 }
@@ -144,6 +148,7 @@ pub async fn serve(runtime: Arc<Runtime>, options: ServeOptions) -> wasmtime::Re
     let server = Arc::new(Server {
         runtime,
         origin,
+        listen: HeaderValue::from_str(&addr.to_string()).expect("a socket address is a valid header value"),
         #[cfg(feature = "native-core")]
         native_core: options.native_core,
     });
@@ -269,6 +274,19 @@ impl Server {
             parts
                 .headers
                 .insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+        }
+
+        // RFC 9112 §3.2: an HTTP/1.1 request without Host (or with one that
+        // is not a host[:port]) is answered 400; HTTP/1.0 may omit it.
+        if parts.uri.authority().is_none() {
+            match parts.headers.get(HOST) {
+                Some(host) if host.to_str().is_ok_and(|h| h.parse::<Authority>().is_ok()) => {}
+                Some(_) => return error_response(StatusCode::BAD_REQUEST, "the Host header is not a valid host[:port]"),
+                None if parts.version <= Version::HTTP_10 => {
+                    parts.headers.insert(HOST, self.listen.clone());
+                }
+                None => return error_response(StatusCode::BAD_REQUEST, "an HTTP/1.1 request needs a Host header (RFC 9112, section 3.2)"),
+            }
         }
 
         let mut scheme = Scheme::Http;
