@@ -140,6 +140,13 @@ pub struct ServeArgs {
     /// [default: $SCIMLET_ADMIN_TOKEN; neither: admin API disabled].
     #[arg(long, value_name = "PATH")]
     pub admin_token_file: Option<PathBuf>,
+    /// Requests handled at once (1 to 64); more wait.
+    #[arg(long, env = "SCIMLET_MAX_CONCURRENT", value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub max_concurrent: u32,
+    /// Requests that may wait for one of those; more are answered 503 with
+    /// Retry-After.
+    #[arg(long, env = "SCIMLET_MAX_QUEUED", value_name = "N", default_value_t = 256)]
+    pub max_queued: usize,
     #[command(flatten)]
     pub store: StoreArgs,
     /// Bench-only build: answer with scim-core linked into the runner.

@@ -70,7 +70,9 @@ async fn run(cli: Cli) -> Result<(), String> {
                 #[cfg(feature = "native-core")]
                 native_core: args.native_core,
             };
-            let runtime = open(&args.store)?.with_admin_token(admin_token);
+            let runtime = open(&args.store)?
+                .with_admin_token(admin_token)
+                .with_limits(args.max_concurrent, args.max_queued);
             serve::serve(Arc::new(runtime), options)
                 .await
                 .map_err(|e| format!("{e:#}"))

@@ -14,6 +14,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -113,6 +114,9 @@ pub struct Runtime {
     proxy: ProxyPre<RequestState>,
     backend: Arc<dyn Backend>,
     slots: Arc<Semaphore>,
+    /// Requests waiting for a slot, and how many may.
+    queued: Arc<AtomicUsize>,
+    max_queued: usize,
     admin_token: Option<String>,
 }
 
@@ -144,6 +148,8 @@ impl Runtime {
             proxy,
             backend,
             slots: Arc::new(Semaphore::new(MAX_INSTANCES as usize)),
+            queued: Arc::new(AtomicUsize::new(0)),
+            max_queued: DEFAULT_MAX_QUEUED,
             admin_token: None,
         })
     }
@@ -166,15 +172,33 @@ impl Runtime {
         self.admin_token.as_deref()
     }
 
+    /// Bounds concurrency: at most `concurrent` instances at once (capped
+    /// at [`MAX_INSTANCES`], the pool's size) and at most `queued` requests
+    /// waiting for one; past that a request is refused with [`Busy`] rather
+    /// than queued without end.
+    pub fn with_limits(mut self, concurrent: u32, queued: usize) -> Self {
+        self.slots = Arc::new(Semaphore::new(concurrent.clamp(1, MAX_INSTANCES) as usize));
+        self.max_queued = queued;
+        self
+    }
+
     /// A new store bounded in memory and time, for one request or command.
-    /// Waits while [`MAX_INSTANCES`] stores exist, so a burst queues instead
-    /// of failing on an exhausted instance pool. The deadline starts once the
-    /// slot is granted.
+    /// Waits while every instance slot is taken, so a burst queues instead
+    /// of failing on an exhausted instance pool, unless the queue is full
+    /// ([`Busy`]). The deadline starts once the slot is granted.
     pub async fn new_store(&self) -> wasmtime::Result<Store<RequestState>> {
-        let slot = Arc::clone(&self.slots)
-            .acquire_owned()
-            .await
-            .map_err(|_| wasmtime::format_err!("instance slots are closed"))?;
+        let slot = match Arc::clone(&self.slots).try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                let queued = Queued::join(&self.queued, self.max_queued).ok_or(Busy)?;
+                let slot = Arc::clone(&self.slots)
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| wasmtime::format_err!("instance slots are closed"))?;
+                drop(queued);
+                slot
+            }
+        };
         let mut wasi = WasiCtx::builder();
         // Guest stdout goes to our stderr: our stdout carries the CLI's
         // output (JSON included) and the server's announcement lines.
@@ -223,6 +247,41 @@ impl Runtime {
         let mut store = self.new_store().await?;
         let core = self.core.instantiate_async(&mut store).await?;
         Ok((store, core))
+    }
+}
+
+/// Requests that may wait for an instance slot by default.
+pub const DEFAULT_MAX_QUEUED: usize = 256;
+
+/// Every instance slot is taken and the queue for them is full: the caller
+/// should answer 503 with `Retry-After`.
+#[derive(Debug)]
+pub struct Busy;
+
+impl std::fmt::Display for Busy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("every instance slot is taken and the queue is full")
+    }
+}
+
+impl std::error::Error for Busy {}
+
+/// A place in the queue for instance slots, given back when dropped (also
+/// when the waiting request is cancelled).
+struct Queued(Arc<AtomicUsize>);
+
+impl Queued {
+    fn join(count: &Arc<AtomicUsize>, max: usize) -> Option<Queued> {
+        count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
+            .ok()
+            .map(|_| Queued(Arc::clone(count)))
+    }
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

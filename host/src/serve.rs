@@ -61,6 +61,8 @@ enum Failure {
     Internal,
     /// The deadline passed: answered 503 with `Retry-After`.
     Timeout,
+    /// Every instance is busy and the queue is full: 503 with `Retry-After`.
+    Busy,
 }
 
 /// The scheme and authority requests are presented to the component with,
@@ -322,6 +324,16 @@ impl Server {
                     .insert(RETRY_AFTER, HeaderValue::from_static("5"));
                 response
             }
+            Err(Failure::Busy) => {
+                let mut response = error_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the server is at its limit of concurrent requests; retry shortly",
+                );
+                response
+                    .headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+                response
+            }
         }
     }
 
@@ -338,6 +350,7 @@ impl Server {
         let label = format!("{method} {path}");
         let mut store = match tokio::time::timeout(DEADLINE, self.runtime.new_store()).await {
             Ok(Ok(store)) => store,
+            Ok(Err(e)) if e.is::<crate::runtime::Busy>() => return Err(Failure::Busy),
             Ok(Err(e)) => {
                 eprintln!("scimlet: {label}: cannot create store: {e:#}");
                 return Err(Failure::Internal);

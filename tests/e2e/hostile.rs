@@ -64,3 +64,40 @@ fn a_request_without_host_or_behind_garbage_is_refused_not_failed() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(!server.stderr_text().contains(" 500 "), "{}", server.stderr_text());
 }
+
+#[test]
+fn past_the_concurrency_bound_requests_get_503_with_retry_after() {
+    let (server, boot) = Server::start_with_env(&[("SCIMLET_MAX_CONCURRENT", "1"), ("SCIMLET_MAX_QUEUED", "0")]);
+    let base = boot.base();
+    let auth = vec![("Authorization".to_owned(), format!("Bearer {}", boot.token))];
+    // One slow request holds the only instance: a Bulk of 1,000 creates.
+    let ops: Vec<serde_json::Value> = (0..1000)
+        .map(|i| serde_json::json!({"method": "POST", "path": "/Users", "bulkId": format!("b{i}"), "data": {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": format!("bulk{i}@example.com")}}))
+        .collect();
+    let bulk = serde_json::to_vec(&serde_json::json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": ops})).unwrap();
+    std::thread::scope(|scope| {
+        let slow = scope.spawn(|| crate::http::send(&server.addr, "POST", &format!("{base}/Bulk"), &auth, &bulk).unwrap());
+        // While it runs, another request finds no slot and no queue.
+        let mut refused = None;
+        for _ in 0..200 {
+            std::thread::sleep(Duration::from_millis(10));
+            let r = crate::http::send(&server.addr, "GET", &format!("{base}/Users?count=1"), &auth, b"").unwrap();
+            if r.status == 503 {
+                refused = Some(r);
+                break;
+            }
+        }
+        let refused = refused.expect("a request while the only instance was busy got 503");
+        let header = |name: &str| refused.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
+        assert_eq!(header("retry-after").as_deref(), Some("1"));
+        assert_eq!(header("content-type").as_deref(), Some("application/scim+json"));
+        let body: serde_json::Value = serde_json::from_slice(&refused.body).unwrap();
+        assert_eq!(body["status"], "503");
+        assert_eq!(slow.join().unwrap().status, 200);
+    });
+    // Once the slot is free, requests are served again.
+    let r = crate::http::send(&server.addr, "GET", &format!("{base}/Users?count=1"), &auth, b"").unwrap();
+    assert_eq!(r.status, 200);
+    let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(body["totalResults"], 1000);
+}

@@ -194,3 +194,59 @@ proptest! {
         });
     }
 }
+
+/// Every documented limit answers a SCIM error (or, for `count`, is applied)
+/// and writes nothing.
+#[test]
+fn limits_are_scim_errors_and_write_nothing() {
+    let a = Account::new();
+    let user = format!("/Users/{}", a.user);
+    let status_and_type = |method: &str, path: &str, body: &[u8]| -> (u16, Value) {
+        let before = a.state();
+        let (status, value) = a.send(method, path, body);
+        if status >= 400 {
+            assert!(before == a.state(), "a refused {method} {path} changed the store");
+        }
+        (status, value["scimType"].clone())
+    };
+
+    // count above 1,000 is lowered to 1,000 (RFC 7644 §3.4.2.4), not refused.
+    let (status, page) = a.send("GET", "/Users?count=5000", b"");
+    assert_eq!((status, page["itemsPerPage"].as_u64()), (200, Some(1)));
+    let (_, config) = a.send("GET", "/ServiceProviderConfig", b"");
+    assert_eq!(config["pagination"]["maxPageSize"], 1000);
+    assert_eq!(config["bulk"]["maxOperations"], 1000);
+    assert_eq!(config["bulk"]["maxPayloadSize"], 1048576);
+
+    // A filter longer than 4 KiB, and one nested deeper than 32.
+    let long = format!("userName eq \"{}\"", "x".repeat(4096));
+    assert_eq!(status_and_type("GET", &format!("/Users?filter={}", encode(&long)), b""), (400, json!("invalidFilter")));
+    let deep = format!("{}userName pr{}", "(".repeat(40), ")".repeat(40));
+    assert_eq!(status_and_type("GET", &format!("/Users?filter={}", encode(&deep)), b""), (400, json!("invalidFilter")));
+
+    // More than 1,000 PATCH operations.
+    let ops: Vec<Value> = (0..1001).map(|i| json!({"op": "replace", "path": "displayName", "value": format!("n{i}")})).collect();
+    let (status, _) = status_and_type("PATCH", &user, &body(json!({"schemas": [PATCH_OP], "Operations": ops})));
+    assert_eq!(status, 400);
+
+    // A string over 16 KiB, and more than 100 e-mails.
+    let (status, kind) = status_and_type("PUT", &user, &body(json!({"schemas": [USER], "userName": "ada@example.com", "displayName": "x".repeat(16 * 1024 + 1)})));
+    assert_eq!((status, kind), (400, json!("invalidValue")));
+    let emails: Vec<Value> = (0..101).map(|i| json!({"value": format!("ada{i}@example.com")})).collect();
+    let (status, kind) = status_and_type("PUT", &user, &body(json!({"schemas": [USER], "userName": "ada@example.com", "emails": emails})));
+    assert_eq!((status, kind), (400, json!("invalidValue")));
+
+    // More than 1,000 bulk operations: 413 (RFC 7644 §3.7.4).
+    let ops: Vec<Value> = (0..1001).map(|i| json!({"method": "DELETE", "path": format!("/Users/none{i}")})).collect();
+    let (status, _) = status_and_type("POST", "/Bulk", &body(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": ops})));
+    assert_eq!(status, 413);
+
+    // A body over 1 MiB: 413.
+    let (status, _) = status_and_type("POST", "/Users", &vec![b' '; scim_core::MAX_BODY + 1]);
+    assert_eq!(status, 413);
+
+    // JSON nested deeper than the parser's recursion limit: 400, no stack overflow.
+    let nested = format!("{{\"schemas\":[\"{USER}\"],\"userName\":\"deep@example.com\",\"name\":{}1{}}}", "[".repeat(10_000), "]".repeat(10_000));
+    let (status, kind) = status_and_type("POST", "/Users", nested.as_bytes());
+    assert_eq!((status, kind), (400, json!("invalidSyntax")));
+}
