@@ -309,8 +309,8 @@ fn firstgen_path_serves_the_same_account() {
 }
 
 #[test]
-fn concurrent_member_adds_lose_nothing() {
-    const THREADS: usize = 8;
+fn concurrent_member_adds_and_removes_lose_nothing() {
+    const THREADS: usize = 16;
     const PER_THREAD: usize = 3;
     let (server, boot) = Server::start();
     let base = boot.base();
@@ -338,9 +338,13 @@ fn concurrent_member_adds_lose_nothing() {
                 let (barrier, addr, token, path) = (barrier.clone(), server.addr.clone(), boot.token.clone(), format!("{base}/Groups/{gid}"));
                 s.spawn(move || {
                     barrier.wait();
-                    mine.iter()
-                        .map(|uid| {
-                            let body = json!({"schemas": [PATCH_OP], "Operations": [{"op": "add", "path": "members", "value": [{"value": uid}]}]});
+                    // Each client adds its members one PATCH at a time, then
+                    // removes its first one again.
+                    let adds = mine.iter().map(|uid| json!({"op": "add", "path": "members", "value": [{"value": uid}]}));
+                    let remove = json!({"op": "remove", "path": format!("members[value eq \"{}\"]", mine[0])});
+                    adds.chain(std::iter::once(remove))
+                        .map(|op| {
+                            let body = json!({"schemas": [PATCH_OP], "Operations": [op]});
                             let headers = vec![
                                 ("Authorization".to_owned(), format!("Bearer {token}")),
                                 ("Content-Type".to_owned(), "application/scim+json".to_owned()),
@@ -369,9 +373,12 @@ fn concurrent_member_adds_lose_nothing() {
         })
         .unwrap_or_default();
     got.sort();
-    let mut want: Vec<String> = ids.into_iter().flatten().collect();
+    let mut want: Vec<String> = ids.iter().flat_map(|mine| mine[1..].to_vec()).collect();
     want.sort();
     assert_eq!(got, want, "lost or duplicated membership changes");
+    // The reverse edges agree: a removed member is in no group.
+    let removed = server.request("GET", &format!("{base}/Users/{}", ids[0][0]), &boot.token, None).json();
+    assert_eq!(removed.get("groups"), None, "{removed}");
 }
 
 #[test]

@@ -26,6 +26,11 @@ impl Env for WasiEnv {
         let n = bytes.len().min(buf.len());
         buf[..n].copy_from_slice(&bytes[..n]);
     }
+
+    fn pause(&self, millis: u32) {
+        // Blocks this guest only: the host runs other requests meanwhile.
+        wasip2::clocks::monotonic_clock::subscribe_duration(u64::from(millis) * 1_000_000).block();
+    }
 }
 
 fn method_name(method: Method) -> String {

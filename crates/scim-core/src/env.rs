@@ -12,6 +12,13 @@ pub trait Env {
     /// Fills `buf` with cryptographically secure random bytes (ids and token
     /// secrets are drawn from it).
     fn fill_random(&self, buf: &mut [u8]);
+    /// Waits `millis` before a write is tried again after losing a race, so
+    /// that contending writers spread out instead of spinning. A host that
+    /// cannot wait keeps the default, which returns at once (retries stay
+    /// bounded in number either way).
+    fn pause(&self, millis: u32) {
+        let _ = millis;
+    }
 }
 
 impl<E: Env + ?Sized> Env for &E {
@@ -21,21 +28,30 @@ impl<E: Env + ?Sized> Env for &E {
     fn fill_random(&self, buf: &mut [u8]) {
         (**self).fill_random(buf)
     }
+    fn pause(&self, millis: u32) {
+        (**self).pause(millis)
+    }
 }
 
 /// A deterministic environment for tests: a clock that advances by one
 /// second on every reading and a counter-based byte stream. Shareable
-/// between threads for concurrency tests.
+/// between threads for concurrency tests. Pauses are counted, not slept.
 #[derive(Debug)]
 pub struct TestEnv {
     clock: AtomicI64,
     counter: AtomicU64,
+    paused: AtomicU64,
 }
 
 impl TestEnv {
     /// Starts the virtual clock at `start_millis`.
     pub fn new(start_millis: i64) -> Self {
-        TestEnv { clock: AtomicI64::new(start_millis), counter: AtomicU64::new(0) }
+        TestEnv { clock: AtomicI64::new(start_millis), counter: AtomicU64::new(0), paused: AtomicU64::new(0) }
+    }
+
+    /// Milliseconds of backoff asked for so far (see [`Env::pause`]).
+    pub fn paused_millis(&self) -> u64 {
+        self.paused.load(Ordering::SeqCst)
     }
 
     /// Moves the virtual clock forward.
@@ -54,6 +70,11 @@ impl Default for TestEnv {
 impl Env for TestEnv {
     fn now_millis(&self) -> i64 {
         self.clock.fetch_add(1000, Ordering::SeqCst)
+    }
+
+    fn pause(&self, millis: u32) {
+        self.paused.fetch_add(u64::from(millis), Ordering::SeqCst);
+        std::thread::yield_now();
     }
 
     fn fill_random(&self, buf: &mut [u8]) {

@@ -392,7 +392,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         let base = derive_identifier(&name);
         let link = self.sees_native_groups()?;
         let mut suffix = 1usize;
-        let (id, stored, version) = tenant::retry(|| {
+        let (id, stored, version) = tenant::retry(self.service.env(), || {
             let now = self.now();
             if link {
                 // Same-name policy `link`: a native group of this name is
@@ -531,7 +531,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         delta: &MemberDelta,
         mut change: impl FnMut(&Map<String, Value>) -> Result<Map<String, Value>, ScimError>,
     ) -> Result<(Stored, u64), ScimError> {
-        tenant::retry(|| {
+        tenant::retry(self.service.env(), || {
             let (old, version) = self.load_scim_group(id)?.ok_or_else(|| Self::group_not_found(id))?;
             tenant::check_if_match(if_match, version)?;
             let attrs = change(&old.attrs)?;
@@ -602,7 +602,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     /// commit (a huge group's edges vanish at once and are swept later).
     /// The users stay.
     pub(crate) fn delete_group(&self, id: &str, if_match: Option<&str>) -> Result<Response, ScimError> {
-        tenant::retry(|| {
+        tenant::retry(self.service.env(), || {
             // SCIM never deletes a native group, whatever the policy.
             let (old, version) = self.load_group(id)?.filter(|(g, _)| !g.prov.native).ok_or_else(|| Self::group_not_found(id))?;
             tenant::check_if_match(if_match, version)?;

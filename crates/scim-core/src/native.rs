@@ -229,7 +229,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         }
         attrs.insert("emails".into(), json!([{"value": login, "type": "work", "primary": true}]));
         attrs.insert("active".into(), true.into());
-        let (id, user) = tenant::retry(|| {
+        let (id, user) = tenant::retry(self.service.env(), || {
             let id = crate::accounts::random_uuid(self.service.env());
             let now = self.now();
             let prov = Provenance { native: true, login: Some(login.clone()), invited, ..Provenance::default() };
@@ -257,7 +257,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         let body = object(body, &["email", "name"])?;
         let new_login = email(body)?;
         let new_name = text(body, "name")?;
-        let user = tenant::retry(|| {
+        let user = tenant::retry(self.service.env(), || {
             let (old, version) = self.user_or_404(id)?;
             if !old.prov.native {
                 let what = if new_login.is_some() { "e-mail" } else { "name" };
@@ -290,7 +290,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
 
     /// `DELETE /users/{id}`: native users only.
     pub(crate) fn admin_remove_user(&self, id: &str) -> Result<(), ScimError> {
-        tenant::retry(|| {
+        tenant::retry(self.service.env(), || {
             let (user, version) = self.user_or_404(id)?;
             if !user.prov.native {
                 return Err(ScimError::rule(
@@ -355,7 +355,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         };
         let base = given.clone().unwrap_or_else(|| derive_identifier(&name));
         let mut suffix = 1usize;
-        let (id, group) = tenant::retry(|| {
+        let (id, group) = tenant::retry(self.service.env(), || {
             let id = if suffix == 1 { base.clone() } else { format!("{base}_{suffix}") };
             let now = self.now();
             let mut attrs = Map::new();
@@ -384,7 +384,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     pub(crate) fn admin_rename_group(&self, id: &str, body: &Value) -> Result<Value, ScimError> {
         let body = object(body, &["name"])?;
         let name = text(body, "name")?.ok_or_else(|| ScimError::invalid_value("name is required"))?;
-        let group = tenant::retry(|| {
+        let group = tenant::retry(self.service.env(), || {
             let (old, version) = self.group_or_404(id)?;
             if !old.prov.native {
                 return Err(scim_managed_group(id, "rename it"));
@@ -409,7 +409,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
 
     /// `DELETE /groups/{id}`: native groups only; members stay users.
     pub(crate) fn admin_delete_group(&self, id: &str) -> Result<(), ScimError> {
-        tenant::retry(|| {
+        tenant::retry(self.service.env(), || {
             let (group, version) = self.group_or_404(id)?;
             if !group.prov.native {
                 return Err(scim_managed_group(id, "delete it"));
@@ -425,7 +425,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     /// group is always allowed (that membership never came from SCIM).
     pub(crate) fn admin_set_member(&self, id: &str, user: &str, member: bool) -> Result<Value, ScimError> {
         let delta = MemberDelta { clear: false, wish: BTreeMap::from([(user.to_owned(), member)]) };
-        let group = tenant::retry(|| {
+        let group = tenant::retry(self.service.env(), || {
             let (old, version) = self.group_or_404(id)?;
             if !old.prov.native {
                 return Err(scim_managed_group(id, if member { "add members" } else { "remove members" }));

@@ -96,7 +96,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         let pkey = self.principal_key(&kind, pid)?;
         let role = ident(body.get("role"), "role")?;
         let scope = parse_scope(body.get("scope"))?;
-        tenant::retry(|| {
+        tenant::retry(self.service.env(), || {
             // Rewriting the principal unchanged makes its existence a
             // precondition of the commit: a binding can never outlive it.
             let principal = self.store().get(&pkey)?.ok_or_else(|| ScimError::not_found(format!("no {kind} with id {pid:?} in this account")))?;
@@ -139,7 +139,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
 
     /// `DELETE /role-bindings/{id}`.
     pub(crate) fn delete_binding(&self, id: &str) -> Result<(), ScimError> {
-        tenant::retry(|| {
+        tenant::retry(self.service.env(), || {
             let (binding, version) = self.load_binding(id)?.ok_or_else(|| ScimError::not_found(format!("no role binding {id:?} in this account")))?;
             let mut writes = vec![Write::delete_at(self.keys.role_binding(id), version)];
             writes.extend(self.binding_index_deletes(&binding));

@@ -240,9 +240,15 @@ pub(crate) fn resource_response(status: u16, body: &Value, version: u64, locatio
 
 /// Runs `attempt` until it does not lose a concurrency race, at most
 /// [`MAX_ATTEMPTS`] times. `attempt` returns `Ok(Err(conflict))` for a lost
-/// race it wants retried.
-pub(crate) fn retry<T>(mut attempt: impl FnMut() -> Result<Result<T, StoreError>, ScimError>) -> Result<T, ScimError> {
-    for _ in 0..MAX_ATTEMPTS {
+/// race it wants retried. After the second loss in a row it waits (through
+/// [`Env::pause`]) an exponentially growing, jittered time, at most
+/// [`MAX_BACKOFF_MS`]: writers contending for one record (a busy group)
+/// spread out instead of spinning through their attempts together.
+pub(crate) fn retry<T>(env: &dyn Env, mut attempt: impl FnMut() -> Result<Result<T, StoreError>, ScimError>) -> Result<T, ScimError> {
+    for lost in 0..MAX_ATTEMPTS {
+        if lost >= 1 {
+            env.pause(backoff_millis(env, lost));
+        }
         match attempt()? {
             Ok(v) => return Ok(v),
             Err(StoreError::Conflict(_)) => continue,
@@ -250,6 +256,20 @@ pub(crate) fn retry<T>(mut attempt: impl FnMut() -> Result<Result<T, StoreError>
         }
     }
     Err(ScimError::unavailable("the resource is being changed concurrently; retry"))
+}
+
+/// Longest wait between two attempts of one write.
+pub(crate) const MAX_BACKOFF_MS: u32 = 32;
+
+/// The wait after `lost` lost races: 1, 2, 4 … [`MAX_BACKOFF_MS`] ms, each
+/// drawn uniformly from its upper half so that writers that collided once
+/// do not collide again on the same schedule.
+fn backoff_millis(env: &dyn Env, lost: usize) -> u32 {
+    let ceiling = (1u32 << (lost - 1).min(5)).min(MAX_BACKOFF_MS);
+    let mut byte = [0u8; 1];
+    env.fill_random(&mut byte);
+    let half = ceiling.div_ceil(2);
+    half + u32::from(byte[0]) % (ceiling - half + 1)
 }
 
 /// Parses a JSON request body.
@@ -300,4 +320,37 @@ pub(crate) fn index_writes(old: &[IndexEntry], new: &[IndexEntry]) -> (Vec<Write
         }
     }
     (writes, uniques)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MAX_ATTEMPTS, MAX_BACKOFF_MS, retry};
+    use crate::env::TestEnv;
+    use crate::store::StoreError;
+
+    #[test]
+    fn retries_back_off_growing_and_bounded() {
+        // Five lost races, then success: four pauses of 1, 2, 4, 8 ms at
+        // most, each at least half of that.
+        let env = TestEnv::default();
+        let mut lost = 0;
+        let won = retry(&env, || {
+            lost += 1;
+            Ok(if lost <= 5 { Err(StoreError::Conflict(0)) } else { Ok(lost) })
+        });
+        assert_eq!(won.unwrap(), 6);
+        let paused = env.paused_millis();
+        assert!((1 + 1 + 2 + 4 + 8..=1 + 2 + 4 + 8 + 16).contains(&paused), "paused {paused} ms");
+
+        // Always losing: MAX_ATTEMPTS attempts, a 503, and a bounded total wait.
+        let env = TestEnv::default();
+        let mut attempts = 0;
+        let err = retry::<()>(&env, || {
+            attempts += 1;
+            Ok(Err(StoreError::Conflict(0)))
+        })
+        .unwrap_err();
+        assert_eq!((attempts, err.status), (MAX_ATTEMPTS, 503));
+        assert!(env.paused_millis() <= (MAX_ATTEMPTS as u64) * u64::from(MAX_BACKOFF_MS));
+    }
 }

@@ -199,7 +199,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         // RFC 7643 leaves `active` without a default; clients (Okta) read a
         // missing one as inactive, so a new user is active unless told.
         attrs.entry("active").or_insert(Value::Bool(true));
-        let (id, stored, version) = tenant::retry(|| {
+        let (id, stored, version) = tenant::retry(self.service.env(), || {
             let now = self.now();
             // Migration: an existing native user with this identity is taken
             // over (same id, memberships and role bindings), not duplicated.
@@ -287,7 +287,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         mut change: impl FnMut(&Map<String, Value>) -> Result<Map<String, Value>, ScimError>,
     ) -> Result<Response, ScimError> {
         let settings = self.settings()?.clone();
-        let (stored, version, removed) = tenant::retry(|| {
+        let (stored, version, removed) = tenant::retry(self.service.env(), || {
             let (old, version) = self.load_scim_user(id)?.ok_or_else(|| Self::user_not_found(id))?;
             tenant::check_if_match(if_match, version)?;
             let attrs = change(&old.attrs)?;
@@ -330,7 +330,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     /// `DELETE /Users/{id}`: the user, its indexes and its memberships go in
     /// one commit; the groups it left get a new version.
     pub(crate) fn delete_user(&self, id: &str, if_match: Option<&str>) -> Result<Response, ScimError> {
-        tenant::retry(|| {
+        tenant::retry(self.service.env(), || {
             let (old, version) = self.load_scim_user(id)?.ok_or_else(|| Self::user_not_found(id))?;
             tenant::check_if_match(if_match, version)?;
             let writes = self.user_removal_writes(id, &old, version)?;

@@ -127,6 +127,71 @@ fn concurrent_member_patches_lose_nothing() {
 }
 
 #[test]
+fn sixteen_clients_adding_and_removing_members_of_one_group_lose_nothing() {
+    let c = Arc::new(Client::new());
+    let users: Vec<String> = (0..48).map(|i| c.user(&format!("crowd{i}@example.com"))).collect();
+    let (status, group) = c.call("POST", "/Groups", Some(json!({"displayName": "Crowd"})));
+    assert_eq!(status, 201);
+    let gid = group["id"].as_str().unwrap().to_owned();
+    // Each of 16 clients adds its three members one PATCH at a time, then
+    // removes the first of them again.
+    let barrier = Arc::new(std::sync::Barrier::new(16));
+    let threads: Vec<_> = users
+        .chunks(3)
+        .map(|mine| {
+            let (c, gid, mine, barrier) = (c.clone(), gid.clone(), mine.to_vec(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                for uid in &mine {
+                    let (status, body) = c.call("PATCH", &format!("/Groups/{gid}"), patch(json!([{"op": "add", "path": "members", "value": [{"value": uid}]}])));
+                    assert_eq!(status, 204, "{body}");
+                }
+                let (status, body) = c.call("PATCH", &format!("/Groups/{gid}"), patch(json!([{"op": "remove", "path": format!("members[value eq \"{}\"]", mine[0])}])));
+                assert_eq!(status, 204, "{body}");
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let (_, group) = c.call("GET", &format!("/Groups/{gid}"), None);
+    let mut members: Vec<String> = group["members"].as_array().unwrap().iter().map(|m| m["value"].as_str().unwrap().to_owned()).collect();
+    members.sort();
+    let mut expected: Vec<String> = users.chunks(3).flat_map(|mine| mine[1..].to_vec()).collect();
+    expected.sort();
+    assert_eq!(members, expected);
+    // Both directions agree: a removed member's groups are empty, a kept one's name the group.
+    let (_, removed) = c.call("GET", &format!("/Users/{}", users[0]), None);
+    assert_eq!(removed.get("groups"), None, "{removed}");
+    let (_, kept) = c.call("GET", &format!("/Users/{}", users[1]), None);
+    assert_eq!(kept["groups"][0]["value"], "Crowd");
+}
+
+#[test]
+fn concurrent_creates_of_one_user_name_give_one_201_and_409s() {
+    let c = Arc::new(Client::new());
+    let barrier = Arc::new(std::sync::Barrier::new(12));
+    let threads: Vec<_> = (0..12)
+        .map(|i| {
+            let (c, barrier) = (c.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                // The same person in different letter case: one userName.
+                let name = if i % 2 == 0 { "Race@Example.com" } else { "race@example.com" };
+                c.call("POST", "/Users", Some(json!({"userName": name})))
+            })
+        })
+        .collect();
+    let answers: Vec<(u16, Value)> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_eq!(answers.iter().filter(|(s, _)| *s == 201).count(), 1, "{answers:?}");
+    for (status, body) in answers.iter().filter(|(s, _)| *s != 201) {
+        assert_eq!((*status, &body["scimType"]), (409, &json!("uniqueness")), "{body}");
+    }
+    let (_, list) = c.call("GET", "/Users?filter=userName%20eq%20%22RACE@example.com%22", None);
+    assert_eq!(list["totalResults"], 1);
+}
+
+#[test]
 fn accounts_cannot_see_each_other() {
     let store = MemStore::with_caps(3, Limits::CONTRACT);
     let env = Arc::new(TestEnv::default());

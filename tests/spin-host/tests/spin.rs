@@ -214,8 +214,8 @@ fn admin_api_follows_the_admin_token_variable() {
 }
 
 #[test]
-fn concurrent_member_adds_lose_nothing() {
-    const TASKS: usize = 8;
+fn concurrent_member_adds_and_removes_lose_nothing() {
+    const TASKS: usize = 16;
     const PER_TASK: usize = 3;
     let app = App::start();
     let (_, base, token) = app.bootstrap();
@@ -255,9 +255,12 @@ fn concurrent_member_adds_lose_nothing() {
                 tokio::spawn(async move {
                     barrier.wait().await;
                     let mut out = Vec::new();
-                    for uid in mine {
+                    // Add each member one PATCH at a time, then remove the first again.
+                    let mut ops: Vec<serde_json::Value> = mine.iter().map(|uid| json!({"op": "add", "path": "members", "value": [{"value": uid}]})).collect();
+                    ops.push(json!({"op": "remove", "path": format!("members[value eq \"{}\"]", mine[0])}));
+                    for op in ops {
                         let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-                                          "Operations": [{"op": "add", "path": "members", "value": [{"value": uid}]}]});
+                                          "Operations": [op]});
                         let headers = vec![
                             ("authorization".to_owned(), format!("Bearer {token}")),
                             ("content-type".to_owned(), "application/scim+json".to_owned()),
@@ -290,7 +293,7 @@ fn concurrent_member_adds_lose_nothing() {
         })
         .unwrap_or_default();
     got.sort();
-    let mut want: Vec<String> = ids.into_iter().flatten().collect();
+    let mut want: Vec<String> = ids.iter().flat_map(|mine| mine[1..].to_vec()).collect();
     want.sort();
     assert_eq!(got, want, "lost or duplicated membership changes");
 }
