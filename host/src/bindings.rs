@@ -124,16 +124,19 @@ impl storage::Host for RequestState {
         let writes: Vec<store::Write> = writes.into_iter().map(Into::into).collect();
         // A backend with its own committer thread answers it directly; the
         // blocking pool is for backends whose commit blocks the caller.
-        let writes = match self.backend.submit(writes) {
-            Ok(answer) => {
-                return match answer.await {
-                    Ok(result) => result.map_err(Into::into),
-                    Err(_) => Err(storage::Error::Unavailable("the committer dropped a commit".into())),
-                };
-            }
-            Err(writes) => writes,
+        self.commits.begin();
+        let result = match self.backend.submit(writes) {
+            Ok(answer) => match answer.await {
+                Ok(result) => result.map_err(Into::into),
+                Err(_) => Err(storage::Error::Unavailable("the committer dropped a commit".into())),
+            },
+            Err(writes) => blocking(&self.backend, move |b| b.commit(&writes)).await,
         };
-        blocking(&self.backend, move |b| b.commit(&writes)).await
+        self.commits.end(result.is_ok());
+        if result.is_ok() {
+            self.extend_deadline_after_commit();
+        }
+        result
     }
 }
 

@@ -147,6 +147,10 @@ pub struct ServeArgs {
     /// Retry-After.
     #[arg(long, env = "SCIMLET_MAX_QUEUED", value_name = "N", default_value_t = 256)]
     pub max_queued: usize,
+    /// Longest one request may run, in milliseconds; past it the request is
+    /// answered 503 (unless a write of it landed: then it is answered).
+    #[arg(long, env = "SCIMLET_DEADLINE_MS", value_name = "MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub deadline_ms: u64,
     #[command(flatten)]
     pub store: StoreArgs,
     /// Bench-only build: answer with scim-core linked into the runner.

@@ -72,7 +72,8 @@ async fn run(cli: Cli) -> Result<(), String> {
             };
             let runtime = open(&args.store)?
                 .with_admin_token(admin_token)
-                .with_limits(args.max_concurrent, args.max_queued);
+                .with_limits(args.max_concurrent, args.max_queued)
+                .with_deadline(Duration::from_millis(args.deadline_ms));
             serve::serve(Arc::new(runtime), options)
                 .await
                 .map_err(|e| format!("{e:#}"))

@@ -14,7 +14,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -61,7 +61,12 @@ pub struct RequestState {
     table: ResourceTable,
     limits: StoreLimits,
     deadline: Instant,
+    /// Latest the deadline may be pushed to by landed commits: one grace
+    /// past the deadline, however many commits land.
+    hard_deadline: Instant,
     pub(crate) backend: Arc<dyn Backend>,
+    /// What the store's commits did, for the server deciding what a timeout means.
+    pub(crate) commits: Arc<CommitWatch>,
     /// Held for the store's whole life: one of [`MAX_INSTANCES`] slots.
     _slot: OwnedSemaphorePermit,
 }
@@ -117,7 +122,52 @@ pub struct Runtime {
     /// Requests waiting for a slot, and how many may.
     queued: Arc<AtomicUsize>,
     max_queued: usize,
+    deadline: Duration,
     admin_token: Option<String>,
+}
+
+/// Whether a request's writes are in flight or have landed. A request whose
+/// deadline passes must not be answered with an error for a write that
+/// landed, nor abandoned while its commit is in flight: the server waits
+/// for the commit, and a landed commit gives the guest [`COMMIT_GRACE`] to
+/// answer.
+#[derive(Debug, Default)]
+pub struct CommitWatch {
+    in_flight: AtomicBool,
+    landed: AtomicBool,
+}
+
+impl CommitWatch {
+    pub fn begin(&self) {
+        self.in_flight.store(true, Ordering::SeqCst);
+    }
+
+    pub fn end(&self, landed: bool) {
+        if landed {
+            self.landed.store(true, Ordering::SeqCst);
+        }
+        self.in_flight.store(false, Ordering::SeqCst);
+    }
+
+    /// A commit is running: its outcome is not known yet.
+    pub fn in_flight(&self) -> bool {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// A commit landed: an error answer would be false.
+    pub fn landed(&self) -> bool {
+        self.landed.load(Ordering::SeqCst)
+    }
+}
+
+/// Time a guest gets to answer after a commit landed, past its deadline.
+pub const COMMIT_GRACE: Duration = Duration::from_secs(10);
+
+impl RequestState {
+    /// After a commit landed: the guest may run on to answer it.
+    pub(crate) fn extend_deadline_after_commit(&mut self) {
+        self.deadline = self.deadline.max(Instant::now() + COMMIT_GRACE).min(self.hard_deadline.max(self.deadline));
+    }
 }
 
 impl Runtime {
@@ -150,6 +200,7 @@ impl Runtime {
             slots: Arc::new(Semaphore::new(MAX_INSTANCES as usize)),
             queued: Arc::new(AtomicUsize::new(0)),
             max_queued: DEFAULT_MAX_QUEUED,
+            deadline: DEADLINE,
             admin_token: None,
         })
     }
@@ -170,6 +221,16 @@ impl Runtime {
 
     pub fn admin_token(&self) -> Option<&str> {
         self.admin_token.as_deref()
+    }
+
+    /// Longest a request may run (default [`DEADLINE`]).
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    pub fn deadline(&self) -> Duration {
+        self.deadline
     }
 
     /// Bounds concurrency: at most `concurrent` instances at once (capped
@@ -220,8 +281,10 @@ impl Runtime {
                 .memory_size(MEMORY_LIMIT)
                 .trap_on_grow_failure(true)
                 .build(),
-            deadline: Instant::now() + DEADLINE,
+            deadline: Instant::now() + self.deadline,
+            hard_deadline: Instant::now() + self.deadline + COMMIT_GRACE,
             backend: Arc::clone(&self.backend),
+            commits: Arc::default(),
             _slot: slot,
         };
         let mut store = Store::new(&self.engine, state);

@@ -25,7 +25,7 @@ use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::admin;
-use crate::runtime::{DEADLINE, Runtime, is_deadline};
+use crate::runtime::{COMMIT_GRACE, Runtime, is_deadline};
 
 /// Largest request body handed to the component; SCIM documents are small.
 pub const MAX_BODY: usize = 1 << 20;
@@ -257,7 +257,7 @@ impl Server {
         // slow client while holding an instance, and an oversized chunked body
         // is refused here rather than deep inside the guest.
         let body =
-            match tokio::time::timeout(DEADLINE, Limited::new(body, MAX_BODY).collect()).await {
+            match tokio::time::timeout(self.runtime.deadline(), Limited::new(body, MAX_BODY).collect()).await {
                 Ok(Ok(collected)) => collected.to_bytes(),
                 Ok(Err(e)) if e.is::<LengthLimitError>() => {
                     return error_response(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
@@ -348,7 +348,8 @@ impl Server {
         path: &str,
     ) -> Result<Response<HyperOutgoingBody>, Failure> {
         let label = format!("{method} {path}");
-        let mut store = match tokio::time::timeout(DEADLINE, self.runtime.new_store()).await {
+        let deadline = self.runtime.deadline();
+        let mut store = match tokio::time::timeout(deadline, self.runtime.new_store()).await {
             Ok(Ok(store)) => store,
             Ok(Err(e)) if e.is::<crate::runtime::Busy>() => return Err(Failure::Busy),
             Ok(Err(e)) => {
@@ -356,7 +357,7 @@ impl Server {
                 return Err(Failure::Internal);
             }
             Err(_) => {
-                eprintln!("scimlet: {label}: no instance slot free within {DEADLINE:?}");
+                eprintln!("scimlet: {label}: no instance slot free within {deadline:?}");
                 return Err(Failure::Timeout);
             }
         };
@@ -379,6 +380,7 @@ impl Server {
 
         let proxy_pre = self.runtime.proxy().clone();
         let task_label = label.clone();
+        let commits = Arc::clone(&store.data().commits);
         let task = tokio::spawn(async move {
             let result = async {
                 let proxy = proxy_pre.instantiate_async(&mut store).await?;
@@ -393,7 +395,7 @@ impl Server {
             // body streamed (the client sees the connection cut).
             result.map_err(|e| {
                 if is_deadline(&e) {
-                    eprintln!("scimlet: {task_label}: deadline of {DEADLINE:?} exceeded");
+                    eprintln!("scimlet: {task_label}: deadline of {deadline:?} exceeded");
                     Failure::Timeout
                 } else {
                     eprintln!("scimlet: {task_label}: component trapped: {e:#}");
@@ -402,14 +404,41 @@ impl Server {
             })
         });
 
-        match tokio::time::timeout(DEADLINE + DEADLINE_GRACE, receiver).await {
-            Ok(Ok(Ok(response))) => Ok(response),
-            Ok(Ok(Err(code))) => {
+        // Past the deadline the instance is abandoned, unless one of its
+        // commits is in flight or has landed: then an error answer could be
+        // false (the write may be there), so the server waits for the
+        // commit's outcome and for the guest to answer it.
+        let mut receiver = receiver;
+        let mut wait = deadline + DEADLINE_GRACE;
+        let mut graced = false;
+        let answer = loop {
+            match tokio::time::timeout(wait, &mut receiver).await {
+                Ok(answer) => break Some(answer),
+                Err(_) if commits.in_flight() => {
+                    eprintln!("scimlet: {label}: deadline passed with a commit in flight; waiting for its outcome");
+                    wait = COMMIT_GRACE;
+                }
+                Err(_) if commits.landed() && !graced => {
+                    eprintln!("scimlet: {label}: deadline passed after a commit landed; waiting for the answer");
+                    graced = true;
+                    wait = COMMIT_GRACE + DEADLINE_GRACE;
+                }
+                Err(_) => {
+                    if commits.landed() {
+                        eprintln!("scimlet: {label}: answering 503 although a write of this request landed (the component did not answer it in time)");
+                    }
+                    break None;
+                }
+            }
+        };
+        match answer {
+            Some(Ok(Ok(response))) => Ok(response),
+            Some(Ok(Err(code))) => {
                 eprintln!("scimlet: {label}: component answered with error {code:?}");
                 Err(Failure::Internal)
             }
             // The outparam was dropped unset: the task has ended, see why.
-            Ok(Err(_)) => match task.await {
+            Some(Err(_)) => match task.await {
                 Ok(Ok(())) => {
                     eprintln!("scimlet: {label}: component returned without a response");
                     Err(Failure::Internal)
@@ -420,10 +449,8 @@ impl Server {
                     Err(Failure::Internal)
                 }
             },
-            Err(_) => {
-                eprintln!(
-                    "scimlet: {label}: no response within {DEADLINE:?}; abandoning the instance"
-                );
+            None => {
+                eprintln!("scimlet: {label}: no response within {deadline:?}; abandoning the instance");
                 task.abort();
                 Err(Failure::Timeout)
             }

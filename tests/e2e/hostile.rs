@@ -101,3 +101,19 @@ fn past_the_concurrency_bound_requests_get_503_with_retry_after() {
     let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(body["totalResults"], 1000);
 }
+
+#[test]
+fn a_write_that_lands_after_the_deadline_is_answered_as_done() {
+    // The request's deadline (1 s) passes while its commit waits on a slow
+    // disk (1.5 s): the write lands, so the answer must say so.
+    let (server, boot) = Server::start_with_env(&[("SCIMLET_DEADLINE_MS", "1000"), ("SCIMLET_FAULT_COMMIT_DELAY_MS", "1500")]);
+    let base = boot.base();
+    let auth = vec![("Authorization".to_owned(), format!("Bearer {}", boot.token)), ("Content-Type".to_owned(), "application/scim+json".to_owned())];
+    let body = serde_json::to_vec(&serde_json::json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "slow@example.com"})).unwrap();
+    let created = crate::http::send(&server.addr, "POST", &format!("{base}/Users"), &auth, &body).unwrap();
+    assert_eq!(created.status, 201, "{}\n{}", String::from_utf8_lossy(&created.body), server.stderr_text());
+    let id = serde_json::from_slice::<serde_json::Value>(&created.body).unwrap()["id"].as_str().unwrap().to_owned();
+    let found = crate::http::send(&server.addr, "GET", &format!("{base}/Users/{id}"), &auth, b"").unwrap();
+    assert_eq!(found.status, 200);
+    assert!(server.stderr_text().contains("deadline passed with a commit in flight; waiting for its outcome"), "{}", server.stderr_text());
+}

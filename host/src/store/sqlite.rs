@@ -124,9 +124,15 @@ impl SqliteStore {
         let mut writer = writer;
         migrate(&mut writer, &path)?;
         let (committer, requests) = mpsc::channel();
+        // Fault injection for tests of slow disks: every transaction waits
+        // this long before it starts.
+        let delay = std::env::var("SCIMLET_FAULT_COMMIT_DELAY_MS")
+            .ok()
+            .and_then(|ms| ms.parse().ok())
+            .map(Duration::from_millis);
         std::thread::Builder::new()
             .name("sqlite-commit".into())
-            .spawn(move || run_committer(writer, requests))
+            .spawn(move || run_committer(writer, requests, delay))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the committer: {e}")))?;
         Ok(SqliteStore {
             path,
@@ -377,8 +383,11 @@ const MAX_GROUP: usize = 64;
 /// version, and fails alone), but share one `fsync`: under concurrent
 /// writers the disk's flush rate no longer bounds the commit rate. No commit
 /// is answered before the transaction holding it is durable.
-fn run_committer(mut conn: Connection, requests: mpsc::Receiver<CommitRequest>) {
+fn run_committer(mut conn: Connection, requests: mpsc::Receiver<CommitRequest>, delay: Option<Duration>) {
     while let Ok(first) = requests.recv() {
+        if let Some(delay) = delay {
+            std::thread::sleep(delay);
+        }
         let mut writes = first.writes.len();
         let mut group = vec![first];
         while group.len() < MAX_GROUP && writes < MAX_BATCH {
