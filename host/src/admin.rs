@@ -306,6 +306,56 @@ fn query_value(s: &str) -> String {
         .collect()
 }
 
+/// `scimlet check`: pages through the component's check of each account,
+/// printing one line per problem; fails when a problem is left.
+pub async fn check(runtime: &Runtime, args: &crate::cli::CheckArgs) -> Result<()> {
+    let api = AdminCall { runtime, token: runtime.admin_token().unwrap_or_default().to_owned() };
+    let accounts: Vec<String> = match &args.account {
+        Some(id) => vec![id.clone()],
+        None => api.json("GET", "/api/accounts", None).await?["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a["id"].as_str().map(str::to_owned))
+            .collect(),
+    };
+    let (mut examined, mut found, mut left) = (0u64, 0u64, 0u64);
+    let mut out = std::io::stdout().lock();
+    for account in &accounts {
+        let mut cursor = String::new();
+        loop {
+            let path = format!("/api/accounts/{}/check?repair={}&cursor={}", query_value(account), args.repair, query_value(&cursor));
+            let page = api.json("POST", &path, None).await?;
+            examined += page["examined"].as_u64().unwrap_or(0);
+            for problem in page["problems"].as_array().into_iter().flatten() {
+                found += 1;
+                let fixed = args.repair && problem["repairable"] == true;
+                if !fixed {
+                    left += 1;
+                }
+                let _ = writeln!(
+                    out,
+                    "{account} {} {}: {}{}",
+                    problem["kind"].as_str().unwrap_or_default(),
+                    problem["key"].as_str().unwrap_or_default(),
+                    problem["detail"].as_str().unwrap_or_default(),
+                    if fixed { " [repaired]" } else if problem["repairable"] == true { " [repairable]" } else { "" }
+                );
+            }
+            match page["nextCursor"].as_str() {
+                Some(next) => cursor = next.to_owned(),
+                None => break,
+            }
+        }
+    }
+    let _ = writeln!(out, "checked {examined} records in {} account(s): {found} problem(s), {} repaired", accounts.len(), found - left);
+    let _ = out.flush();
+    if left > 0 {
+        return Err(CommandError::Admin(AdminError::Invalid(format!("{left} problem(s) left"))));
+    }
+    Ok(())
+}
+
 pub async fn admin(runtime: &Runtime, command: AdminCommand) -> Result<()> {
     let api = AdminCall { runtime, token: runtime.admin_token().unwrap_or_default().to_owned() };
     let base = |account: &str| format!("/api/accounts/{}", query_value(account));

@@ -34,6 +34,24 @@ pub enum Command {
     /// migration report, user export, audit log.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Check the consistency of every account's records (indexes, both
+    /// directions of membership edges, member counts, counters, audit
+    /// records); exits 1 when something is wrong. `--repair` rewrites what
+    /// can be derived again.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Only this account [default: every account].
+    #[arg(long, value_name = "ID")]
+    pub account: Option<String>,
+    /// Fix what can be derived again (missing or stray index entries,
+    /// missing reverse edges, leaked edges, counts).
+    #[arg(long)]
+    pub repair: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 #[derive(Debug, Subcommand)]

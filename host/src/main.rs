@@ -90,6 +90,10 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .await
                 .map_err(|e| e.to_string())
         }
+        Command::Check(args) => {
+            let runtime = open(&args.store)?.with_admin_token(Some(admin::ephemeral_token()));
+            admin::check(&runtime, &args).await.map_err(|e| e.to_string())
+        }
         Command::Admin(command) => {
             // The CLI reaches the admin API in-process with a token that
             // exists only for this run.

@@ -155,6 +155,16 @@ fn account_route<S: Store, E: Env>(
         ([], "GET") => ok(account_json(account)),
         ([], _) => Err(not_allowed("GET")),
 
+        (["check"], "POST") => {
+            let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+            let count = match param("count") {
+                Some(c) => c.parse().map_err(|_| ScimError::invalid_value("count must be a number from 1 to 2000"))?,
+                None => usize::MAX,
+            };
+            ok(t.check(param("cursor").unwrap_or_default(), count, param("repair") == Some("true"))?)
+        }
+        (["check"], _) => Err(not_allowed("POST")),
+
         (["settings"], "GET") => ok(t.settings()?.to_json()),
         (["settings"], "PATCH") => ok(service.update_settings(&account.id, &body()?, actor, info)?.to_json()),
         (["settings"], _) => Err(not_allowed("GET, PATCH")),

@@ -162,6 +162,19 @@ impl AccountKeys {
         format!("{}n/since-creation", self.root)
     }
 
+    /// Every index entry.
+    pub(crate) fn index_root(&self) -> String {
+        format!("{}x/", self.root)
+    }
+    /// Every group → user edge.
+    pub(crate) fn edge_root(&self) -> String {
+        format!("{}m/", self.root)
+    }
+    /// Every user → group edge.
+    pub(crate) fn reverse_edge_root(&self) -> String {
+        format!("{}mu/", self.root)
+    }
+
     /// Membership edge group → user.
     pub(crate) fn member(&self, group: &str, user: &str) -> String {
         format!("{}m/{}/{}", self.root, segment(group), segment(user))

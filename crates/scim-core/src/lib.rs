@@ -14,6 +14,7 @@ pub mod accounts;
 mod admin_api;
 mod audit;
 mod bulk;
+mod check;
 mod discovery;
 pub mod env;
 pub mod error;

@@ -169,6 +169,12 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         Ok(Some(total.max(0) as usize))
     }
 
+    /// The audit record of a successful `op`, for commits made outside
+    /// [`Tenant::commit`].
+    pub(crate) fn audit_record(&self, op: Op<'_>) -> Write {
+        audit::record(&self.keys, self.service.env(), &self.actor, &self.request, op, None)
+    }
+
     /// Records a refused write. Best effort: the refusal is the answer
     /// whether or not its record could be stored.
     pub(crate) fn record_failure(&self, op: Op<'_>, err: &ScimError) {
