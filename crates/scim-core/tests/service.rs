@@ -53,6 +53,14 @@ impl Client {
     }
 }
 
+/// A group's member ids, sorted.
+fn member_ids(c: &Client, gid: &str) -> Vec<String> {
+    let (_, group) = c.call("GET", &format!("/Groups/{gid}"), None);
+    let mut members: Vec<String> = group["members"].as_array().unwrap().iter().map(|m| m["value"].as_str().unwrap().to_owned()).collect();
+    members.sort();
+    members
+}
+
 fn patch(ops: Value) -> Option<Value> {
     Some(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops}))
 }
@@ -116,9 +124,7 @@ fn concurrent_member_patches_lose_nothing() {
     for t in threads {
         t.join().unwrap();
     }
-    let (_, group) = c.call("GET", &format!("/Groups/{gid}"), None);
-    let mut members: Vec<String> = group["members"].as_array().unwrap().iter().map(|m| m["value"].as_str().unwrap().to_owned()).collect();
-    members.sort();
+    let members = member_ids(&c, &gid);
     let mut expected = users.clone();
     expected.sort();
     assert_eq!(members, expected);
@@ -154,9 +160,7 @@ fn sixteen_clients_adding_and_removing_members_of_one_group_lose_nothing() {
     for t in threads {
         t.join().unwrap();
     }
-    let (_, group) = c.call("GET", &format!("/Groups/{gid}"), None);
-    let mut members: Vec<String> = group["members"].as_array().unwrap().iter().map(|m| m["value"].as_str().unwrap().to_owned()).collect();
-    members.sort();
+    let members = member_ids(&c, &gid);
     let mut expected: Vec<String> = users.chunks(3).flat_map(|mine| mine[1..].to_vec()).collect();
     expected.sort();
     assert_eq!(members, expected);
