@@ -455,4 +455,17 @@ mod tests {
         let out = p.apply(&GROUP_TYPE, full);
         assert_eq!(out, json!({"schemas": [schema::GROUP], "id": "Ops", "displayName": "Ops", "members": [{"value": "u1"}]}));
     }
+
+    #[test]
+    fn lenient_shapes_are_one_documented_rule() {
+        // A single object, or a bare string, where the schema says
+        // multi-valued is a one-element list; a one-element list where it
+        // says single-valued is its element (legacy Entra `manager`).
+        let user = |body: Value| normalize(&USER_TYPE, &body).unwrap();
+        assert_eq!(user(json!({"userName": "a", "emails": {"value": "a@example.com"}}))["emails"], json!([{"value": "a@example.com"}]));
+        assert_eq!(user(json!({"userName": "a", "emails": "a@example.com"}))["emails"], json!([{"value": "a@example.com"}]));
+        assert_eq!(user(json!({"userName": "a", "displayName": ["Ada"]}))["displayName"], json!("Ada"));
+        // More than one element where one value is expected is refused.
+        assert!(normalize(&USER_TYPE, &json!({"userName": "a", "displayName": ["Ada", "Grace"]})).is_err());
+    }
 }
