@@ -169,6 +169,14 @@ pub struct ServeArgs {
     /// answered 503 (unless a write of it landed: then it is answered).
     #[arg(long, env = "SCIMLET_DEADLINE_MS", value_name = "MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
     pub deadline_ms: u64,
+    /// Requests a second per bearer token, in bursts of up to twice that;
+    /// more are answered 429 with Retry-After (0: no limit).
+    #[arg(long, env = "SCIMLET_RATE_LIMIT", value_name = "N", default_value_t = 1000)]
+    pub rate_limit: u32,
+    /// Failed authentications a client address may make a minute; past it,
+    /// its requests are answered 429 until the minute is over (0: no limit).
+    #[arg(long, env = "SCIMLET_AUTH_FAILURES", value_name = "N", default_value_t = 30)]
+    pub auth_failures: u32,
     #[command(flatten)]
     pub store: StoreArgs,
     /// Bench-only build: answer with scim-core linked into the runner.

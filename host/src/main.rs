@@ -13,6 +13,7 @@ mod native;
 mod runtime;
 mod serve;
 mod store;
+mod throttle;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -67,6 +68,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 listen: args.listen,
                 public_url: args.public_url,
                 admin_api: admin_token.is_some(),
+                throttle: throttle::Limits { per_token: args.rate_limit, auth_failures: args.auth_failures },
                 #[cfg(feature = "native-core")]
                 native_core: args.native_core,
             };

@@ -5,13 +5,13 @@
 //! documents so that clients see one error format.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderValue, RETRY_AFTER, TRANSFER_ENCODING};
+use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderValue, RETRY_AFTER, TRANSFER_ENCODING};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::http::uri::Authority;
@@ -26,6 +26,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::admin;
 use crate::runtime::{COMMIT_GRACE, Runtime, is_deadline};
+use crate::throttle::{self, Throttle};
 
 /// Largest request body handed to the component; SCIM documents are small.
 pub const MAX_BODY: usize = 1 << 20;
@@ -50,6 +51,8 @@ pub struct ServeOptions {
     pub public_url: Option<String>,
     /// Whether an admin token was configured (for the announcement).
     pub admin_api: bool,
+    /// Request-rate bounds applied before the component is reached.
+    pub throttle: throttle::Limits,
     /// Bench-only: answer with scim-core linked natively, not the component.
     #[cfg(feature = "native-core")]
     pub native_core: bool,
@@ -98,6 +101,7 @@ fn parse_origin(public_url: &str) -> wasmtime::Result<Origin> {
 
 struct Server {
     runtime: Arc<Runtime>,
+    throttle: Throttle,
     origin: Option<Origin>,
     /// The listening address, as the `Host` of an HTTP/1.0 request that
     /// names none.
@@ -149,6 +153,7 @@ pub async fn serve(runtime: Arc<Runtime>, options: ServeOptions) -> wasmtime::Re
 
     let server = Arc::new(Server {
         runtime,
+        throttle: Throttle::new(options.throttle),
         origin,
         listen: HeaderValue::from_str(&addr.to_string()).expect("a socket address is a valid header value"),
         #[cfg(feature = "native-core")]
@@ -160,7 +165,7 @@ pub async fn serve(runtime: Arc<Runtime>, options: ServeOptions) -> wasmtime::Re
         tokio::select! {
             accepted = listener.accept() => {
                 let stream = match accepted {
-                    Ok((stream, _peer)) => stream,
+                    Ok(accepted) => accepted,
                     Err(e) => {
                         // Typically out of file descriptors: back off, don't spin.
                         eprintln!("scimlet: accept failed: {e}");
@@ -168,11 +173,12 @@ pub async fn serve(runtime: Arc<Runtime>, options: ServeOptions) -> wasmtime::Re
                         continue;
                     }
                 };
+                let (stream, peer) = stream;
                 let _ = stream.set_nodelay(true);
                 let server = Arc::clone(&server);
                 let service = service_fn(move |req| {
                     let server = Arc::clone(&server);
-                    async move { Ok::<_, Infallible>(server.handle(req).await) }
+                    async move { Ok::<_, Infallible>(server.handle(req, peer.ip()).await) }
                 });
                 let conn = http1::Builder::new()
                     .timer(TokioTimer::new())
@@ -224,11 +230,20 @@ async fn shutdown_signal() {
 
 impl Server {
     /// Answers one request and writes its log line.
-    async fn handle(&self, req: Request<Incoming>) -> Response<HyperOutgoingBody> {
+    async fn handle(&self, req: Request<Incoming>, peer: IpAddr) -> Response<HyperOutgoingBody> {
         let started = Instant::now();
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
-        let response = self.respond(req, &method, &path).await;
+        let response = match self.throttle.admit(peer, req.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes)) {
+            Ok(()) => self.respond(req, &method, &path).await,
+            Err(refusal) => {
+                let mut response = error_response(StatusCode::TOO_MANY_REQUESTS, refusal.detail);
+                let seconds = refusal.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+                response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(seconds));
+                response
+            }
+        };
+        self.throttle.answered(peer, response.status().as_u16());
         eprintln!(
             "{method} {path} {} {}ms",
             response.status().as_u16(),

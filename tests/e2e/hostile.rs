@@ -117,3 +117,29 @@ fn a_write_that_lands_after_the_deadline_is_answered_as_done() {
     assert_eq!(found.status, 200);
     assert!(server.stderr_text().contains("deadline passed with a commit in flight; waiting for its outcome"), "{}", server.stderr_text());
 }
+
+#[test]
+fn a_token_past_its_rate_and_an_address_past_its_failures_get_429() {
+    let (server, boot) = Server::start_with_env(&[("SCIMLET_RATE_LIMIT", "5"), ("SCIMLET_AUTH_FAILURES", "3")]);
+    let path = format!("{}/Users?count=1", boot.base());
+    let with = |token: &str| vec![("Authorization".to_owned(), format!("Bearer {token}"))];
+    // A burst of 10 is allowed, then the token waits.
+    let statuses: Vec<u16> = (0..14).map(|_| crate::http::send(&server.addr, "GET", &path, &with(&boot.token), b"").unwrap().status).collect();
+    assert_eq!(statuses.iter().filter(|&&s| s == 200).count(), 10, "{statuses:?}");
+    let limited = crate::http::send(&server.addr, "GET", &path, &with(&boot.token), b"").unwrap();
+    assert_eq!(limited.status, 429);
+    assert!(limited.headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("retry-after") && v == "1"), "{:?}", limited.headers);
+    let body: serde_json::Value = serde_json::from_slice(&limited.body).unwrap();
+    assert_eq!(body["status"], "429");
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(crate::http::send(&server.addr, "GET", &path, &with(&boot.token), b"").unwrap().status, 200);
+
+    // Three wrong tokens from this address, then even the right one waits.
+    for guess in ["scimlet_a_b", "scimlet_c_d", "scimlet_e_f"] {
+        assert_eq!(crate::http::send(&server.addr, "GET", &path, &with(guess), b"").unwrap().status, 401);
+    }
+    let refused = crate::http::send(&server.addr, "GET", &path, &with(&boot.token), b"").unwrap();
+    assert_eq!(refused.status, 429);
+    let wait: u64 = refused.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("retry-after")).map(|(_, v)| v.parse().unwrap()).unwrap();
+    assert!((50..=60).contains(&wait), "Retry-After {wait}");
+}

@@ -110,7 +110,8 @@ impl Server {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
         let mut command = Command::new(bin);
-        command.args(["serve", "--listen", "127.0.0.1:0", "--db"]).arg(dir.join("scimlet.db"));
+        // The load generator is one client with one token: no rate limit.
+        command.args(["serve", "--listen", "127.0.0.1:0", "--rate-limit", "0", "--db"]).arg(dir.join("scimlet.db"));
         if kind == Kind::Native {
             command.arg("--native-core");
         }
