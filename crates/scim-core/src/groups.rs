@@ -387,6 +387,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     /// `POST /Groups`. The id is derived from displayName; when another
     /// group already has that identifier, a numbered suffix keeps both.
     pub(crate) fn create_group(&self, body: &Value, projection: &Projection) -> Result<Response, ScimError> {
+        resource::require_schemas(&GROUP_TYPE, body)?;
         let (attrs, members) = group_attrs(body)?;
         let name = attrs.get("displayName").and_then(Value::as_str).unwrap_or_default().to_owned();
         let base = derive_identifier(&name);
@@ -440,6 +441,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
 
     /// `PUT /Groups/{id}`: name, externalId and the full member list.
     pub(crate) fn replace_group(&self, id: &str, body: &Value, if_match: Option<&str>, projection: &Projection) -> Result<Response, ScimError> {
+        resource::require_schemas(&GROUP_TYPE, body)?;
         let (attrs, members) = group_attrs(body)?;
         let delta = MemberDelta { clear: true, wish: members.into_iter().map(|m| (m, true)).collect() };
         let (stored, version) = self.update_group(id, if_match, &delta, |_| Ok(attrs.clone()))?;

@@ -80,6 +80,23 @@ fn set_attribute(out: &mut Map<String, Value>, ext: Option<&'static str>, attr: 
     Ok(())
 }
 
+/// RFC 7643 §3: a resource's `schemas` is REQUIRED. A create or a
+/// replacement must name the resource type's core schema (any letter case);
+/// extension URNs and other URNs clients add (Entra adds Microsoft's own to
+/// groups) may come with it.
+pub(crate) fn require_schemas(rt: &ResourceType, body: &Value) -> Result<(), ScimError> {
+    let names_core = body
+        .as_object()
+        .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case("schemas")))
+        .and_then(|(_, v)| v.as_array())
+        .is_some_and(|urns| urns.iter().filter_map(Value::as_str).any(|urn| urn.eq_ignore_ascii_case(rt.schema.id)));
+    if names_core {
+        Ok(())
+    } else {
+        Err(ScimError::invalid_value(format!("\"schemas\" is required and must include {:?} (RFC 7643, section 3)", rt.schema.id)))
+    }
+}
+
 /// Coerces a value to the attribute's definition; `None` for "no value"
 /// (null, empty array, empty object), which SCIM treats as unassigned.
 pub(crate) fn coerce(attr: &Attribute, value: &Value) -> Result<Option<Value>, ScimError> {

@@ -195,6 +195,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
 
     /// `POST /Users`.
     pub(crate) fn create_user(&self, body: &Value, projection: &Projection) -> Result<Response, ScimError> {
+        resource::require_schemas(&USER_TYPE, body)?;
         let mut attrs = user_attrs(body)?;
         // RFC 7643 leaves `active` without a default; clients (Okta) read a
         // missing one as inactive, so a new user is active unless told.
@@ -251,6 +252,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
 
     /// `PUT /Users/{id}`: the body replaces every writable attribute.
     pub(crate) fn replace_user(&self, id: &str, body: &Value, if_match: Option<&str>, projection: &Projection) -> Result<Response, ScimError> {
+        resource::require_schemas(&USER_TYPE, body)?;
         let mut attrs = user_attrs(body)?;
         self.update_user(id, if_match, projection, move |old| {
             // `active` omitted from a full replacement keeps its value, so an

@@ -145,7 +145,7 @@ fn scim_managed_resources_refuse_native_edits() {
     let w = World::new();
     let (_, u) = w.scim("POST", "/Users", Some(scim_user("ann@corp.com", "ann@corp.com")));
     let ann = u["id"].as_str().unwrap().to_owned();
-    let (s, g) = w.scim("POST", "/Groups", Some(json!({"displayName": "Sales", "members": [{"value": ann}]})));
+    let (s, g) = w.scim("POST", "/Groups", Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Sales", "members": [{"value": ann}]})));
     assert_eq!(s, 201, "{g}");
     let sales = g["id"].as_str().unwrap().to_owned();
     let native = w.native_group("Helpdesk");
@@ -201,7 +201,7 @@ fn same_name_policy_links_or_separates() {
     assert_eq!(found["Resources"][0]["id"], eng);
     let (_, all) = w.scim("GET", "/Groups", None);
     assert_eq!(all["totalResults"], 0, "unfiltered lists stay SCIM's own");
-    let (s, pushed) = w.scim("POST", "/Groups", Some(json!({"displayName": "Eng Team"})));
+    let (s, pushed) = w.scim("POST", "/Groups", Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Eng Team"})));
     assert_eq!((s, pushed["id"].as_str()), (201, Some(eng.as_str())));
     let (_, view) = w.admin("GET", &format!("/groups/{eng}"), None);
     assert_eq!(view["source"]["kind"], "scim");
@@ -216,7 +216,7 @@ fn same_name_policy_links_or_separates() {
     let (_, found) = w.scim("GET", "/Groups?filter=displayName%20eq%20%22Eng%20Team%22", None);
     assert_eq!(found["totalResults"], 0);
     assert_eq!(w.scim("GET", &format!("/Groups/{eng}"), None).0, 404);
-    let (s, pushed) = w.scim("POST", "/Groups", Some(json!({"displayName": "Eng Team"})));
+    let (s, pushed) = w.scim("POST", "/Groups", Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Eng Team"})));
     assert_eq!((s, pushed["id"].as_str()), (201, Some("Eng_Team_2")));
     let (_, native) = w.admin("GET", &format!("/groups/{eng}"), None);
     assert_eq!(native["source"]["kind"], "native");
@@ -240,7 +240,7 @@ fn settings_govern_emails_and_deactivation() {
     assert_eq!((view["email"].as_str(), view["userName"].as_str()), (Some("patricia@corp.com"), Some("pat.x@corp.com")));
 
     // disable (default): stays, readable, memberships kept, access blocked.
-    let (_, g) = w.scim("POST", "/Groups", Some(json!({"displayName": "Ops", "members": [{"value": pat}]})));
+    let (_, g) = w.scim("POST", "/Groups", Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Ops", "members": [{"value": pat}]})));
     let (s, _) = w.scim("PATCH", &format!("/Users/{pat}"), Some(patch(json!([{"op": "replace", "path": "active", "value": false}]))));
     assert_eq!(s, 200);
     let (_, view) = w.admin("GET", &format!("/users/{pat}"), None);

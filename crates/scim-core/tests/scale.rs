@@ -43,13 +43,13 @@ impl Client {
     }
 
     fn user(&self, name: &str, external_id: &str) -> String {
-        let (status, body) = self.call("POST", "/Users", Some(json!({"userName": format!("{name}@example.com"), "externalId": external_id, "emails": [{"value": "shared@example.com"}]})));
+        let (status, body) = self.call("POST", "/Users", Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": format!("{name}@example.com"), "externalId": external_id, "emails": [{"value": "shared@example.com"}]})));
         assert_eq!(status, 201, "{body}");
         body["id"].as_str().unwrap().to_owned()
     }
 
     fn group(&self, name: &str) -> String {
-        let (status, body) = self.call("POST", "/Groups", Some(json!({"displayName": name})));
+        let (status, body) = self.call("POST", "/Groups", Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name})));
         assert_eq!(status, 201, "{body}");
         body["id"].as_str().unwrap().to_owned()
     }
@@ -318,7 +318,7 @@ fn total_results_come_from_kept_counts_and_match_the_listing() {
         assert_eq!(status, 200, "{body}");
     }
     // A create that loses on uniqueness counts nothing.
-    assert_eq!(c.call("POST", "/Users", Some(json!({"userName": "U10@example.com"}))).0, 409);
+    assert_eq!(c.call("POST", "/Users", Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "U10@example.com"}))).0, 409);
     let groups: Vec<String> = (0..9).map(|i| c.group(&format!("g{i}"))).collect();
     assert_eq!(c.call("DELETE", &format!("/Groups/{}", groups[0]), None).0, 204);
 

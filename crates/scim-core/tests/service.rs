@@ -47,7 +47,7 @@ impl Client {
     }
 
     fn user(&self, name: &str) -> String {
-        let (status, body) = self.call("POST", "/Users", Some(json!({"userName": name, "emails": [{"value": name, "type": "work", "primary": true}]})));
+        let (status, body) = self.call("POST", "/Users", Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name, "emails": [{"value": name, "type": "work", "primary": true}]})));
         assert_eq!(status, 201, "{body}");
         body["id"].as_str().unwrap().to_owned()
     }
@@ -106,7 +106,7 @@ fn paging_is_stable_complete_and_counted() {
 fn concurrent_member_patches_lose_nothing() {
     let c = Arc::new(Client::new());
     let users: Vec<String> = (0..40).map(|i| c.user(&format!("m{i}@example.com"))).collect();
-    let (status, group) = c.call("POST", "/Groups", Some(json!({"displayName": "Everyone"})));
+    let (status, group) = c.call("POST", "/Groups", Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Everyone"})));
     assert_eq!(status, 201);
     let gid = group["id"].as_str().unwrap().to_owned();
     let threads: Vec<_> = users
@@ -136,7 +136,7 @@ fn concurrent_member_patches_lose_nothing() {
 fn sixteen_clients_adding_and_removing_members_of_one_group_lose_nothing() {
     let c = Arc::new(Client::new());
     let users: Vec<String> = (0..48).map(|i| c.user(&format!("crowd{i}@example.com"))).collect();
-    let (status, group) = c.call("POST", "/Groups", Some(json!({"displayName": "Crowd"})));
+    let (status, group) = c.call("POST", "/Groups", Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Crowd"})));
     assert_eq!(status, 201);
     let gid = group["id"].as_str().unwrap().to_owned();
     // Each of 16 clients adds its three members one PATCH at a time, then
@@ -182,7 +182,7 @@ fn concurrent_creates_of_one_user_name_give_one_201_and_409s() {
                 barrier.wait();
                 // The same person in different letter case: one userName.
                 let name = if i % 2 == 0 { "Race@Example.com" } else { "race@example.com" };
-                c.call("POST", "/Users", Some(json!({"userName": name})))
+                c.call("POST", "/Users", Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name})))
             })
         })
         .collect();
@@ -225,12 +225,12 @@ fn refused_writes_leave_nothing_behind() {
     let log_len = |c: &Client| c.store.keys().iter().filter(|k| k.contains("/log/")).count();
     let before = data(&c);
     let attempts = [
-        ("POST", "/Users".to_owned(), Some(json!({"userName": "TAKEN@example.com"})), 409),
-        ("POST", "/Users".to_owned(), Some(json!({"displayName": "no userName"})), 400),
-        ("POST", "/Groups".to_owned(), Some(json!({"displayName": "G", "members": [{"value": uid}, {"value": "ghost"}]})), 400),
+        ("POST", "/Users".to_owned(), Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "TAKEN@example.com"})), 409),
+        ("POST", "/Users".to_owned(), Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "displayName": "no userName"})), 400),
+        ("POST", "/Groups".to_owned(), Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "G", "members": [{"value": uid}, {"value": "ghost"}]})), 400),
         ("PATCH", format!("/Users/{uid}"), patch(json!([{"op": "replace", "path": "title", "value": "ok"}, {"op": "jump"}])), 400),
         ("PATCH", format!("/Users/{uid}"), patch(json!([{"op": "replace", "path": "title", "value": "ok"}, {"op": "replace", "path": "active", "value": "perhaps"}])), 400),
-        ("PUT", format!("/Users/{uid}"), Some(json!({"userName": ""})), 400),
+        ("PUT", format!("/Users/{uid}"), Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": ""})), 400),
         ("POST", "/Users".to_owned(), None, 400),
     ];
     let (tries, logged_before) = (attempts.len(), log_len(&c));
@@ -269,7 +269,7 @@ fn deleting_a_user_removes_its_memberships() {
     let c = Client::new();
     let u1 = c.user("one@example.com");
     let u2 = c.user("two@example.com");
-    let (_, g) = c.call("POST", "/Groups", Some(json!({"displayName": "Pair", "members": [{"value": u1}, {"value": u2}]})));
+    let (_, g) = c.call("POST", "/Groups", Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Pair", "members": [{"value": u1}, {"value": u2}]})));
     assert_eq!(c.call("DELETE", &format!("/Users/{u1}"), None).0, 204);
     let (_, g) = c.call("GET", &format!("/Groups/{}", g["id"].as_str().unwrap()), None);
     assert_eq!(g["members"].as_array().unwrap().len(), 1);
@@ -280,11 +280,11 @@ fn deleting_a_user_removes_its_memberships() {
 #[test]
 fn groups_keep_their_identifier_and_stay_unique() {
     let c = Client::new();
-    let (s1, a) = c.call("POST", "/Groups", Some(json!({"displayName": "Dev-Ops"})));
-    let (s2, b) = c.call("POST", "/Groups", Some(json!({"displayName": "Dev Ops"})));
+    let (s1, a) = c.call("POST", "/Groups", Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Dev-Ops"})));
+    let (s2, b) = c.call("POST", "/Groups", Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Dev Ops"})));
     assert_eq!((s1, s2), (201, 201));
     assert_eq!((a["id"].as_str(), b["id"].as_str()), (Some("Dev_Ops"), Some("Dev_Ops_2")));
-    assert_eq!(c.call("POST", "/Groups", Some(json!({"displayName": "dev-ops"}))).0, 409);
+    assert_eq!(c.call("POST", "/Groups", Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "dev-ops"}))).0, 409);
     assert_eq!(c.call("PATCH", "/Groups/Dev_Ops_2", patch(json!([{"op": "replace", "path": "displayName", "value": "DEV-OPS"}]))).0, 409);
     assert_eq!(c.call("PATCH", "/Groups/Dev_Ops", patch(json!([{"op": "Replace", "path": "displayName", "value": "Platform"}]))).0, 204);
     let (_, renamed) = c.call("GET", "/Groups/Dev_Ops", None);
@@ -292,18 +292,19 @@ fn groups_keep_their_identifier_and_stay_unique() {
     let (_, found) = c.call("GET", "/Groups?filter=displayName+eq+%22platform%22", None);
     assert_eq!(found["Resources"][0]["id"], "Dev_Ops");
     // The old name is free again.
-    assert_eq!(c.call("POST", "/Groups", Some(json!({"displayName": "Dev-Ops"}))).1["id"], "Dev_Ops_3");
+    assert_eq!(c.call("POST", "/Groups", Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Dev-Ops"}))).1["id"], "Dev_Ops_3");
 }
 
 #[test]
 fn lookups_by_the_attributes_clients_match_on() {
     let c = Client::new();
     let (_, u) = c.call("POST", "/Users", Some(json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
         "userName": "Grace@Navy.example", "externalId": "ghopper",
         "emails": [{"value": "grace.hopper@navy.example", "type": "work"}]
     })));
     let uid = u["id"].as_str().unwrap();
-    let (_, g) = c.call("POST", "/Groups", Some(json!({"displayName": "Compilers", "members": [{"value": uid}]})));
+    let (_, g) = c.call("POST", "/Groups", Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Compilers", "members": [{"value": uid}]})));
     for (path, expected) in [
         ("/Users?filter=userName+eq+%22grace%40navy.example%22", 1),
         ("/Users?filter=externalId%20eq%20%22ghopper%22", 1),
@@ -327,7 +328,7 @@ fn lookups_by_the_attributes_clients_match_on() {
 fn sorting_by_typed_attributes() {
     let c = Client::new();
     for (name, title) in [("b@x", "beta"), ("a@x", "Alpha"), ("c@x", "gamma"), ("d@x", "")] {
-        let body = if title.is_empty() { json!({"userName": name}) } else { json!({"userName": name, "title": title}) };
+        let body = if title.is_empty() { json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name}) } else { json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name, "title": title}) };
         assert_eq!(c.call("POST", "/Users", Some(body)).0, 201);
     }
     let order = |query: &str| -> Vec<String> {
@@ -382,7 +383,7 @@ fn search_by_post() {
     let c = Client::new();
     let uid = c.user("s1@x");
     c.user("s2@x");
-    c.call("POST", "/Groups", Some(json!({"displayName": "s-team", "members": [{"value": uid}]})));
+    c.call("POST", "/Groups", Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "s-team", "members": [{"value": uid}]})));
     let search = |path: &str, body: Value| c.call("POST", path, Some(body));
     let (status, found) = search("/Users/.search", json!({
         "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
@@ -413,9 +414,9 @@ fn bulk_resolves_bulk_ids_and_stops_on_errors() {
     // The group comes first but refers to users created later in the request.
     let (status, out) = bulk(
         json!([
-            {"method": "POST", "path": "/Groups", "bulkId": "g", "data": {"displayName": "Bulk Team", "members": [{"value": "bulkId:u1"}, {"value": "bulkId:u2"}]}},
-            {"method": "POST", "path": "/Users", "bulkId": "u1", "data": {"userName": "b1@x"}},
-            {"method": "POST", "path": "/Users", "bulkId": "u2", "data": {"userName": "b2@x"}},
+            {"method": "POST", "path": "/Groups", "bulkId": "g", "data": {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Bulk Team", "members": [{"value": "bulkId:u1"}, {"value": "bulkId:u2"}]}},
+            {"method": "POST", "path": "/Users", "bulkId": "u1", "data": {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "b1@x"}},
+            {"method": "POST", "path": "/Users", "bulkId": "u2", "data": {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "b2@x"}},
             {"method": "PATCH", "path": "/Users/bulkId:u1", "data": {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "add", "path": "title", "value": "Lead"}]}}
         ]),
         None,
@@ -433,8 +434,8 @@ fn bulk_resolves_bulk_ids_and_stops_on_errors() {
     // failOnErrors: 1 stops after the first failure.
     let (_, out) = bulk(
         json!([
-            {"method": "POST", "path": "/Users", "bulkId": "dup", "data": {"userName": "b1@x"}},
-            {"method": "POST", "path": "/Users", "bulkId": "new", "data": {"userName": "b3@x"}}
+            {"method": "POST", "path": "/Users", "bulkId": "dup", "data": {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "b1@x"}},
+            {"method": "POST", "path": "/Users", "bulkId": "new", "data": {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "b3@x"}}
         ]),
         Some(1),
     );
@@ -446,8 +447,8 @@ fn bulk_resolves_bulk_ids_and_stops_on_errors() {
     // Circular and dangling references fail without touching anything else.
     let (_, out) = bulk(
         json!([
-            {"method": "POST", "path": "/Groups", "bulkId": "a", "data": {"displayName": "A", "members": [{"value": "bulkId:b"}]}},
-            {"method": "POST", "path": "/Groups", "bulkId": "b", "data": {"displayName": "B", "members": [{"value": "bulkId:a"}]}},
+            {"method": "POST", "path": "/Groups", "bulkId": "a", "data": {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "A", "members": [{"value": "bulkId:b"}]}},
+            {"method": "POST", "path": "/Groups", "bulkId": "b", "data": {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "B", "members": [{"value": "bulkId:a"}]}},
             {"method": "DELETE", "path": "/Users/bulkId:nowhere"}
         ]),
         None,
