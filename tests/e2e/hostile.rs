@@ -143,3 +143,74 @@ fn a_token_past_its_rate_and_an_address_past_its_failures_get_429() {
     let wait: u64 = refused.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("retry-after")).map(|(_, v)| v.parse().unwrap()).unwrap();
     assert!((50..=60).contains(&wait), "Retry-After {wait}");
 }
+
+#[test]
+fn a_post_retried_after_a_lost_answer_finds_the_user_instead_of_making_another() {
+    let (server, boot) = Server::start();
+    let base = boot.base();
+    let user = serde_json::json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "Retry@Example.com"});
+    let first = server.request("POST", &format!("{base}/Users"), &boot.token, Some(&user));
+    assert_eq!(first.status, 201);
+    // The client never saw that answer and sends the create again, as
+    // Entra and Okta do: a 409, and their lookup finds the one user.
+    let again = server.request("POST", &format!("{base}/Users"), &boot.token, Some(&user));
+    assert_eq!(again.status, 409);
+    assert_eq!(again.json()["scimType"], "uniqueness");
+    let found = server.request("GET", &format!("{base}/Users?filter=userName%20eq%20%22retry%40example.com%22"), &boot.token, None).json();
+    assert_eq!(found["totalResults"], 1);
+    assert_eq!(found["Resources"][0]["id"], first.json()["id"]);
+}
+
+#[test]
+fn lying_lengths_and_slow_clients_get_an_answer_and_write_nothing() {
+    let (server, boot) = Server::start_with_env(&[("SCIMLET_DEADLINE_MS", "1000")]);
+    let base = boot.base();
+    let head = |length: usize| format!("POST {base}/Users HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/scim+json\r\nContent-Length: {length}\r\n\r\n", boot.token);
+    let body = r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"liar@example.com"}"#;
+
+    // Shorter than announced, then the client stops sending: 408 once the
+    // deadline passes.
+    let mut stream = TcpStream::connect(&server.addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    stream.write_all(format!("{}{}", head(body.len() + 50), body).as_bytes()).unwrap();
+    let mut answer = vec![0u8; 4096];
+    let n = stream.read(&mut answer).unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+
+    // Longer than announced: the announced bytes are a truncated body (400);
+    // the rest is not HTTP (400, connection closed).
+    let answer = raw(&server, format!("{}{}", head(20), body).as_bytes());
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("invalidSyntax"), "{answer}");
+
+    // More than the body limit announced: 413 before any byte is read.
+    let answer = raw(&server, head(2 << 20).as_bytes());
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+
+    // A slow client, one byte a quarter second: 408 at the deadline.
+    let mut stream = TcpStream::connect(&server.addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    stream.write_all(head(body.len()).as_bytes()).unwrap();
+    let mut answered = String::new();
+    for byte in body.bytes() {
+        if stream.write_all(&[byte]).is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+        stream.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 4096];
+        if let Ok(n) = stream.read(&mut buf)
+            && n > 0
+        {
+            answered = String::from_utf8_lossy(&buf[..n]).into_owned();
+            break;
+        }
+        stream.set_nonblocking(false).unwrap();
+    }
+    assert!(answered.starts_with("HTTP/1.1 408"), "{answered}");
+
+    // None of it wrote anything.
+    let list = server.request("GET", &format!("{base}/Users"), &boot.token, None).json();
+    assert_eq!(list["totalResults"], 0, "{list}");
+}
