@@ -432,8 +432,16 @@ fn commit_group(conn: &mut Connection, group: &[CommitRequest]) -> Vec<Result<u6
     }
     match tx.commit() {
         Ok(()) => results,
-        // Nothing of the group is durable: every commit in it failed.
-        Err(e) => fail_all(unavailable(e)),
+        // SQLite rolls back a COMMIT that fails, but after an I/O error
+        // (a failed write or fsync of the WAL) nobody can say what reached
+        // the disk until the database is read again: say so in the log,
+        // and answer every commit of the group as unavailable (a 503 the
+        // client retries; the retry finds whatever landed).
+        Err(e) => {
+            let detail = format!("sqlite: COMMIT of {} commit(s) failed ({e}); their outcome is unknown until the database is read again", group.len());
+            eprintln!("scimlet: {detail}");
+            fail_all(StoreError::Unavailable(detail))
+        }
     }
 }
 
