@@ -215,6 +215,71 @@ fn accounts_cannot_see_each_other() {
     b.user("alice@a.example");
 }
 
+/// Every route of account A, with tokens that are not A's (B's, revoked,
+/// expired, malformed): 401. With B's own token, A's ids, names and values
+/// under B's URL: not found, nothing of A in any body, and nothing of A
+/// changed.
+#[test]
+fn no_token_but_the_accounts_own_reaches_it_and_no_id_crosses() {
+    let store = MemStore::with_caps(3, Limits::CONTRACT);
+    let env = Arc::new(TestEnv::default());
+    let a = Client::on(store.clone(), env.clone());
+    let b = Client::on(store.clone(), env.clone());
+    let alice = a.user("alice@a.example");
+    let (status, _) = a.call("POST", "/Groups", Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Secret", "members": [{"value": alice}]})));
+    assert_eq!(status, 201);
+    let service = Service::new(store.clone(), &*env);
+    let account_a = a.base.rsplit('/').next().unwrap().to_owned();
+    let revoked = service.create_token(&account_a, "old", None).unwrap();
+    service.revoke_token(&account_a, &revoked.info.id).unwrap();
+    let expiring = service.create_token(&account_a, "short", Some(1)).unwrap();
+    env.advance(2 * 86_400_000);
+    let before = store.dump().into_iter().filter(|(k, _, _)| !k.contains("/log/")).collect::<Vec<_>>();
+    let user = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "mallory@b.example"});
+    let routes: Vec<(&str, String, Option<Value>)> = vec![
+        ("GET", "/Users".into(), None),
+        ("GET", format!("/Users/{alice}"), None),
+        ("GET", "/Users?filter=userName%20eq%20%22alice%40a.example%22".into(), None),
+        ("POST", "/Users".into(), Some(user.clone())),
+        ("PUT", format!("/Users/{alice}"), Some(user.clone())),
+        ("PATCH", format!("/Users/{alice}"), patch(json!([{"op": "replace", "path": "active", "value": false}]))),
+        ("DELETE", format!("/Users/{alice}"), None),
+        ("GET", "/Groups".into(), None),
+        ("GET", "/Groups/Secret".into(), None),
+        ("PATCH", "/Groups/Secret".into(), patch(json!([{"op": "remove", "path": "members"}]))),
+        ("DELETE", "/Groups/Secret".into(), None),
+        ("POST", "/.search".into(), Some(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "filter": "userName pr"}))),
+        ("POST", "/Bulk".into(), Some(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": [{"method": "DELETE", "path": format!("/Users/{alice}")}]}))),
+        ("GET", "/ServiceProviderConfig".into(), None),
+        ("GET", "/Schemas".into(), None),
+        ("GET", "/Me".into(), None),
+    ];
+    let (scheme_only, garbage) = ("".to_owned(), format!("{}x", a.token));
+    for token in [&b.token, &revoked.token, &expiring.token, &scheme_only, &garbage, &"scimlet_x_y".to_owned()] {
+        let intruder = Client { store: a.store.clone(), env: a.env.clone(), base: a.base.clone(), token: token.clone() };
+        for (method, path, body) in &routes {
+            let (status, answer) = intruder.call(method, path, body.clone());
+            assert_eq!(status, 401, "{method} {path} with token {token:?}: {answer}");
+            assert!(!answer.to_string().contains("alice"), "{answer}");
+        }
+    }
+
+    // B's own token with A's ids and values under B's URL.
+    for (method, path, body) in &routes {
+        let (status, answer) = b.call(method, path, body.clone());
+        // An error may name the id the request named; never A's data.
+        assert!(!answer.to_string().contains("alice@a.example"), "{method} {path}: {answer}");
+        if path.contains(&alice) || path.contains("Secret") {
+            assert_eq!(status, 404, "{method} {path}: {answer}");
+        }
+    }
+    let (status, answer) = b.call("POST", "/Groups", Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Mine", "members": [{"value": alice}]})));
+    assert_eq!(status, 400, "A's user as a member in B: {answer}");
+    let after = store.dump().into_iter().filter(|(k, _, _)| k.contains(&format!("a/{account_a}/")) && !k.contains("/log/")).collect::<Vec<_>>();
+    let before_a = before.into_iter().filter(|(k, _, _)| k.contains(&format!("a/{account_a}/"))).collect::<Vec<_>>();
+    assert!(before_a == after, "account A changed");
+}
+
 #[test]
 fn refused_writes_leave_nothing_behind() {
     let c = Client::new();
