@@ -166,7 +166,9 @@ pub const COMMIT_GRACE: Duration = Duration::from_secs(10);
 impl RequestState {
     /// After a commit landed: the guest may run on to answer it.
     pub(crate) fn extend_deadline_after_commit(&mut self) {
-        self.deadline = self.deadline.max(Instant::now() + COMMIT_GRACE).min(self.hard_deadline.max(self.deadline));
+        // Never earlier than it was, never later than the hard deadline.
+        let grace = (Instant::now() + COMMIT_GRACE).min(self.hard_deadline);
+        self.deadline = self.deadline.max(grace);
     }
 }
 

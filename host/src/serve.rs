@@ -236,12 +236,7 @@ impl Server {
         let path = req.uri().path().to_owned();
         let response = match self.throttle.admit(peer, req.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes)) {
             Ok(()) => self.respond(req, &method, &path).await,
-            Err(refusal) => {
-                let mut response = error_response(StatusCode::TOO_MANY_REQUESTS, refusal.detail);
-                let seconds = refusal.retry_after.as_secs_f64().ceil().max(1.0) as u64;
-                response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(seconds));
-                response
-            }
+            Err(refusal) => retry_later(StatusCode::TOO_MANY_REQUESTS, refusal.detail, refusal.retry_after),
         };
         self.throttle.answered(peer, response.status().as_u16());
         eprintln!(
@@ -331,24 +326,12 @@ impl Server {
             Err(Failure::Internal) => {
                 error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
             }
-            Err(Failure::Timeout) => {
-                let mut response =
-                    error_response(StatusCode::SERVICE_UNAVAILABLE, "request timed out");
-                response
-                    .headers_mut()
-                    .insert(RETRY_AFTER, HeaderValue::from_static("5"));
-                response
-            }
-            Err(Failure::Busy) => {
-                let mut response = error_response(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "the server is at its limit of concurrent requests; retry shortly",
-                );
-                response
-                    .headers_mut()
-                    .insert(RETRY_AFTER, HeaderValue::from_static("1"));
-                response
-            }
+            Err(Failure::Timeout) => retry_later(StatusCode::SERVICE_UNAVAILABLE, "request timed out", Duration::from_secs(5)),
+            Err(Failure::Busy) => retry_later(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the server is at its limit of concurrent requests; retry shortly",
+                Duration::from_secs(1),
+            ),
         }
     }
 
@@ -471,6 +454,15 @@ impl Server {
             }
         }
     }
+}
+
+/// A host-made SCIM error that tells the client when to come back: whole
+/// seconds, at least one.
+fn retry_later(status: StatusCode, detail: &'static str, after: Duration) -> Response<HyperOutgoingBody> {
+    let mut response = error_response(status, detail);
+    let seconds = after.as_secs_f64().ceil().max(1.0) as u64;
+    response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(seconds));
+    response
 }
 
 /// A SCIM error document (RFC 7644 §3.12) for answers the host gives itself.

@@ -29,8 +29,9 @@ use crate::env::Env;
 use crate::error::ScimError;
 use crate::groups::edge_gen;
 use crate::keys;
+use crate::list;
 use crate::store::{Entry, Store, Write};
-use crate::tenant::{Stored, Tenant};
+use crate::tenant::{self, Stored, Tenant};
 
 /// Most records examined per call, whatever the phase.
 const BUDGET: usize = 2_000;
@@ -259,15 +260,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     fn count_repaired_names(&self, fixes: &mut [Write]) {
         for kind in ["users", "groups"] {
             let prefix = if kind == "users" { self.keys.user_names() } else { self.keys.group_names() };
-            let delta: i64 = fixes
-                .iter()
-                .filter(|w| w.key.starts_with(&prefix))
-                .map(|w| match (&w.value, w.precondition) {
-                    (Some(_), crate::store::Precondition::Absent) => 1,
-                    (None, _) => -1,
-                    _ => 0,
-                })
-                .sum();
+            let delta = tenant::name_index_delta(fixes, &prefix);
             let first = self.keys.counter(kind, 0);
             if let Some(fix) = fixes.iter_mut().find(|w| w.key == first)
                 && let Some(n) = fix.value.as_ref().and_then(|v| std::str::from_utf8(v).ok()).and_then(|v| v.parse::<i64>().ok())
@@ -284,9 +277,9 @@ fn dedup(writes: &[Write]) -> Vec<Write> {
     writes.iter().filter(|w| seen.insert(w.key.clone())).cloned().collect()
 }
 
+/// The check's cursor: its state as JSON, opaque as list cursors are.
 fn encode_cursor(phase: usize, after: Option<&str>, tally: &BTreeMap<String, i64>) -> String {
-    let state = json!({"p": phase, "a": after, "t": tally});
-    state.to_string().bytes().map(|b| format!("{b:02x}")).collect()
+    list::encode_cursor(&json!({"p": phase, "a": after, "t": tally}).to_string())
 }
 
 fn parse_cursor(cursor: &str) -> Result<(usize, Option<String>, BTreeMap<String, i64>), ScimError> {
@@ -294,11 +287,7 @@ fn parse_cursor(cursor: &str) -> Result<(usize, Option<String>, BTreeMap<String,
         return Ok((0, None, BTreeMap::new()));
     }
     let invalid = || ScimError::invalid_value("the cursor was not issued by the check");
-    if !cursor.is_ascii() || !cursor.len().is_multiple_of(2) {
-        return Err(invalid());
-    }
-    let bytes: Option<Vec<u8>> = (0..cursor.len()).step_by(2).map(|i| u8::from_str_radix(&cursor[i..i + 2], 16).ok()).collect();
-    let state: Value = bytes.and_then(|b| serde_json::from_slice(&b).ok()).ok_or_else(invalid)?;
+    let state: Value = serde_json::from_str(&list::decode_cursor(cursor)?).map_err(|_| invalid())?;
     let phase = state["p"].as_u64().filter(|p| (*p as usize) < PHASES.len()).ok_or_else(invalid)? as usize;
     let after = state["a"].as_str().map(str::to_owned);
     let tally = serde_json::from_value(state["t"].clone()).map_err(|_| invalid())?;

@@ -387,7 +387,6 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     /// `POST /Groups`. The id is derived from displayName; when another
     /// group already has that identifier, a numbered suffix keeps both.
     pub(crate) fn create_group(&self, body: &Value, projection: &Projection) -> Result<Response, ScimError> {
-        resource::require_schemas(&GROUP_TYPE, body)?;
         let (attrs, members) = group_attrs(body)?;
         let name = attrs.get("displayName").and_then(Value::as_str).unwrap_or_default().to_owned();
         let base = derive_identifier(&name);
@@ -441,7 +440,6 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
 
     /// `PUT /Groups/{id}`: name, externalId and the full member list.
     pub(crate) fn replace_group(&self, id: &str, body: &Value, if_match: Option<&str>, projection: &Projection) -> Result<Response, ScimError> {
-        resource::require_schemas(&GROUP_TYPE, body)?;
         let (attrs, members) = group_attrs(body)?;
         let delta = MemberDelta { clear: true, wish: members.into_iter().map(|m| (m, true)).collect() };
         let (stored, version) = self.update_group(id, if_match, &delta, |_| Ok(attrs.clone()))?;
@@ -462,7 +460,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
             }
             let mut body = attrs;
             body.remove("members");
-            let (attrs, _) = group_attrs(&Value::Object(body))?;
+            let (attrs, _) = group_fields(&Value::Object(body))?;
             Ok(attrs)
         })?;
         match projection {
@@ -736,8 +734,16 @@ fn name_taken(name: &str) -> ScimError {
     ScimError::uniqueness(format!("a group named {name:?} already exists in this account (displayName is case-insensitive)"))
 }
 
-/// Splits a full group body into stored attributes and member ids.
+/// Splits a full group body (a create or a replacement) into stored
+/// attributes and member ids.
 pub(crate) fn group_attrs(body: &Value) -> Result<(Map<String, Value>, Vec<String>), ScimError> {
+    resource::require_schemas(&GROUP_TYPE, body)?;
+    group_fields(body)
+}
+
+/// The rules of a group's attributes, also for the result of a PATCH
+/// (which carries no `schemas`).
+fn group_fields(body: &Value) -> Result<(Map<String, Value>, Vec<String>), ScimError> {
     let mut attrs = resource::normalize(&GROUP_TYPE, body)?;
     let members = member_values(attrs.remove("members").as_ref())?;
     match attrs.get("displayName").and_then(Value::as_str) {

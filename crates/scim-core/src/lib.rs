@@ -51,8 +51,8 @@ pub use store::{Entry, Limits, MemStore, Precondition, ScanPage, Store, StoreErr
 /// send, and for the fuzz targets.
 pub fn validate_resource(resource_type: &str, body: &serde_json::Value) -> Result<serde_json::Map<String, serde_json::Value>, ScimError> {
     match resource_type {
-        "User" => resource::require_schemas(&schema::USER_TYPE, body).and_then(|()| users::user_attrs(body)),
-        "Group" => resource::require_schemas(&schema::GROUP_TYPE, body).and_then(|()| groups::group_attrs(body).map(|(attrs, _)| attrs)),
+        "User" => users::user_attrs(body),
+        "Group" => groups::group_attrs(body).map(|(attrs, _)| attrs),
         other => Err(ScimError::invalid_value(format!("no resource type {other:?}: User or Group"))),
     }
 }

@@ -443,11 +443,11 @@ impl<C: Collection> Source<'_, C> {
 /// Cursors are the hex of a position inside one account's order index:
 /// opaque to clients, and meaningless in another account (every position
 /// is prefixed with the account's own key space when used).
-fn encode_cursor(position: &str) -> String {
+pub(crate) fn encode_cursor(position: &str) -> String {
     position.bytes().map(|b| format!("{b:02x}")).collect()
 }
 
-fn decode_cursor(cursor: &str) -> Result<String, ScimError> {
+pub(crate) fn decode_cursor(cursor: &str) -> Result<String, ScimError> {
     let invalid = || ScimError::bad_request(ScimType::InvalidCursor, format!("cursor {cursor:?} was not issued by this server"));
     if !cursor.is_ascii() || !cursor.len().is_multiple_of(2) || cursor.len() > 4096 {
         return Err(invalid());

@@ -133,15 +133,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     fn counter_writes(&self, writes: &[Write]) -> Result<Vec<Write>, StoreError> {
         let mut out = Vec::new();
         for (kind, prefix) in [("users", self.keys.user_names()), ("groups", self.keys.group_names())] {
-            let delta: i64 = writes
-                .iter()
-                .filter(|w| w.key.starts_with(&prefix))
-                .map(|w| match (&w.value, w.precondition) {
-                    (Some(_), Precondition::Absent) => 1,
-                    (None, _) => -1,
-                    _ => 0,
-                })
-                .sum();
+            let delta = name_index_delta(writes, &prefix);
             if delta == 0 {
                 continue;
             }
@@ -205,6 +197,20 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         // Ids are server-issued (UUIDs, group identifiers) and URL-safe.
         format!("{}{endpoint}/{id}", self.base_url)
     }
+}
+
+/// What `writes` do to the number of keys under the order index `prefix`:
+/// a reservation (`Absent`) adds a name, a delete removes one.
+pub(crate) fn name_index_delta(writes: &[Write], prefix: &str) -> i64 {
+    writes
+        .iter()
+        .filter(|w| w.key.starts_with(prefix))
+        .map(|w| match (&w.value, w.precondition) {
+            (Some(_), Precondition::Absent) => 1,
+            (None, _) => -1,
+            _ => 0,
+        })
+        .sum()
 }
 
 /// Shards of each counter.

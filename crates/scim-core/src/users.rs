@@ -195,7 +195,6 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
 
     /// `POST /Users`.
     pub(crate) fn create_user(&self, body: &Value, projection: &Projection) -> Result<Response, ScimError> {
-        resource::require_schemas(&USER_TYPE, body)?;
         let mut attrs = user_attrs(body)?;
         // RFC 7643 leaves `active` without a default; clients (Okta) read a
         // missing one as inactive, so a new user is active unless told.
@@ -252,7 +251,6 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
 
     /// `PUT /Users/{id}`: the body replaces every writable attribute.
     pub(crate) fn replace_user(&self, id: &str, body: &Value, if_match: Option<&str>, projection: &Projection) -> Result<Response, ScimError> {
-        resource::require_schemas(&USER_TYPE, body)?;
         let mut attrs = user_attrs(body)?;
         self.update_user(id, if_match, projection, move |old| {
             // `active` omitted from a full replacement keeps its value, so an
@@ -381,8 +379,10 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     }
 }
 
-/// Validates a full user body into stored attributes.
+/// Validates a full user body (a create or a replacement) into stored
+/// attributes.
 pub(crate) fn user_attrs(body: &Value) -> Result<Map<String, Value>, ScimError> {
+    resource::require_schemas(&USER_TYPE, body)?;
     let mut attrs = resource::normalize(&USER_TYPE, body)?;
     validate_user(&mut attrs)?;
     Ok(attrs)
