@@ -1,9 +1,9 @@
 //! Typed bindings to the component, and the host side of its `storage` import.
 //!
-//! Only the `scimlet-core` world is bound here (storage, handler, admin). The
-//! `wasi:http/incoming-handler` export of the same component is reached through
-//! `wasmtime_wasi_http`'s own `ProxyPre`, built from the same `InstancePre`, so
-//! no wasi:http type is generated twice.
+//! Only the `scimlet-core` world is bound here (storage, handler, admin): the
+//! runner serves HTTP through the typed `handler` export. The component's
+//! `wasi:http/incoming-handler` export is for hosts such as Spin; the runner
+//! still links wasi:http's types, which the component imports for it.
 //!
 //! Storage functions are synchronous in WIT but bound as `async` on the host.
 //! A commit is handed to the backend's committer thread when it has one
@@ -30,7 +30,7 @@ wasmtime::component::bindgen!({
 });
 
 pub use exports::scimlet::provider::admin::{Account, AdminError, NewToken, TokenInfo};
-pub use scimlet::provider::types::Request;
+pub use scimlet::provider::types::{Request, Response};
 use scimlet::provider::storage;
 
 impl From<StoreError> for storage::Error {

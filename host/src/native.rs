@@ -8,16 +8,13 @@
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Response, StatusCode};
 use scim_core::{Config, Env, ScanPage, Service};
-use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
+use crate::bindings::Request as GuestRequest;
 use crate::runtime::Runtime;
-use crate::serve::error_response;
+use crate::serve::{error_response, scim_response};
 use crate::store::{self, Backend};
 
 /// The runner's backend as a core store.
@@ -87,28 +84,14 @@ impl Env for SystemEnv {
 
 /// Answers one request with the natively linked core, on the blocking pool
 /// (its storage calls block, as the component's do).
-pub(crate) async fn respond(
-    runtime: &Runtime,
-    scheme: &Scheme,
-    parts: hyper::http::request::Parts,
-    body: Bytes,
-) -> Response<HyperOutgoingBody> {
-    let authority = parts
-        .uri
-        .authority()
-        .map(|a| a.to_string())
-        .or_else(|| parts.headers.get("host").and_then(|h| h.to_str().ok()).map(str::to_owned));
+pub(crate) async fn respond(runtime: &Runtime, request: GuestRequest) -> Response<HyperOutgoingBody> {
     let request = scim_core::Request {
-        method: parts.method.as_str().to_owned(),
-        path_with_query: parts.uri.path_and_query().map_or_else(|| "/".to_owned(), |pq| pq.as_str().to_owned()),
-        scheme: Some(if matches!(scheme, Scheme::Https) { "https" } else { "http" }.to_owned()),
-        authority,
-        headers: parts
-            .headers
-            .iter()
-            .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
-            .collect(),
-        body: body.to_vec(),
+        method: request.method,
+        path_with_query: request.path_with_query,
+        scheme: request.scheme,
+        authority: request.authority,
+        headers: request.headers,
+        body: request.body,
     };
     let backend = Arc::clone(runtime.backend());
     let config = Config::default().with_admin_token(runtime.admin_token());
@@ -116,15 +99,8 @@ pub(crate) async fn respond(
         Service::with_config(BackendStore(backend), SystemEnv, config).handle(&request)
     })
     .await;
-    let Ok(answer) = answered else {
-        return error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
-    };
-    let mut response = Response::new(Full::new(Bytes::from(answer.body)).map_err(|never| match never {}).boxed_unsync());
-    *response.status_mut() = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    for (name, value) in answer.headers {
-        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(&value)) {
-            response.headers_mut().append(name, value);
-        }
+    match answered {
+        Ok(answer) => scim_response(answer.status, answer.headers, answer.body),
+        Err(_) => error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
     }
-    response
 }

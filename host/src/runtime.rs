@@ -24,7 +24,6 @@ use wasmtime::{
     StoreLimitsBuilder, Trap, UpdateDeadline,
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
 use crate::bindings::{ScimletCore, ScimletCorePre};
@@ -116,7 +115,6 @@ impl WasiHttpHooks for NoOutgoingHttp {
 pub struct Runtime {
     engine: Engine,
     core: ScimletCorePre<RequestState>,
-    proxy: ProxyPre<RequestState>,
     backend: Arc<dyn Backend>,
     slots: Arc<Semaphore>,
     /// Requests waiting for a slot, and how many may.
@@ -191,13 +189,11 @@ impl Runtime {
             |state| state,
         )?;
         let pre: InstancePre<RequestState> = linker.instantiate_pre(&component)?;
-        let core = ScimletCorePre::new(pre.clone())?;
-        let proxy = ProxyPre::new(pre)?;
+        let core = ScimletCorePre::new(pre)?;
         spawn_epoch_ticker(&engine);
         Ok(Runtime {
             engine,
             core,
-            proxy,
             backend,
             slots: Arc::new(Semaphore::new(MAX_INSTANCES as usize)),
             queued: Arc::new(AtomicUsize::new(0)),
@@ -302,9 +298,9 @@ impl Runtime {
         Ok(store)
     }
 
-    /// The pre-instantiated wasi-http door.
-    pub fn proxy(&self) -> &ProxyPre<RequestState> {
-        &self.proxy
+    /// The pre-instantiated component, for the typed `handler` door.
+    pub fn core(&self) -> &ScimletCorePre<RequestState> {
+        &self.core
     }
 
     /// Instantiates the component in a new store for typed calls (admin).

@@ -19,6 +19,11 @@
 //!   scimlet-bench [--scimlet PATH] [--sizes 1000,10000,100000]
 //!                 [--groups 100,10000,100000] [--clients 8] [--seconds 5]
 //!                 [--component-only] [--scim2-server PATH]
+//!                 [--perf floor|seed|lookups|email|index|cursor|creates|patch]
+//!
+//! `--perf STEP` runs `perf record` on the server during every run of that
+//! step (start the server's runner with `SCIMLET_PERFMAP=1` in the
+//! environment to see the guest's functions by name).
 
 mod http;
 
@@ -84,6 +89,7 @@ fn parse_args() -> Args {
             "--seconds" => args.seconds = value().parse().expect("--seconds S"),
             "--component-only" => args.native = false,
             "--scim2-server" => args.scim2_server = Some(PathBuf::from(value())),
+            "--perf" => PERF_STEP.set(value()).expect("one --perf"),
             other => panic!("unknown argument {other:?} (see the doc comment of crates/scimlet-bench/src/main.rs)"),
         }
     }
@@ -97,6 +103,8 @@ struct Server {
     base: String,
     token: String,
     dir: PathBuf,
+    /// `component`, `native` or `scim2-server`: names profiles.
+    name: &'static str,
 }
 
 impl Server {
@@ -136,7 +144,7 @@ impl Server {
         let addr = addr.expect("listening line");
         let url = url.expect("tenant URL");
         let base = url[url.find(&addr).expect("tenant URL on the listening address") + addr.len()..].to_owned();
-        Some(Server { child, addr, base, token: token.unwrap(), dir })
+        Some(Server { child, addr, base, token: token.unwrap(), dir, name })
     }
 
     /// `scim2-server` on a free loopback port, once it answers.
@@ -150,7 +158,7 @@ impl Server {
             .spawn()
             .map_err(|e| eprintln!("(no scim2-server column: cannot start {}: {e})", bin.display()))
             .ok()?;
-        let server = Server { child, addr: format!("127.0.0.1:{port}"), base: String::new(), token, dir: PathBuf::new() };
+        let server = Server { child, addr: format!("127.0.0.1:{port}"), base: String::new(), token, dir: PathBuf::new(), name: "scim2-server" };
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(60) {
             if let Ok(mut conn) = http::Conn::open(&server.addr)
@@ -221,9 +229,44 @@ impl Step {
     }
 }
 
+/// `perf record` of the server while one step runs, when `--perf STEP`
+/// names it: the profile of one kind of request, without the others.
+struct Profile(Child);
+
+impl Profile {
+    fn start(server: &Server, step: &str) -> Option<Profile> {
+        if PERF_STEP.get().is_none_or(|wanted| wanted != step) {
+            return None;
+        }
+        static SEQ: AtomicUsize = AtomicUsize::new(0);
+        let out = std::env::temp_dir().join(format!("scimlet-bench-{}-{step}-{}.perf", server.name, SEQ.fetch_add(1, Ordering::Relaxed)));
+        let child = Command::new("perf")
+            .args(["record", "-q", "-F", "2000", "-g", "-p", &server.child.id().to_string(), "-o"])
+            .arg(&out)
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| eprintln!("(no profile: cannot start perf: {e})"))
+            .ok()?;
+        eprintln!("profiling {} {step} into {}", server.name, out.display());
+        std::thread::sleep(Duration::from_millis(300));
+        Some(Profile(child))
+    }
+}
+
+impl Drop for Profile {
+    fn drop(&mut self) {
+        // perf writes its file on SIGINT.
+        let _ = Command::new("kill").args(["-INT", &self.0.id().to_string()]).status();
+        let _ = self.0.wait();
+    }
+}
+
+static PERF_STEP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 /// Runs `work` on `clients` threads, each with its own connection, until
 /// `work` answers `false` or `duration` has passed.
-fn load(server: &Server, clients: usize, duration: Option<Duration>, work: impl Fn(&mut http::Conn, usize) -> bool + Sync) -> Step {
+fn load(server: &Server, step: &str, clients: usize, duration: Option<Duration>, work: impl Fn(&mut http::Conn, usize) -> bool + Sync) -> Step {
+    let _profile = Profile::start(server, step);
     let cpu = server.cpu();
     let started = Instant::now();
     let latencies = Mutex::new(Vec::new());
@@ -289,7 +332,7 @@ fn measure(server: &Server, args: &Args, kind: Kind) -> Table {
     let peer = kind == Kind::Peer;
 
     // What every request costs before any SCIM work: a static resource.
-    let floor = load(server, args.clients, Some(window), |conn, _| {
+    let floor = load(server, "floor", args.clients, Some(window), |conn, _| {
         check(conn.send("GET", &format!("{}/ServiceProviderConfig", server.base), &server.token, None), 200, "ServiceProviderConfig");
         true
     });
@@ -301,7 +344,7 @@ fn measure(server: &Server, args: &Args, kind: Kind) -> Table {
         // Seeding as an identity provider does: a lookup before each create.
         let from = have;
         let created: Mutex<Vec<(usize, String)>> = Mutex::default();
-        let mut seed = load(server, args.clients, None, |conn, i| {
+        let mut seed = load(server, "seed", args.clients, None, |conn, i| {
             let n = from + i;
             if n >= size {
                 return false;
@@ -323,7 +366,7 @@ fn measure(server: &Server, args: &Args, kind: Kind) -> Table {
         row(format!("  server CPU per lookup+create at {size}, µs"), seed.cpu_us());
         row(format!("  lookup+create p99 at {size}, ms"), seed.percentile_ms(0.99));
 
-        let mut lookups = load(server, args.clients, Some(window), |conn, i| {
+        let mut lookups = load(server, "lookups", args.clients, Some(window), |conn, i| {
             let n = pick(i, size);
             check(conn.send("GET", &format!("{}{}", server.base, filter_path(&user_name(n))), &server.token, None), 200, "lookup");
             true
@@ -333,7 +376,7 @@ fn measure(server: &Server, args: &Args, kind: Kind) -> Table {
         row(format!("  lookup p99 at {size}, ms"), lookups.percentile_ms(0.99));
         row(format!("  server CPU per lookup at {size}, µs"), lookups.cpu_us());
 
-        let mut email = load(server, args.clients, Some(window), |conn, i| {
+        let mut email = load(server, "email", args.clients, Some(window), |conn, i| {
             let n = pick(i, size);
             let path = format!("{}/Users?filter=emails.value%20eq%20%22{}%22", server.base, user_name(n).replace('@', "%40"));
             check(conn.send("GET", &path, &server.token, None), 200, "e-mail lookup");
@@ -343,7 +386,7 @@ fn measure(server: &Server, args: &Args, kind: Kind) -> Table {
         row(format!("  server CPU per e-mail lookup at {size}, µs"), email.cpu_us());
         let _ = email.percentile_ms(0.5);
 
-        let mut index = load(server, args.clients, Some(window), |conn, _| {
+        let mut index = load(server, "index", args.clients, Some(window), |conn, _| {
             check(conn.send("GET", &format!("{}/Users?startIndex=1&count=100", server.base), &server.token, None), 200, "index page");
             true
         });
@@ -358,7 +401,7 @@ fn measure(server: &Server, args: &Args, kind: Kind) -> Table {
         }
         // A cursor in the middle of the account: the hex of a position.
         let middle: String = user_name(size / 2).bytes().map(|b| format!("{b:02x}")).collect();
-        let mut cursor = load(server, args.clients, Some(window), |conn, _| {
+        let mut cursor = load(server, "cursor", args.clients, Some(window), |conn, _| {
             check(conn.send("GET", &format!("{}/Users?cursor={middle}&count=100", server.base), &server.token, None), 200, "cursor page");
             true
         });
@@ -370,7 +413,7 @@ fn measure(server: &Server, args: &Args, kind: Kind) -> Table {
 
     // Creates alone, as a sync's second phase sends them once lookups
     // are cached: each answered only once durable.
-    let mut creates = load(server, args.clients, Some(window), |conn, i| {
+    let mut creates = load(server, "creates", args.clients, Some(window), |conn, i| {
         let name = format!("extra{i:07}@example.com");
         let body = serde_json::to_vec(&json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name, "emails": [{"value": name, "type": "work", "primary": true}]})).unwrap();
         check(conn.send("POST", &format!("{}/Users", server.base), &server.token, Some(&body)), 201, "create");
@@ -400,7 +443,7 @@ fn measure(server: &Server, args: &Args, kind: Kind) -> Table {
         row(format!("filling a {members}-member group ({FILL_CHUNK} a PATCH), members/s"), members as f64 / fill.elapsed().as_secs_f64());
         // Remove and re-add one member, alternately, on one connection.
         let member = ids[0].clone();
-        let mut step = load(server, 1, None, |conn, i| {
+        let mut step = load(server, "patch", 1, None, |conn, i| {
             if i >= 400 {
                 return false;
             }
