@@ -244,11 +244,10 @@ impl Server {
             Err(refusal) => retry_later(StatusCode::TOO_MANY_REQUESTS, refusal.detail, refusal.retry_after),
         };
         self.throttle.answered(peer, response.status().as_u16());
-        eprintln!(
-            "{method} {path} {} {}ms",
-            response.status().as_u16(),
-            started.elapsed().as_millis()
-        );
+        // One write of the whole line: `eprintln!` on the unbuffered stderr
+        // writes each formatted piece with its own system call.
+        let line = format!("{method} {path} {} {}ms\n", response.status().as_u16(), started.elapsed().as_millis());
+        let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
         response
     }
 

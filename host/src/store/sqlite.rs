@@ -240,12 +240,16 @@ impl Backend for SqliteStore {
             )));
         }
         self.with_reader(|conn| {
-            let tx = conn.transaction()?;
+            // BEGIN and COMMIT as cached statements: rusqlite's
+            // `transaction()` parses both again on every call, which was a
+            // visible share of a lookup's CPU time. A failed read leaves
+            // the transaction open; `with_reader` then drops the connection.
+            conn.prepare_cached("BEGIN")?.execute([])?;
             let entries = keys
                 .iter()
-                .map(|key| get_on(&tx, key))
+                .map(|key| get_on(conn, key))
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            tx.commit()?;
+            conn.prepare_cached("COMMIT")?.execute([])?;
             Ok(entries)
         })
     }
