@@ -165,6 +165,10 @@ pub struct ServeArgs {
     /// Retry-After.
     #[arg(long, env = "SCIMLET_MAX_QUEUED", value_name = "N", default_value_t = 256)]
     pub max_queued: usize,
+    /// Idle component instances kept for the next request with the same
+    /// Authorization value (0 to 64; 0: a fresh instance for every request).
+    #[arg(long, env = "SCIMLET_WARM_INSTANCES", value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(0..=64))]
+    pub warm_instances: u32,
     /// Longest one request may run, in milliseconds; past it the request is
     /// answered 503 (unless a write of it landed: then it is answered).
     #[arg(long, env = "SCIMLET_DEADLINE_MS", value_name = "MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(100..=600_000))]

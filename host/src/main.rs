@@ -75,6 +75,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             let runtime = open(&args.store)?
                 .with_admin_token(admin_token)
                 .with_limits(args.max_concurrent, args.max_queued)
+                .with_warm_instances(args.warm_instances as usize)
                 .with_deadline(Duration::from_millis(args.deadline_ms));
             serve::serve(Arc::new(runtime), options)
                 .await

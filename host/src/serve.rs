@@ -319,13 +319,14 @@ impl Server {
             }
             scheme = origin.scheme.clone();
         }
+        let credential = self.runtime.credential(parts.headers.get(AUTHORIZATION).map(HeaderValue::as_bytes));
         let request = guest_request(&scheme, parts, body);
         #[cfg(feature = "native-core")]
         if self.native_core {
             return crate::native::respond(&self.runtime, request).await;
         }
 
-        match self.call_guest(request, method, path).await {
+        match self.call_guest(credential, request, method, path).await {
             Ok(response) => scim_response(response.status, response.headers, response.body),
             Err(Failure::Internal) => {
                 error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
@@ -339,22 +340,24 @@ impl Server {
         }
     }
 
-    /// Runs the component's typed `handler` export on a fresh instance. The
-    /// call runs in its own task, so that a client that hangs up does not
-    /// cancel a guest in the middle of its commit.
+    /// Runs the component's typed `handler` export on an instance for this
+    /// credential (see [`Runtime::instance`]). The call runs in its own
+    /// task, so that a client that hangs up does not cancel a guest in the
+    /// middle of its commit.
     async fn call_guest(
         &self,
+        credential: u64,
         request: GuestRequest,
         method: &hyper::Method,
         path: &str,
     ) -> Result<GuestResponse, Failure> {
         let label = format!("{method} {path}");
         let deadline = self.runtime.deadline();
-        let mut store = match tokio::time::timeout(deadline, self.runtime.new_store()).await {
-            Ok(Ok(store)) => store,
+        let mut instance = match tokio::time::timeout(deadline, self.runtime.instance(credential)).await {
+            Ok(Ok(instance)) => instance,
             Ok(Err(e)) if e.is::<crate::runtime::Busy>() => return Err(Failure::Busy),
             Ok(Err(e)) => {
-                eprintln!("scimlet: {label}: cannot create store: {e:#}");
+                eprintln!("scimlet: {label}: cannot instantiate the component: {e:#}");
                 return Err(Failure::Internal);
             }
             Err(_) => {
@@ -363,11 +366,11 @@ impl Server {
             }
         };
 
-        let core_pre = self.runtime.core().clone();
-        let commits = Arc::clone(&store.data().commits);
+        let commits = Arc::clone(&instance.store.data().commits);
         let mut task = tokio::spawn(async move {
-            let core = core_pre.instantiate_async(&mut store).await?;
-            core.scimlet_provider_handler().call_handle(&mut store, &request).await
+            let handler = instance.core.scimlet_provider_handler();
+            let response = handler.call_handle(&mut instance.store, &request).await?;
+            Ok::<_, wasmtime::Error>((response, instance))
         });
 
         // Past the deadline the instance is abandoned, unless one of its
@@ -397,7 +400,10 @@ impl Server {
             }
         };
         match finished {
-            Some(Ok(Ok(response))) => Ok(response),
+            Some(Ok(Ok((response, instance)))) => {
+                self.runtime.recycle(credential, response.status, instance);
+                Ok(response)
+            }
             // The one place a guest failure is logged.
             Some(Ok(Err(e))) if is_deadline(&e) => {
                 eprintln!("scimlet: {label}: deadline of {deadline:?} exceeded");
