@@ -528,7 +528,7 @@ fn to_vec<T: Serialize>(value: &T) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{MemStore, TestEnv};
+    use crate::{Entry, MemStore, TestEnv};
 
     #[test]
     fn token_lifecycle() {
@@ -565,6 +565,62 @@ mod tests {
         assert_eq!(service.list_tokens(&account.id).unwrap().len(), 2);
         assert!(matches!(service.create_token(&account.id, "x", Some(0)), Err(AdminError::Invalid(_))));
         assert!(matches!(service.create_token("nope", "x", None), Err(AdminError::NotFound(_))));
+    }
+
+    /// A store that records every call, to compare what two requests did.
+    struct Recording<'s> {
+        inner: &'s MemStore,
+        calls: std::cell::RefCell<Vec<String>>,
+    }
+
+    impl Store for Recording<'_> {
+        fn get(&self, key: &str) -> Result<Option<Entry>, StoreError> {
+            self.calls.borrow_mut().push(format!("get {key}"));
+            self.inner.get(key)
+        }
+        fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Entry>>, StoreError> {
+            self.calls.borrow_mut().push(format!("get-many {keys:?}"));
+            self.inner.get_many(keys)
+        }
+        fn scan(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<crate::ScanPage, StoreError> {
+            self.calls.borrow_mut().push(format!("scan {prefix} {after:?} {limit}"));
+            self.inner.scan(prefix, after, limit)
+        }
+        fn commit(&self, writes: Vec<Write>) -> Result<u64, StoreError> {
+            self.calls.borrow_mut().push(format!("commit {}", writes.len()));
+            self.inner.commit(writes)
+        }
+    }
+
+    /// The timing half of this is `benches/token_timing.rs`; here, that a
+    /// wrong token does the same work whatever part of its secret is right:
+    /// the same store calls, no write, one constant-time comparison of
+    /// hashes (so no byte of the secret is ever compared on its own).
+    #[test]
+    fn a_wrong_token_costs_the_same_however_much_of_it_is_right() {
+        let store = MemStore::new();
+        let env = TestEnv::default();
+        let setup = Service::new(&store, &env);
+        let account = setup.create_account("Acme").unwrap();
+        let token = setup.create_token(&account.id, "entra", None).unwrap().token;
+        let (head, secret) = token.rsplit_once('_').unwrap();
+        let n = secret.len();
+        let wrong = |right: usize| {
+            let s: String = secret.char_indices().map(|(i, c)| if i < right { c } else if c == 'A' { 'B' } else { 'A' }).collect();
+            format!("Bearer {head}_{s}")
+        };
+        let mut seen = Vec::new();
+        for right in [0, n / 2, n - 1] {
+            let recording = Recording { inner: &store, calls: Default::default() };
+            let service = Service::new(&recording, &env);
+            assert_eq!(service.authenticate(&account.id, Some(&wrong(right))).unwrap(), None);
+            let calls = recording.calls.into_inner();
+            assert!(calls.iter().all(|c| !c.starts_with("commit")), "{calls:?}");
+            seen.push(calls);
+        }
+        assert_eq!(seen[0], seen[1]);
+        assert_eq!(seen[0], seen[2]);
+        assert_eq!(seen[0].len(), 1, "one read of the token's record by its id: {:?}", seen[0]);
     }
 
     #[test]
