@@ -36,6 +36,9 @@ use crate::tenant::{self, Stored, Tenant};
 /// Most records examined per call, whatever the phase.
 const BUDGET: usize = 2_000;
 
+/// Tally key of the group whose live edges phase `m` is counting.
+const MEMBERS_OF: &str = "members/";
+
 /// The phases, in order.
 const PHASES: [&str; 8] = ["u", "g", "x", "m", "mu", "n", "ng", "log"];
 
@@ -69,6 +72,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
                 continue;
             }
             match PHASES[phase] {
+                "m" => self.finish_member_count(&mut tally, &mut problems)?,
                 "n" => self.check_counter("users", &tally, &mut problems)?,
                 "ng" => self.check_counter("groups", &tally, &mut problems)?,
                 _ => {}
@@ -137,11 +141,17 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
                         }
                     }
                     if phase == "g" {
-                        self.check_member_count(&id, entry, &stored, problems)?;
+                        self.check_memberless_count(&id, entry, &stored, problems)?;
                     }
                 }
                 "x" => self.check_index_entry(entry, problems)?,
-                "m" | "mu" => self.check_edge(phase == "m", entry, problems)?,
+                "m" => {
+                    let live = self.check_edge(true, entry, problems)?;
+                    self.count_member(entry, live, tally, problems)?;
+                }
+                "mu" => {
+                    self.check_edge(false, entry, problems)?;
+                }
                 "n" => *tally.entry("users".into()).or_default() += 1,
                 "ng" => *tally.entry("groups".into()).or_default() += 1,
                 _ => {
@@ -190,14 +200,19 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         Ok(())
     }
 
-    /// A live edge needs its reverse; a dead one needs a tombstone that
-    /// schedules its sweeping.
-    fn check_edge(&self, forward: bool, entry: &Entry, problems: &mut Vec<Problem>) -> Result<(), ScimError> {
+    /// The (group, user) an edge joins.
+    fn edge_ends(&self, forward: bool, key: &str) -> (String, String) {
         let root = if forward { self.keys.edge_root() } else { self.keys.reverse_edge_root() };
-        let mut parts = entry.key[root.len()..].splitn(2, '/');
+        let mut parts = key[root.len()..].splitn(2, '/');
         let (first, second) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
         let (first, second) = (keys::last_segment(first), keys::last_segment(second));
-        let (group, user) = if forward { (first, second) } else { (second, first) };
+        if forward { (first, second) } else { (second, first) }
+    }
+
+    /// A live edge needs its reverse; a dead one needs a tombstone that
+    /// schedules its sweeping. Answers whether the edge is live.
+    fn check_edge(&self, forward: bool, entry: &Entry, problems: &mut Vec<Problem>) -> Result<bool, ScimError> {
+        let (group, user) = self.edge_ends(forward, &entry.key);
         let found = self.store().get_many(&[self.keys.group(&group), self.keys.user(&user), self.keys.group_tombstone(&group), self.keys.user_tombstone(&user)])?;
         let group_record = found[0].as_ref().map(Stored::decode).transpose()?;
         let live_generation = group_record.as_ref().map(|g| g.generation);
@@ -221,13 +236,50 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
                 fix: vec![Write::delete_at(entry.key.clone(), entry.version)],
             });
         }
+        Ok(live)
+    }
+
+    /// Counts a group's live edges as phase `m` walks them (edges are
+    /// ordered by group), so that a group of any size costs the check no
+    /// more than its edges' share of the page budget: the group in progress
+    /// and its count so far travel in the cursor's tally, and a group is
+    /// judged when the walk reaches the next group or the phase ends.
+    fn count_member(&self, entry: &Entry, live: bool, tally: &mut BTreeMap<String, i64>, problems: &mut Vec<Problem>) -> Result<(), ScimError> {
+        let (group, _) = self.edge_ends(true, &entry.key);
+        let key = format!("{MEMBERS_OF}{group}");
+        if !tally.contains_key(&key) {
+            self.finish_member_count(tally, problems)?;
+            tally.insert(key.clone(), 0);
+        }
+        if live {
+            *tally.entry(key).or_default() += 1;
+        }
+        Ok(())
+    }
+
+    /// Judges the group whose edges phase `m` counted last.
+    fn finish_member_count(&self, tally: &mut BTreeMap<String, i64>, problems: &mut Vec<Problem>) -> Result<(), ScimError> {
+        let Some(key) = tally.keys().find(|k| k.starts_with(MEMBERS_OF)).cloned() else { return Ok(()) };
+        let live = tally.remove(&key).unwrap_or(0).max(0) as u64;
+        let group = &key[MEMBERS_OF.len()..];
+        let Some(entry) = self.store().get(&self.keys.group(group))? else { return Ok(()) };
+        let stored = Stored::decode(&entry)?;
+        self.compare_member_count(group, &entry, &stored, live, problems);
+        Ok(())
+    }
+
+    /// Phase `g`'s share of the member counts: a group that keeps a count
+    /// above zero but has no edge at all, which phase `m` never meets.
+    fn check_memberless_count(&self, id: &str, entry: &Entry, stored: &Stored, problems: &mut Vec<Problem>) -> Result<(), ScimError> {
+        if stored.members.is_some_and(|kept| kept > 0) && self.store().scan(&self.keys.members(id), None, 1)?.entries.is_empty() {
+            self.compare_member_count(id, entry, stored, 0, problems);
+        }
         Ok(())
     }
 
     /// A group's kept member count must equal its live edges.
-    fn check_member_count(&self, id: &str, entry: &Entry, stored: &Stored, problems: &mut Vec<Problem>) -> Result<(), ScimError> {
-        let Some(kept) = stored.members else { return Ok(()) };
-        let live = self.member_ids(id, stored.generation)?.len() as u64;
+    fn compare_member_count(&self, id: &str, entry: &Entry, stored: &Stored, live: u64, problems: &mut Vec<Problem>) {
+        let Some(kept) = stored.members else { return };
         if kept != live {
             let mut fixed = stored.clone();
             fixed.members = Some(live);
@@ -238,7 +290,6 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
                 fix: vec![Write::replace(entry.key.clone(), fixed.encode(), entry.version)],
             });
         }
-        Ok(())
     }
 
     /// A name-index counter must equal the keys counted in its phase.

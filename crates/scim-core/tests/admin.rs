@@ -508,3 +508,52 @@ fn check_finds_every_kind_of_damage_and_repair_puts_it_right() {
     let (_, log) = w.admin("GET", "/audit?operation=store.repair", None);
     assert!(!log["items"].as_array().unwrap().is_empty(), "{log}");
 }
+
+#[test]
+fn check_counts_members_across_pages_and_repairs_wrong_counts() {
+    use scim_core::{Store, Write};
+    let w = World::new();
+    let mut users = Vec::new();
+    for i in 0..7 {
+        let (s, u) = w.scim("POST", "/Users", Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": format!("u{i}@example.com")})));
+        assert_eq!(s, 201, "{u}");
+        users.push(u["id"].as_str().unwrap().to_owned());
+    }
+    // Seven members: their edges span two pages of four.
+    let members: Vec<Value> = users.iter().map(|u| json!({"value": u})).collect();
+    let (s, big) = w.scim("POST", "/Groups", Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Big", "members": members})));
+    assert_eq!(s, 201, "{big}");
+    let (s, small) = w.scim("POST", "/Groups", Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Small", "members": [{"value": users[0]}]})));
+    assert_eq!(s, 201, "{small}");
+    let (s, empty) = w.scim("POST", "/Groups", Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Empty"})));
+    assert_eq!(s, 201, "{empty}");
+    assert_eq!(check(&w, false), vec![], "a healthy account");
+
+    // Wrong kept counts: too many on a group with edges over pages, too few
+    // on a one-member group, some on a group without any edge.
+    let root = format!("a/{}/", w.account);
+    let set_count = |id: &str, n: u64| {
+        let key = format!("{root}g/{id}");
+        let entry = w.store.get(&key).unwrap().unwrap_or_else(|| panic!("no {key}"));
+        let mut record: Value = serde_json::from_slice(&entry.value).unwrap();
+        record["members"] = json!(n);
+        w.store.commit(vec![Write::replace(key, serde_json::to_vec(&record).unwrap(), entry.version)]).unwrap();
+    };
+    let ids: Vec<String> = [&big, &small, &empty].iter().map(|g| g["id"].as_str().unwrap().to_owned()).collect();
+    set_count(&ids[0], 9);
+    set_count(&ids[1], 0);
+    set_count(&ids[2], 3);
+    let mut found = check(&w, false);
+    found.sort();
+    let mut expected: Vec<(String, String)> = ids.iter().map(|id| ("memberCount".to_owned(), format!("{root}g/{id}"))).collect();
+    expected.sort();
+    assert_eq!(found, expected);
+
+    let repaired = check(&w, true);
+    assert_eq!(repaired.len(), 3, "{repaired:?}");
+    assert_eq!(check(&w, false), vec![]);
+    for (id, n) in ids.iter().zip([7u64, 1, 0]) {
+        let record: Value = serde_json::from_slice(&w.store.get(&format!("{root}g/{id}")).unwrap().unwrap().value).unwrap();
+        assert_eq!(record["members"], n, "group {id}");
+    }
+}
