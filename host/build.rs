@@ -1,11 +1,10 @@
 //! Builds the guest component `crates/scim-component` for `wasm32-wasip2` and
 //! leaves `scim_component.wasm` in `OUT_DIR`, where `runtime.rs` embeds it
-//! (how and why: `guest_build.rs`).
+//! (how and why: `crates/guest-build`).
 
 use std::path::PathBuf;
 
-#[path = "guest_build.rs"]
-mod guest_build;
+use scimlet_guest_build as guest_build;
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
@@ -14,6 +13,6 @@ fn main() {
         workspace,
         &["scim-component"],
         &["scim_component.wasm"],
-        &["crates/scim-core", "crates/scim-component", "wit", "Cargo.lock", "Cargo.toml"],
+        &["crates/scim-core", "crates/scim-component", "crates/wasi-glue", "wit", "Cargo.lock", "Cargo.toml"],
     );
 }

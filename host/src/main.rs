@@ -15,6 +15,7 @@ mod serve;
 mod store;
 mod throttle;
 
+use scim_core::MIN_ADMIN_TOKEN;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -120,6 +121,8 @@ fn admin_token(file: Option<&Path>) -> Result<Option<String>, String> {
         ),
         None => std::env::var("SCIMLET_ADMIN_TOKEN").ok().map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()),
     };
+    // The component would silently keep the admin API off for a shorter
+    // token; the runner says why instead.
     match token {
         Some(t) if t.len() < MIN_ADMIN_TOKEN => Err(format!(
             "the admin token must be at least {} characters",
@@ -128,11 +131,6 @@ fn admin_token(file: Option<&Path>) -> Result<Option<String>, String> {
         other => Ok(other),
     }
 }
-
-/// The component's minimum admin token length (`scim_core::MIN_ADMIN_TOKEN`;
-/// the runner does not link the core). The component would silently keep
-/// the admin API off for a shorter token; the runner says why instead.
-const MIN_ADMIN_TOKEN: usize = 16;
 
 fn open(args: &StoreArgs) -> Result<Runtime, String> {
     let store = SqliteStore::open(&args.db).map_err(|e| e.to_string())?;

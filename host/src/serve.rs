@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderName, HeaderValue, RETRY_AFTER, TRANSFER_ENCODING};
+use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, HOST, HeaderName, HeaderValue, RETRY_AFTER, TRANSFER_ENCODING};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::http::uri::Authority;
@@ -33,8 +33,9 @@ use crate::bindings::{Request as GuestRequest, Response as GuestResponse};
 use crate::runtime::{COMMIT_GRACE, Runtime, is_deadline};
 use crate::throttle::{self, Throttle};
 
-/// Largest request body handed to the component; SCIM documents are small.
-pub const MAX_BODY: usize = 1 << 20;
+/// Largest request body handed to the component: the core's own bound, so
+/// the runner refuses early what the component would refuse anyway.
+use scim_core::MAX_BODY;
 
 /// Time a client gets to send its request headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -471,29 +472,17 @@ fn retry_later(status: StatusCode, detail: &'static str, after: Duration) -> Res
     response
 }
 
-/// A SCIM error document (RFC 7644 §3.12) for answers the host gives itself.
-/// `detail` is a fixed host message (no client input), so it needs no escaping.
+/// A SCIM error document (RFC 7644 §3.12) for answers the host gives
+/// itself: the core's, so clients see one error format.
 pub(crate) fn error_response(status: StatusCode, detail: &'static str) -> Response<HyperOutgoingBody> {
-    let body = format!(
-        r#"{{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"{}","detail":"{detail}"}}"#,
-        status.as_u16()
-    );
-    let mut response = Response::new(
-        Full::new(Bytes::from(body))
-            .map_err(|never| match never {})
-            .boxed_unsync(),
-    );
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("application/scim+json"),
-    );
-    response
+    let answer = scim_core::ScimError::new(status.as_u16(), None, detail).to_response();
+    scim_response(answer.status, answer.headers, answer.body)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hyper::header::CONTENT_TYPE;
 
     #[test]
     fn origin_from_public_url() {

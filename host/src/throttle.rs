@@ -143,7 +143,7 @@ mod tests {
         for _ in 0..10 {
             assert!(t.admit(PEER, Some(b"Bearer a")).is_ok());
         }
-        let refused = t.admit(PEER, Some(b"Bearer a")).err().expect("past the burst of 10");
+        let refused = t.admit(PEER, Some(b"Bearer a")).expect_err("past the burst of 10");
         assert!(refused.retry_after <= Duration::from_millis(200));
         // Another token is not affected.
         assert!(t.admit(PEER, Some(b"Bearer b")).is_ok());
@@ -158,7 +158,7 @@ mod tests {
             t.answered(PEER, 401);
         }
         t.answered(PEER, 200);
-        let refused = t.admit(PEER, Some(b"Bearer right")).err().expect("three failures");
+        let refused = t.admit(PEER, Some(b"Bearer right")).expect_err("three failures");
         assert!(refused.retry_after <= FAILURE_WINDOW && refused.retry_after > Duration::from_secs(50));
         assert!(t.admit(other, Some(b"Bearer right")).is_ok());
     }

@@ -60,7 +60,7 @@ fn acknowledged_writes_survive_sigkill_and_the_store_checks_clean() {
                         if send("PATCH", &format!("{base}/Groups/{gid}"), &add).is_ok_and(|r| r.status == 204) {
                             acked.members.lock().unwrap().insert(id.clone());
                         }
-                        if n % 3 == 0 {
+                        if n.is_multiple_of(3) {
                             let deleted = crate::http::send(&addr, "DELETE", &format!("{base}/Users/{id}"), &headers, b"");
                             if deleted.is_ok_and(|r| r.status == 204) {
                                 acked.deleted.lock().unwrap().insert(id);

@@ -7,7 +7,7 @@
 //! random source that become the core's [`Env`].
 
 use scim_core::{Config, Entry, Precondition, ScanPage, Service, Store, StoreError, Write};
-use wasi_glue::WasiEnv;
+use scimlet_wasi_glue::{self as wasi_glue, WasiEnv};
 
 #[doc(hidden)]
 mod wit {
@@ -153,8 +153,6 @@ impl admin::Guest for Component {
 wit::export!(Component with_types_in wit);
 
 // ---------------------------------------------------------------- wasi:http
-
-mod wasi_glue;
 
 impl wasip2::exports::http::incoming_handler::Guest for Component {
     fn handle(request: wasip2::http::types::IncomingRequest, response_out: wasip2::http::types::ResponseOutparam) {

@@ -333,7 +333,10 @@ fn encode_cursor(phase: usize, after: Option<&str>, tally: &BTreeMap<String, i64
     list::encode_cursor(&json!({"p": phase, "a": after, "t": tally}).to_string())
 }
 
-fn parse_cursor(cursor: &str) -> Result<(usize, Option<String>, BTreeMap<String, i64>), ScimError> {
+/// Where a check resumes: phase, last key examined, the phase's tally.
+type Position = (usize, Option<String>, BTreeMap<String, i64>);
+
+fn parse_cursor(cursor: &str) -> Result<Position, ScimError> {
     if cursor.is_empty() {
         return Ok((0, None, BTreeMap::new()));
     }

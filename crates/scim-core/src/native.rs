@@ -435,14 +435,14 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
                 // A user the identity provider assigns through a group has
                 // its group assignments managed there; one it assigned
                 // directly may be put in native groups by hand.
-                if !u.prov.native {
-                    if let Some((_, via, _)) = self.user_group_list(user)?.into_iter().find(|(_, _, source)| *source == "scim") {
-                        return Err(ScimError::rule(
-                            409,
-                            "scim_managed_user",
-                            format!("user {user:?} is provisioned through the SCIM group {via:?}: its group assignments are managed in the identity provider"),
-                        ));
-                    }
+                if !u.prov.native
+                    && let Some((_, via, _)) = self.user_group_list(user)?.into_iter().find(|(_, _, source)| *source == "scim")
+                {
+                    return Err(ScimError::rule(
+                        409,
+                        "scim_managed_user",
+                        format!("user {user:?} is provisioned through the SCIM group {via:?}: its group assignments are managed in the identity provider"),
+                    ));
                 }
             }
             let plan = self.member_writes(id, Some(&old), old.generation, &delta, true)?;

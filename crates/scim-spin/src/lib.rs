@@ -4,7 +4,7 @@
 //! here.
 //!
 //! - HTTP: `wasi:http/incoming-handler`, with the glue shared with
-//!   `scim-component` (`wasi_glue.rs`).
+//!   `scim-component` (`crates/wasi-glue`).
 //! - Storage: `fermyon:spin/sqlite@2.0.0`, the database labelled `default`
 //!   (local SQLite under `spin up`, or libSQL/Turso by runtime configuration).
 //! - Variables (`fermyon:spin/variables@2.0.0`): `admin_token` enables the
@@ -18,13 +18,8 @@ use scim_core::{Config, Service};
 use spin_sdk::sqlite;
 use wasip2::http::types::{IncomingRequest, ResponseOutparam};
 
-#[path = "../../scim-component/src/wasi_glue.rs"]
-mod wasi_glue;
-use wasi_glue::WasiEnv;
-
-mod sql_store;
-
-use sql_store::{Sql, SqlStore, SqlValue};
+use scimlet_sql_store::{Sql, SqlStore, SqlValue};
+use scimlet_wasi_glue::{self as wasi_glue, WasiEnv};
 
 /// The label of the Spin SQLite database the component uses.
 const DATABASE: &str = "default";

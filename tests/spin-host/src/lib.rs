@@ -31,9 +31,7 @@ use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
 pub mod sql;
-#[path = "../../../crates/scim-spin/src/sql_store.rs"]
-#[allow(dead_code)]
-pub mod sql_store;
+pub use scimlet_sql_store as sql_store;
 
 /// The Spin component built from `crates/scim-spin` by `build.rs`.
 pub static SPIN_COMPONENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/scim_spin.wasm"));

@@ -4,7 +4,7 @@
 //! The connection is reached through the one-method [`Sql`] trait, so that the
 //! same code runs inside the Spin component (over Spin's SQLite import) and in
 //! the native tests of `tests/spin-host` (over rusqlite, the engine Spin uses
-//! for local databases). This file is included by both with `#[path]`.
+//! for local databases); both depend on this crate.
 //!
 //! Layout (created on the first commit, so reads on a fresh database cost no
 //! DDL; a read of a database without the tables sees an empty store):

@@ -1,8 +1,8 @@
-//! WASI glue shared by the components (`scim-component`, and `scim-spin`,
-//! which includes this file with `#[path]`): the WASI clock and random
-//! source as the core's [`Env`], and `wasi:http/incoming-handler` requests
-//! turned into a core [`scim_core::Request`] and a core
-//! [`scim_core::Response`] written back. No rule lives here.
+//! WASI glue shared by the components (`scim-component` and `scim-spin`):
+//! the WASI clock and random source as the core's [`Env`], and
+//! `wasi:http/incoming-handler` requests turned into a core
+//! [`scim_core::Request`] and a core [`scim_core::Response`] written back.
+//! No rule lives here.
 
 use std::io::{Read as _, Write as _};
 
@@ -13,7 +13,7 @@ use wasip2::http::types::{
 };
 
 /// WASI's wall clock and secure random source.
-pub(crate) struct WasiEnv;
+pub struct WasiEnv;
 
 impl Env for WasiEnv {
     fn now_millis(&self) -> i64 {
@@ -64,7 +64,7 @@ fn read_body(request: &IncomingRequest) -> Vec<u8> {
 }
 
 /// The incoming request as the core's request record, body read (bounded).
-pub(crate) fn read_request(request: &IncomingRequest) -> scim_core::Request {
+pub fn read_request(request: &IncomingRequest) -> scim_core::Request {
     let headers = request
         .headers()
         .entries()
@@ -86,7 +86,7 @@ pub(crate) fn read_request(request: &IncomingRequest) -> scim_core::Request {
 }
 
 /// Sends `response` through `response_out`.
-pub(crate) fn write_response(response_out: ResponseOutparam, response: scim_core::Response) {
+pub fn write_response(response_out: ResponseOutparam, response: scim_core::Response) {
     let entries: Vec<(String, Vec<u8>)> = response
         .headers
         .into_iter()

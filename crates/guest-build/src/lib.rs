@@ -1,5 +1,5 @@
-//! Building guest components from a build script, shared by `host/build.rs`
-//! and `tests/spin-host/build.rs` (each includes this file with `#[path]`).
+//! Building guest components from a build script: the build-dependency of
+//! `host/build.rs` and `tests/spin-host/build.rs`.
 //!
 //! Why a nested cargo: the components need another target than the host,
 //! and cargo has no artifact dependencies on stable. The inner build runs in
