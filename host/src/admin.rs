@@ -85,16 +85,9 @@ const SHOWN_ONCE: &str = "This token is shown only once: store it now.";
 /// On a store without accounts, has the component create account `name` and
 /// a first token, and returns the lines to show the operator; `None` when the
 /// store already had an account (nothing changed, nothing to show).
-pub async fn bootstrap(
-    runtime: &Runtime,
-    name: &str,
-    public_url: &str,
-) -> Result<Option<Vec<String>>> {
+pub async fn bootstrap(runtime: &Runtime, name: &str, public_url: &str) -> Result<Option<Vec<String>>> {
     let (mut store, core) = runtime.instantiate_core().await?;
-    let created = core
-        .scimlet_provider_admin()
-        .call_bootstrap(&mut store, name)
-        .await??;
+    let created = core.scimlet_provider_admin().call_bootstrap(&mut store, name).await??;
     Ok(created.map(|(account, token)| {
         vec![
             format!("Created account {:?} ({})", account.name, account.id),
@@ -109,12 +102,7 @@ pub async fn account(runtime: &Runtime, command: AccountCommand) -> Result<()> {
     let (mut store, core) = runtime.instantiate_core().await?;
     let admin = core.scimlet_provider_admin();
     match command {
-        AccountCommand::Create {
-            name,
-            public_url,
-            json,
-            ..
-        } => {
+        AccountCommand::Create { name, public_url, json, .. } => {
             let account = admin.call_create_account(&mut store, &name).await??;
             let url = tenant_url(&public_url, &account);
             if json {
@@ -126,9 +114,7 @@ pub async fn account(runtime: &Runtime, command: AccountCommand) -> Result<()> {
                 ]);
             }
         }
-        AccountCommand::List {
-            public_url, json, ..
-        } => {
+        AccountCommand::List { public_url, json, .. } => {
             let accounts = admin.call_list_accounts(&mut store).await??;
             if json {
                 let list: Vec<Value> = accounts
@@ -146,15 +132,7 @@ pub async fn account(runtime: &Runtime, command: AccountCommand) -> Result<()> {
             } else {
                 let lines: Vec<String> = accounts
                     .iter()
-                    .map(|a| {
-                        format!(
-                            "{}\t{:?}\tcreated {}\t{}",
-                            a.id,
-                            a.name,
-                            a.created,
-                            tenant_url(&public_url, a)
-                        )
-                    })
+                    .map(|a| format!("{}\t{:?}\tcreated {}\t{}", a.id, a.name, a.created, tenant_url(&public_url, a)))
                     .collect();
                 print_lines(&lines);
             }
@@ -167,16 +145,9 @@ pub async fn token(runtime: &Runtime, command: TokenCommand) -> Result<()> {
     let (mut store, core) = runtime.instantiate_core().await?;
     let admin = core.scimlet_provider_admin();
     match command {
-        TokenCommand::Create {
-            account,
-            name,
-            expires_in_days,
-            json,
-            ..
-        } => {
-            let NewToken { info, token } = admin
-                .call_create_token(&mut store, &account, &name, expires_in_days)
-                .await??;
+        TokenCommand::Create { account, name, expires_in_days, json, .. } => {
+            let NewToken { info, token } =
+                admin.call_create_token(&mut store, &account, &name, expires_in_days).await??;
             if json {
                 print_json(&json!({ "id": info.id, "token": token, "expiresAt": info.expires_at }));
             } else {
@@ -200,22 +171,16 @@ pub async fn token(runtime: &Runtime, command: TokenCommand) -> Result<()> {
                             None => format!("expires {}", t.expires_at),
                         };
                         let used = t.last_used_at.as_deref().map(|u| format!("\tlast used {u}")).unwrap_or_default();
-                        let warning = t.expiry_warning.as_deref().map(|w| format!("\twarning: {w}")).unwrap_or_default();
+                        let warning =
+                            t.expiry_warning.as_deref().map(|w| format!("\twarning: {w}")).unwrap_or_default();
                         format!("{}\t{:?}\tcreated {}\t{state}{used}{warning}", t.id, t.name, t.created)
                     })
                     .collect();
                 print_lines(&lines);
             }
         }
-        TokenCommand::Revoke {
-            account,
-            token_id,
-            json,
-            ..
-        } => {
-            let info = admin
-                .call_revoke_token(&mut store, &account, &token_id)
-                .await??;
+        TokenCommand::Revoke { account, token_id, json, .. } => {
+            let info = admin.call_revoke_token(&mut store, &account, &token_id).await??;
             if json {
                 print_json(&token_json(&info));
             } else {
@@ -253,7 +218,9 @@ pub fn ephemeral_token() -> String {
         // No /dev/urandom: the process-random hasher keys are the next best.
         for chunk in bytes.chunks_mut(8) {
             let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-            h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+            h.write_u128(
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0),
+            );
             chunk.copy_from_slice(&h.finish().to_le_bytes()[..chunk.len()]);
         }
     }
@@ -267,7 +234,12 @@ struct AdminCall<'r> {
 }
 
 impl AdminCall<'_> {
-    async fn send(&self, method: &str, path: &str, body: Option<&Value>) -> Result<(u16, Vec<(String, String)>, Vec<u8>)> {
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, Vec<(String, String)>, Vec<u8>)> {
         let (mut store, core) = self.runtime.instantiate_core().await?;
         let request = Request {
             method: method.to_owned(),
@@ -291,7 +263,11 @@ impl AdminCall<'_> {
         let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         if status >= 400 {
             let detail = value["detail"].as_str().unwrap_or("no detail").to_owned();
-            return Err(CommandError::Admin(if status == 404 { AdminError::NotFound(detail) } else { AdminError::Invalid(detail) }));
+            return Err(CommandError::Admin(if status == 404 {
+                AdminError::NotFound(detail)
+            } else {
+                AdminError::Invalid(detail)
+            }));
         }
         Ok(value)
     }
@@ -324,7 +300,12 @@ pub async fn check(runtime: &Runtime, args: &crate::cli::CheckArgs) -> Result<()
     for account in &accounts {
         let mut cursor = String::new();
         loop {
-            let path = format!("/api/accounts/{}/check?repair={}&cursor={}", query_value(account), args.repair, query_value(&cursor));
+            let path = format!(
+                "/api/accounts/{}/check?repair={}&cursor={}",
+                query_value(account),
+                args.repair,
+                query_value(&cursor)
+            );
             let page = api.json("POST", &path, None).await?;
             examined += page["examined"].as_u64().unwrap_or(0);
             for problem in page["problems"].as_array().into_iter().flatten() {
@@ -339,7 +320,13 @@ pub async fn check(runtime: &Runtime, args: &crate::cli::CheckArgs) -> Result<()
                     problem["kind"].as_str().unwrap_or_default(),
                     problem["key"].as_str().unwrap_or_default(),
                     problem["detail"].as_str().unwrap_or_default(),
-                    if fixed { " [repaired]" } else if problem["repairable"] == true { " [repairable]" } else { "" }
+                    if fixed {
+                        " [repaired]"
+                    } else if problem["repairable"] == true {
+                        " [repairable]"
+                    } else {
+                        ""
+                    }
                 );
             }
             match page["nextCursor"].as_str() {
@@ -348,7 +335,12 @@ pub async fn check(runtime: &Runtime, args: &crate::cli::CheckArgs) -> Result<()
             }
         }
     }
-    let _ = writeln!(out, "checked {examined} records in {} account(s): {found} problem(s), {} repaired", accounts.len(), found - left);
+    let _ = writeln!(
+        out,
+        "checked {examined} records in {} account(s): {found} problem(s), {} repaired",
+        accounts.len(),
+        found - left
+    );
     let _ = out.flush();
     if left > 0 {
         return Err(CommandError::Admin(AdminError::Invalid(format!("{left} problem(s) left"))));
@@ -385,11 +377,18 @@ pub async fn admin(runtime: &Runtime, command: AdminCommand) -> Result<()> {
             let rotated = api.json("POST", &path, Some(&body)).await?;
             print_lines(&[
                 format!("Token: {}", rotated["token"]["token"].as_str().unwrap_or_default()),
-                format!("Id: {} (expires {})", rotated["token"]["id"].as_str().unwrap_or_default(), rotated["token"]["expiresAt"].as_str().unwrap_or_default()),
+                format!(
+                    "Id: {} (expires {})",
+                    rotated["token"]["id"].as_str().unwrap_or_default(),
+                    rotated["token"]["expiresAt"].as_str().unwrap_or_default()
+                ),
                 format!(
                     "Previous token {} valid until {}",
                     rotated["previous"]["id"].as_str().unwrap_or_default(),
-                    rotated["previous"]["revokedAt"].as_str().or(rotated["previous"]["expiresAt"].as_str()).unwrap_or_default()
+                    rotated["previous"]["revokedAt"]
+                        .as_str()
+                        .or(rotated["previous"]["expiresAt"].as_str())
+                        .unwrap_or_default()
                 ),
                 SHOWN_ONCE.to_string(),
             ]);
@@ -412,7 +411,9 @@ pub async fn admin(runtime: &Runtime, command: AdminCommand) -> Result<()> {
                 let (status, headers, body) = api.send("GET", &path, None).await?;
                 if status != 200 {
                     let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                    return Err(CommandError::Admin(AdminError::Invalid(v["detail"].as_str().unwrap_or("export failed").to_owned())));
+                    return Err(CommandError::Admin(AdminError::Invalid(
+                        v["detail"].as_str().unwrap_or("export failed").to_owned(),
+                    )));
                 }
                 if format == "csv" {
                     let _ = out.write_all(&body);

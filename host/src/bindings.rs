@@ -30,8 +30,8 @@ wasmtime::component::bindgen!({
 });
 
 pub use exports::scimlet::provider::admin::{Account, AdminError, NewToken, TokenInfo};
-pub use scimlet::provider::types::{Request, Response};
 use scimlet::provider::storage;
+pub use scimlet::provider::types::{Request, Response};
 
 impl From<StoreError> for storage::Error {
     fn from(err: StoreError) -> Self {
@@ -44,11 +44,7 @@ impl From<StoreError> for storage::Error {
 
 impl From<store::Entry> for storage::Entry {
     fn from(e: store::Entry) -> Self {
-        storage::Entry {
-            key: e.key,
-            value: e.value,
-            version: e.version,
-        }
+        storage::Entry { key: e.key, value: e.value, version: e.version }
     }
 }
 
@@ -75,9 +71,7 @@ async fn blocking<R: Send + 'static>(
     let backend = Arc::clone(backend);
     match tokio::task::spawn_blocking(move || call(backend.as_ref())).await {
         Ok(result) => result.map_err(Into::into),
-        Err(join) => Err(storage::Error::Unavailable(format!(
-            "storage task failed: {join}"
-        ))),
+        Err(join) => Err(storage::Error::Unavailable(format!("storage task failed: {join}"))),
     }
 }
 
@@ -98,12 +92,8 @@ impl storage::Host for RequestState {
         inline(&self.backend, |b| b.get(&key)).map(|found| found.map(Into::into))
     }
 
-    async fn get_many(
-        &mut self,
-        keys: Vec<String>,
-    ) -> Result<Vec<Option<storage::Entry>>, storage::Error> {
-        inline(&self.backend, |b| b.get_many(&keys))
-            .map(|found| found.into_iter().map(|e| e.map(Into::into)).collect())
+    async fn get_many(&mut self, keys: Vec<String>) -> Result<Vec<Option<storage::Entry>>, storage::Error> {
+        inline(&self.backend, |b| b.get_many(&keys)).map(|found| found.into_iter().map(|e| e.map(Into::into)).collect())
     }
 
     async fn scan(
@@ -112,11 +102,9 @@ impl storage::Host for RequestState {
         after: Option<String>,
         limit: u32,
     ) -> Result<storage::ScanPage, storage::Error> {
-        inline(&self.backend, |b| b.scan(&prefix, after.as_deref(), limit)).map(|page| {
-            storage::ScanPage {
-                entries: page.entries.into_iter().map(Into::into).collect(),
-                more: page.more,
-            }
+        inline(&self.backend, |b| b.scan(&prefix, after.as_deref(), limit)).map(|page| storage::ScanPage {
+            entries: page.entries.into_iter().map(Into::into).collect(),
+            more: page.more,
         })
     }
 

@@ -273,9 +273,7 @@ mod tests {
     #[test]
     fn serve_defaults() {
         let cli = Cli::try_parse_from(["scimlet", "serve"]).unwrap();
-        let Command::Serve(args) = cli.command else {
-            panic!("not serve")
-        };
+        let Command::Serve(args) = cli.command else { panic!("not serve") };
         assert_eq!(args.listen, "127.0.0.1:8080");
         assert_eq!(args.store.db, PathBuf::from("./scimlet.db"));
         assert_eq!(args.public_url, None);
@@ -283,24 +281,8 @@ mod tests {
 
     #[test]
     fn token_revoke_shape() {
-        let cli = Cli::try_parse_from([
-            "scimlet",
-            "token",
-            "revoke",
-            "--account",
-            "a1",
-            "t1",
-            "--db",
-            "x.db",
-        ])
-        .unwrap();
-        let Command::Token(TokenCommand::Revoke {
-            account,
-            token_id,
-            store,
-            ..
-        }) = cli.command
-        else {
+        let cli = Cli::try_parse_from(["scimlet", "token", "revoke", "--account", "a1", "t1", "--db", "x.db"]).unwrap();
+        let Command::Token(TokenCommand::Revoke { account, token_id, store, .. }) = cli.command else {
             panic!("not token revoke")
         };
         assert_eq!((account.as_str(), token_id.as_str()), ("a1", "t1"));

@@ -38,10 +38,7 @@ fn main() -> ExitCode {
         unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
     }
     let cli = Cli::parse();
-    let tokio = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let tokio = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(tokio) => tokio,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -78,21 +75,15 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .with_limits(args.max_concurrent, args.max_queued)
                 .with_warm_instances(args.warm_instances as usize)
                 .with_deadline(Duration::from_millis(args.deadline_ms));
-            serve::serve(Arc::new(runtime), options)
-                .await
-                .map_err(|e| format!("{e:#}"))
+            serve::serve(Arc::new(runtime), options).await.map_err(|e| format!("{e:#}"))
         }
         Command::Account(command) => {
             let runtime = open(account_store(&command))?;
-            admin::account(&runtime, command)
-                .await
-                .map_err(|e| e.to_string())
+            admin::account(&runtime, command).await.map_err(|e| e.to_string())
         }
         Command::Token(command) => {
             let runtime = open(token_store(&command))?;
-            admin::token(&runtime, command)
-                .await
-                .map_err(|e| e.to_string())
+            admin::token(&runtime, command).await.map_err(|e| e.to_string())
         }
         Command::Check(args) => {
             let runtime = open(&args.store)?.with_admin_token(Some(admin::ephemeral_token()));
@@ -102,9 +93,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             // The CLI reaches the admin API in-process with a token that
             // exists only for this run.
             let runtime = open(command.store())?.with_admin_token(Some(admin::ephemeral_token()));
-            admin::admin(&runtime, command)
-                .await
-                .map_err(|e| e.to_string())
+            admin::admin(&runtime, command).await.map_err(|e| e.to_string())
         }
     }
 }
@@ -124,18 +113,16 @@ fn admin_token(file: Option<&Path>) -> Result<Option<String>, String> {
     // The component would silently keep the admin API off for a shorter
     // token; the runner says why instead.
     match token {
-        Some(t) if t.len() < MIN_ADMIN_TOKEN => Err(format!(
-            "the admin token must be at least {} characters",
-            MIN_ADMIN_TOKEN
-        )),
+        Some(t) if t.len() < MIN_ADMIN_TOKEN => {
+            Err(format!("the admin token must be at least {} characters", MIN_ADMIN_TOKEN))
+        }
         other => Ok(other),
     }
 }
 
 fn open(args: &StoreArgs) -> Result<Runtime, String> {
     let store = SqliteStore::open(&args.db).map_err(|e| e.to_string())?;
-    Runtime::new(args.component.as_deref().map(Path::new), Arc::new(store))
-        .map_err(|e| format!("{e:#}"))
+    Runtime::new(args.component.as_deref().map(Path::new), Arc::new(store)).map_err(|e| format!("{e:#}"))
 }
 
 fn account_store(command: &AccountCommand) -> &StoreArgs {
@@ -146,8 +133,8 @@ fn account_store(command: &AccountCommand) -> &StoreArgs {
 
 fn token_store(command: &TokenCommand) -> &StoreArgs {
     match command {
-        TokenCommand::Create { store, .. }
-        | TokenCommand::List { store, .. }
-        | TokenCommand::Revoke { store, .. } => store,
+        TokenCommand::Create { store, .. } | TokenCommand::List { store, .. } | TokenCommand::Revoke { store, .. } => {
+            store
+        }
     }
 }

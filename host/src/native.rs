@@ -66,9 +66,7 @@ struct SystemEnv;
 
 impl Env for SystemEnv {
     fn now_millis(&self) -> i64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64)
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
     }
     fn fill_random(&self, buf: &mut [u8]) {
         static URANDOM: Mutex<Option<std::fs::File>> = Mutex::new(None);

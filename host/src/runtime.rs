@@ -22,15 +22,15 @@
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
 use wasmtime::{
-    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
-    StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline,
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store, StoreLimits,
+    StoreLimitsBuilder, Trap, UpdateDeadline,
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
@@ -130,20 +130,13 @@ impl ResourceLimiter for Limits {
 
 impl WasiView for RequestState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
 impl WasiHttpView for RequestState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView {
-            ctx: &mut self.http,
-            table: &mut self.table,
-            hooks: &mut self.hooks,
-        }
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
     }
 }
 
@@ -254,10 +247,7 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-        ScimletCore::add_to_linker::<_, wasmtime::component::HasSelf<RequestState>>(
-            &mut linker,
-            |state| state,
-        )?;
+        ScimletCore::add_to_linker::<_, wasmtime::component::HasSelf<RequestState>>(&mut linker, |state| state)?;
         let pre: InstancePre<RequestState> = linker.instantiate_pre(&component)?;
         let core = ScimletCorePre::new(pre)?;
         spawn_epoch_ticker(&engine);
@@ -350,11 +340,7 @@ impl Runtime {
         let mut wasi = WasiCtx::builder();
         // Guest stdout goes to our stderr: our stdout carries the CLI's
         // output (JSON included) and the server's announcement lines.
-        wasi.stdout(std::io::stderr())
-            .inherit_stderr()
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false);
+        wasi.stdout(std::io::stderr()).inherit_stderr().allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
         if let Some(token) = &self.admin_token {
             wasi.env("SCIMLET_ADMIN_TOKEN", token);
         }

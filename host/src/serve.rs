@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, HOST, HeaderName, HeaderValue, RETRY_AFTER, TRANSFER_ENCODING};
+use hyper::http::uri::Authority;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::http::uri::Authority;
 use hyper::{Request, Response, StatusCode, Uri, Version};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -85,9 +85,7 @@ struct Origin {
 }
 
 fn parse_origin(public_url: &str) -> wasmtime::Result<Origin> {
-    let uri: Uri = public_url
-        .parse()
-        .map_err(|e| wasmtime::format_err!("invalid --public-url {public_url:?}: {e}"))?;
+    let uri: Uri = public_url.parse().map_err(|e| wasmtime::format_err!("invalid --public-url {public_url:?}: {e}"))?;
     let (Some(uri_scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
         wasmtime::bail!("invalid --public-url {public_url:?}: expected http(s)://host[:port]");
     };
@@ -98,11 +96,7 @@ fn parse_origin(public_url: &str) -> wasmtime::Result<Origin> {
             wasmtime::bail!("invalid --public-url {public_url:?}: scheme {other} is not http(s)")
         }
     };
-    Ok(Origin {
-        scheme,
-        uri_scheme: uri_scheme.clone(),
-        authority: authority.clone(),
-    })
+    Ok(Origin { scheme, uri_scheme: uri_scheme.clone(), authority: authority.clone() })
 }
 
 struct Server {
@@ -118,18 +112,12 @@ struct Server {
 
 /// Binds, bootstraps the store, announces, and serves until SIGINT/SIGTERM.
 pub async fn serve(runtime: Arc<Runtime>, options: ServeOptions) -> wasmtime::Result<()> {
-    let origin = options
-        .public_url
-        .as_deref()
-        .map(parse_origin)
-        .transpose()?;
+    let origin = options.public_url.as_deref().map(parse_origin).transpose()?;
     let listener = TcpListener::bind(&options.listen)
         .await
         .map_err(|e| wasmtime::format_err!("cannot listen on {}: {e}", options.listen))?;
     let addr: SocketAddr = listener.local_addr()?;
-    let public_url = options
-        .public_url
-        .unwrap_or_else(|| format!("http://{addr}"));
+    let public_url = options.public_url.unwrap_or_else(|| format!("http://{addr}"));
 
     // The socket already queues connections; bootstrap before announcing and
     // before accepting, so the first request finds the default account. The
@@ -252,45 +240,31 @@ impl Server {
         response
     }
 
-    async fn respond(
-        &self,
-        req: Request<Incoming>,
-        method: &hyper::Method,
-        path: &str,
-    ) -> Response<HyperOutgoingBody> {
+    async fn respond(&self, req: Request<Incoming>, method: &hyper::Method, path: &str) -> Response<HyperOutgoingBody> {
         let (mut parts, body) = req.into_parts();
 
-        let declared = parts
-            .headers
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
+        let declared =
+            parts.headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|len| len > MAX_BODY as u64) {
             return error_response(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
         }
         // Read the whole (bounded) body first: the guest then never waits on a
         // slow client while holding an instance, and an oversized chunked body
         // is refused here rather than deep inside the guest.
-        let body =
-            match tokio::time::timeout(self.runtime.deadline(), Limited::new(body, MAX_BODY).collect()).await {
-                Ok(Ok(collected)) => collected.to_bytes(),
-                Ok(Err(e)) if e.is::<LengthLimitError>() => {
-                    return error_response(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
-                }
-                Ok(Err(_)) => {
-                    return error_response(StatusCode::BAD_REQUEST, "could not read request body");
-                }
-                Err(_) => {
-                    return error_response(
-                        StatusCode::REQUEST_TIMEOUT,
-                        "request body not received in time",
-                    );
-                }
-            };
+        let body = match tokio::time::timeout(self.runtime.deadline(), Limited::new(body, MAX_BODY).collect()).await {
+            Ok(Ok(collected)) => collected.to_bytes(),
+            Ok(Err(e)) if e.is::<LengthLimitError>() => {
+                return error_response(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+            }
+            Ok(Err(_)) => {
+                return error_response(StatusCode::BAD_REQUEST, "could not read request body");
+            }
+            Err(_) => {
+                return error_response(StatusCode::REQUEST_TIMEOUT, "request body not received in time");
+            }
+        };
         if parts.headers.remove(TRANSFER_ENCODING).is_some() {
-            parts
-                .headers
-                .insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+            parts.headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
         }
 
         // RFC 9112 §3.2: an HTTP/1.1 request without Host (or with one that
@@ -298,19 +272,24 @@ impl Server {
         if parts.uri.authority().is_none() {
             match parts.headers.get(HOST) {
                 Some(host) if host.to_str().is_ok_and(|h| h.parse::<Authority>().is_ok()) => {}
-                Some(_) => return error_response(StatusCode::BAD_REQUEST, "the Host header is not a valid host[:port]"),
+                Some(_) => {
+                    return error_response(StatusCode::BAD_REQUEST, "the Host header is not a valid host[:port]");
+                }
                 None if parts.version <= Version::HTTP_10 => {
                     parts.headers.insert(HOST, self.listen.clone());
                 }
-                None => return error_response(StatusCode::BAD_REQUEST, "an HTTP/1.1 request needs a Host header (RFC 9112, section 3.2)"),
+                None => {
+                    return error_response(
+                        StatusCode::BAD_REQUEST,
+                        "an HTTP/1.1 request needs a Host header (RFC 9112, section 3.2)",
+                    );
+                }
             }
         }
 
         let mut scheme = Scheme::Http;
         if let Some(origin) = &self.origin {
-            let mut uri = Uri::builder()
-                .scheme(origin.uri_scheme.clone())
-                .authority(origin.authority.clone());
+            let mut uri = Uri::builder().scheme(origin.uri_scheme.clone()).authority(origin.authority.clone());
             if let Some(pq) = parts.uri.path_and_query() {
                 uri = uri.path_and_query(pq.clone());
             }
@@ -329,10 +308,10 @@ impl Server {
 
         match self.call_guest(credential, request, method, path).await {
             Ok(response) => scim_response(response.status, response.headers, response.body),
-            Err(Failure::Internal) => {
-                error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+            Err(Failure::Internal) => error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+            Err(Failure::Timeout) => {
+                retry_later(StatusCode::SERVICE_UNAVAILABLE, "request timed out", Duration::from_secs(5))
             }
-            Err(Failure::Timeout) => retry_later(StatusCode::SERVICE_UNAVAILABLE, "request timed out", Duration::from_secs(5)),
             Err(Failure::Busy) => retry_later(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the server is at its limit of concurrent requests; retry shortly",
@@ -394,7 +373,9 @@ impl Server {
                 }
                 Err(_) => {
                     if commits.landed() {
-                        eprintln!("scimlet: {label}: answering 503 although a write of this request landed (the component did not answer it in time)");
+                        eprintln!(
+                            "scimlet: {label}: answering 503 although a write of this request landed (the component did not answer it in time)"
+                        );
                     }
                     break None;
                 }

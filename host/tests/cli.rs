@@ -17,10 +17,8 @@ struct TempDir(PathBuf);
 impl TempDir {
     fn new() -> Self {
         static NEXT: AtomicU32 = AtomicU32::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
         let path = std::env::temp_dir().join(format!(
             "scimlet-cli-test-{}-{}-{nanos}",
             std::process::id(),
@@ -56,21 +54,12 @@ fn json(db: &Path, args: &[&str]) -> Value {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "scimlet {args:?} failed: {stderr}");
     let stdout = String::from_utf8(out.stdout).expect("utf-8 stdout");
-    assert_eq!(
-        stdout.lines().count(),
-        1,
-        "one line of JSON expected, got {stdout:?}"
-    );
+    assert_eq!(stdout.lines().count(), 1, "one line of JSON expected, got {stdout:?}");
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout:?}"))
 }
 
 fn keys(value: &Value) -> Vec<&str> {
-    let mut keys: Vec<&str> = value
-        .as_object()
-        .expect("a JSON object")
-        .keys()
-        .map(String::as_str)
-        .collect();
+    let mut keys: Vec<&str> = value.as_object().expect("a JSON object").keys().map(String::as_str).collect();
     keys.sort_unstable();
     keys
 }
@@ -101,18 +90,7 @@ fn account_and_token_lifecycle() {
     let listed = listed.as_array().expect("account list is an array");
     assert!(listed.iter().any(|a| a["id"] == account_id));
 
-    let token = json(
-        &db,
-        &[
-            "token",
-            "create",
-            "--account",
-            account_id,
-            "--name",
-            "okta",
-            "--json",
-        ],
-    );
+    let token = json(&db, &["token", "create", "--account", account_id, "--name", "okta", "--json"]);
     assert_eq!(keys(&token), ["expiresAt", "id", "token"]);
     let token_id = string(&token, "id");
     string(&token, "token");
@@ -121,10 +99,7 @@ fn account_and_token_lifecycle() {
     let tokens = json(&db, &["token", "list", "--account", account_id, "--json"]);
     let tokens = tokens.as_array().expect("token list is an array");
     assert_eq!(tokens.len(), 1);
-    assert_eq!(
-        keys(&tokens[0]),
-        ["created", "expiresAt", "expiryWarning", "id", "lastUsedAt", "name", "revokedAt"]
-    );
+    assert_eq!(keys(&tokens[0]), ["created", "expiresAt", "expiryWarning", "id", "lastUsedAt", "name", "revokedAt"]);
     assert!(tokens[0]["expiryWarning"].is_null() && tokens[0]["lastUsedAt"].is_null());
     assert_eq!(tokens[0]["id"], token_id);
     assert_eq!(tokens[0]["name"], "okta");
@@ -133,11 +108,7 @@ fn account_and_token_lifecycle() {
     assert!(!tokens[0].to_string().contains(string(&token, "token")));
 
     let revoked = scimlet(&db, &["token", "revoke", "--account", account_id, token_id]);
-    assert!(
-        revoked.status.success(),
-        "revoke failed: {}",
-        String::from_utf8_lossy(&revoked.stderr)
-    );
+    assert!(revoked.status.success(), "revoke failed: {}", String::from_utf8_lossy(&revoked.stderr));
 
     let tokens = json(&db, &["token", "list", "--account", account_id, "--json"]);
     assert_eq!(tokens[0]["id"], token_id);
@@ -149,27 +120,14 @@ fn refusals_exit_1_and_usage_errors_exit_2() {
     let dir = TempDir::new();
     let db = dir.db();
 
-    let out = scimlet(
-        &db,
-        &["token", "list", "--account", "no-such-account", "--json"],
-    );
+    let out = scimlet(&db, &["token", "list", "--account", "no-such-account", "--json"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty());
     assert!(!out.stderr.is_empty());
 
     let account = json(&db, &["account", "create", "Acme", "--json"]);
     let account_id = string(&account, "id");
-    let out = scimlet(
-        &db,
-        &[
-            "token",
-            "create",
-            "--account",
-            account_id,
-            "--expires-in-days",
-            "0",
-        ],
-    );
+    let out = scimlet(&db, &["token", "create", "--account", account_id, "--expires-in-days", "0"]);
     assert_eq!(out.status.code(), Some(1));
 
     let out = scimlet(&db, &["token", "create", "--json"]);
@@ -178,11 +136,7 @@ fn refusals_exit_1_and_usage_errors_exit_2() {
 
 fn stdout(db: &Path, args: &[&str]) -> String {
     let out = scimlet(db, args);
-    assert!(
-        out.status.success(),
-        "scimlet {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "scimlet {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).expect("utf-8 stdout")
 }
 
@@ -206,7 +160,10 @@ fn admin_commands_use_the_admin_api_in_process() {
         &db,
         &["admin", "settings", "--account", id, "--same-name-policy", "separate", "--deactivation", "remove"],
     );
-    assert_eq!((settings["sameNamePolicy"].as_str(), settings["deactivation"].as_str()), (Some("separate"), Some("remove")));
+    assert_eq!(
+        (settings["sameNamePolicy"].as_str(), settings["deactivation"].as_str()),
+        (Some("separate"), Some("remove"))
+    );
     let out = scimlet(&db, &["admin", "settings", "--account", id, "--deactivation", "purge"]);
     assert_eq!(out.status.code(), Some(1), "a bad value is refused");
 
@@ -215,7 +172,10 @@ fn admin_commands_use_the_admin_api_in_process() {
     let tokens = json(&db, &["token", "list", "--account", id, "--json"]);
     let tokens = tokens.as_array().unwrap();
     assert_eq!(tokens.len(), 2);
-    assert!(tokens.iter().any(|t| t["id"] == token["id"] && t["revokedAt"].is_string()), "grace 0 revokes the old token");
+    assert!(
+        tokens.iter().any(|t| t["id"] == token["id"] && t["revokedAt"].is_string()),
+        "grace 0 revokes the old token"
+    );
 
     let report = json(&db, &["admin", "migration-report", "--account", id]);
     assert_eq!(report["summary"]["users"], 0);
@@ -226,11 +186,18 @@ fn admin_commands_use_the_admin_api_in_process() {
     assert_eq!(stdout(&db, &["admin", "export-users", "--account", id, "--format", "json"]).trim(), "[]");
 
     let audit = stdout(&db, &["admin", "export-audit", "--account", id]);
-    let records: Vec<Value> = audit.lines().map(|l| serde_json::from_str(l).expect("one JSON record per line")).collect();
-    let ops: Vec<(&str, &str)> = records.iter().map(|r| (r["operation"].as_str().unwrap(), r["outcome"].as_str().unwrap())).collect();
+    let records: Vec<Value> =
+        audit.lines().map(|l| serde_json::from_str(l).expect("one JSON record per line")).collect();
+    let ops: Vec<(&str, &str)> =
+        records.iter().map(|r| (r["operation"].as_str().unwrap(), r["outcome"].as_str().unwrap())).collect();
     assert_eq!(
         ops,
-        [("token.create", "success"), ("settings.update", "success"), ("settings.update", "failure"), ("token.rotate", "success")],
+        [
+            ("token.create", "success"),
+            ("settings.update", "success"),
+            ("settings.update", "failure"),
+            ("token.rotate", "success")
+        ],
         "the refused settings change is recorded too"
     );
     assert_eq!(records[2]["status"], 400);
@@ -273,8 +240,5 @@ fn serve_warns_about_tokens_close_to_expiry() {
     let _ = child.kill();
     let _ = child.wait();
     let warning = warning.expect("serve logs a warning within two minutes");
-    assert!(
-        warning.contains("\"Acme\"") && warning.contains("\"okta\"") && warning.contains("rotate it"),
-        "{warning}"
-    );
+    assert!(warning.contains("\"Acme\"") && warning.contains("\"okta\"") && warning.contains("rotate it"), "{warning}");
 }

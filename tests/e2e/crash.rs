@@ -3,8 +3,8 @@
 //! the restarts, and `scimlet check` must find the store consistent.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -27,7 +27,12 @@ struct Acknowledged {
 fn acknowledged_writes_survive_sigkill_and_the_store_checks_clean() {
     let (mut server, boot) = Server::start();
     let base = boot.base();
-    let group = server.request("POST", &format!("{base}/Groups"), &boot.token, Some(&json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Crash"})));
+    let group = server.request(
+        "POST",
+        &format!("{base}/Groups"),
+        &boot.token,
+        Some(&json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Crash"})),
+    );
     assert_eq!(group.status, 201);
     let gid = group.json()["id"].as_str().unwrap().to_owned();
     let acked = Acknowledged::default();
@@ -91,7 +96,8 @@ fn acknowledged_writes_survive_sigkill_and_the_store_checks_clean() {
         assert_eq!(got.status, want, "user {id} after {ROUNDS} crashes");
     }
     let group = server.request("GET", &format!("{base}/Groups/{gid}"), &boot.token, None).json();
-    let in_group: BTreeSet<String> = group["members"].as_array().into_iter().flatten().map(|m| m["value"].as_str().unwrap().to_owned()).collect();
+    let in_group: BTreeSet<String> =
+        group["members"].as_array().into_iter().flatten().map(|m| m["value"].as_str().unwrap().to_owned()).collect();
     for id in members.difference(&deleted).filter(|id| !maybe_deleted.contains(*id)) {
         assert!(in_group.contains(id), "acknowledged member {id} lost");
     }

@@ -22,7 +22,9 @@ fn raw(server: &Server, bytes: &[u8]) -> String {
         }
         out.extend_from_slice(&buf[..n]);
         // One answer is enough unless the test pipelines more.
-        if out.windows(4).any(|w| w == b"\r\n\r\n") && !String::from_utf8_lossy(&out).contains("transfer-encoding: chunked") {
+        if out.windows(4).any(|w| w == b"\r\n\r\n")
+            && !String::from_utf8_lossy(&out).contains("transfer-encoding: chunked")
+        {
             std::thread::sleep(Duration::from_millis(200));
             if let Ok(n) = stream.read(&mut buf) {
                 out.extend_from_slice(&buf[..n]);
@@ -55,12 +57,14 @@ fn a_request_without_host_or_behind_garbage_is_refused_not_failed() {
 
     // A valid request pipelined behind garbage: the garbage is refused and
     // the connection closed; the valid request is never run.
-    let answer = raw(&server, format!("\x00\x01garbage\r\n\r\nGET {base}/Users HTTP/1.1\r\nHost: x\r\n{auth}\r\n").as_bytes());
+    let answer =
+        raw(&server, format!("\x00\x01garbage\r\n\r\nGET {base}/Users HTTP/1.1\r\nHost: x\r\n{auth}\r\n").as_bytes());
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
     assert!(!answer.contains("ListResponse"), "{answer}");
 
     // None of this disturbed the server.
-    let answer = raw(&server, format!("GET {base}/Users HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n").as_bytes());
+    let answer =
+        raw(&server, format!("GET {base}/Users HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n").as_bytes());
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(!server.stderr_text().contains(" 500 "), "{}", server.stderr_text());
 }
@@ -74,9 +78,13 @@ fn past_the_concurrency_bound_requests_get_503_with_retry_after() {
     let ops: Vec<serde_json::Value> = (0..1000)
         .map(|i| serde_json::json!({"method": "POST", "path": "/Users", "bulkId": format!("b{i}"), "data": {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": format!("bulk{i}@example.com")}}))
         .collect();
-    let bulk = serde_json::to_vec(&serde_json::json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": ops})).unwrap();
+    let bulk = serde_json::to_vec(
+        &serde_json::json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": ops}),
+    )
+    .unwrap();
     std::thread::scope(|scope| {
-        let slow = scope.spawn(|| crate::http::send(&server.addr, "POST", &format!("{base}/Bulk"), &auth, &bulk).unwrap());
+        let slow =
+            scope.spawn(|| crate::http::send(&server.addr, "POST", &format!("{base}/Bulk"), &auth, &bulk).unwrap());
         // While it runs, another request finds no slot and no queue.
         let mut refused = None;
         for _ in 0..200 {
@@ -88,7 +96,8 @@ fn past_the_concurrency_bound_requests_get_503_with_retry_after() {
             }
         }
         let refused = refused.expect("a request while the only instance was busy got 503");
-        let header = |name: &str| refused.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
+        let header =
+            |name: &str| refused.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
         assert_eq!(header("retry-after").as_deref(), Some("1"));
         assert_eq!(header("content-type").as_deref(), Some("application/scim+json"));
         let body: serde_json::Value = serde_json::from_slice(&refused.body).unwrap();
@@ -106,16 +115,27 @@ fn past_the_concurrency_bound_requests_get_503_with_retry_after() {
 fn a_write_that_lands_after_the_deadline_is_answered_as_done() {
     // The request's deadline (1 s) passes while its commit waits on a slow
     // disk (1.5 s): the write lands, so the answer must say so.
-    let (server, boot) = Server::start_with_env(&[("SCIMLET_DEADLINE_MS", "1000"), ("SCIMLET_FAULT_COMMIT_DELAY_MS", "1500")]);
+    let (server, boot) =
+        Server::start_with_env(&[("SCIMLET_DEADLINE_MS", "1000"), ("SCIMLET_FAULT_COMMIT_DELAY_MS", "1500")]);
     let base = boot.base();
-    let auth = vec![("Authorization".to_owned(), format!("Bearer {}", boot.token)), ("Content-Type".to_owned(), "application/scim+json".to_owned())];
-    let body = serde_json::to_vec(&serde_json::json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "slow@example.com"})).unwrap();
+    let auth = vec![
+        ("Authorization".to_owned(), format!("Bearer {}", boot.token)),
+        ("Content-Type".to_owned(), "application/scim+json".to_owned()),
+    ];
+    let body = serde_json::to_vec(
+        &serde_json::json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "slow@example.com"}),
+    )
+    .unwrap();
     let created = crate::http::send(&server.addr, "POST", &format!("{base}/Users"), &auth, &body).unwrap();
     assert_eq!(created.status, 201, "{}\n{}", String::from_utf8_lossy(&created.body), server.stderr_text());
     let id = serde_json::from_slice::<serde_json::Value>(&created.body).unwrap()["id"].as_str().unwrap().to_owned();
     let found = crate::http::send(&server.addr, "GET", &format!("{base}/Users/{id}"), &auth, b"").unwrap();
     assert_eq!(found.status, 200);
-    assert!(server.stderr_text().contains("deadline passed with a commit in flight; waiting for its outcome"), "{}", server.stderr_text());
+    assert!(
+        server.stderr_text().contains("deadline passed with a commit in flight; waiting for its outcome"),
+        "{}",
+        server.stderr_text()
+    );
 }
 
 #[test]
@@ -124,11 +144,17 @@ fn a_token_past_its_rate_and_an_address_past_its_failures_get_429() {
     let path = format!("{}/Users?count=1", boot.base());
     let with = |token: &str| vec![("Authorization".to_owned(), format!("Bearer {token}"))];
     // A burst of 10 is allowed, then the token waits.
-    let statuses: Vec<u16> = (0..14).map(|_| crate::http::send(&server.addr, "GET", &path, &with(&boot.token), b"").unwrap().status).collect();
+    let statuses: Vec<u16> = (0..14)
+        .map(|_| crate::http::send(&server.addr, "GET", &path, &with(&boot.token), b"").unwrap().status)
+        .collect();
     assert_eq!(statuses.iter().filter(|&&s| s == 200).count(), 10, "{statuses:?}");
     let limited = crate::http::send(&server.addr, "GET", &path, &with(&boot.token), b"").unwrap();
     assert_eq!(limited.status, 429);
-    assert!(limited.headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("retry-after") && v == "1"), "{:?}", limited.headers);
+    assert!(
+        limited.headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("retry-after") && v == "1"),
+        "{:?}",
+        limited.headers
+    );
     let body: serde_json::Value = serde_json::from_slice(&limited.body).unwrap();
     assert_eq!(body["status"], "429");
     std::thread::sleep(Duration::from_millis(1100));
@@ -140,7 +166,12 @@ fn a_token_past_its_rate_and_an_address_past_its_failures_get_429() {
     }
     let refused = crate::http::send(&server.addr, "GET", &path, &with(&boot.token), b"").unwrap();
     assert_eq!(refused.status, 429);
-    let wait: u64 = refused.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("retry-after")).map(|(_, v)| v.parse().unwrap()).unwrap();
+    let wait: u64 = refused
+        .headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("retry-after"))
+        .map(|(_, v)| v.parse().unwrap())
+        .unwrap();
     assert!((50..=60).contains(&wait), "Retry-After {wait}");
 }
 
@@ -148,7 +179,8 @@ fn a_token_past_its_rate_and_an_address_past_its_failures_get_429() {
 fn a_post_retried_after_a_lost_answer_finds_the_user_instead_of_making_another() {
     let (server, boot) = Server::start();
     let base = boot.base();
-    let user = serde_json::json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "Retry@Example.com"});
+    let user =
+        serde_json::json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "Retry@Example.com"});
     let first = server.request("POST", &format!("{base}/Users"), &boot.token, Some(&user));
     assert_eq!(first.status, 201);
     // The client never saw that answer and sends the create again, as
@@ -156,7 +188,9 @@ fn a_post_retried_after_a_lost_answer_finds_the_user_instead_of_making_another()
     let again = server.request("POST", &format!("{base}/Users"), &boot.token, Some(&user));
     assert_eq!(again.status, 409);
     assert_eq!(again.json()["scimType"], "uniqueness");
-    let found = server.request("GET", &format!("{base}/Users?filter=userName%20eq%20%22retry%40example.com%22"), &boot.token, None).json();
+    let found = server
+        .request("GET", &format!("{base}/Users?filter=userName%20eq%20%22retry%40example.com%22"), &boot.token, None)
+        .json();
     assert_eq!(found["totalResults"], 1);
     assert_eq!(found["Resources"][0]["id"], first.json()["id"]);
 }
@@ -165,7 +199,12 @@ fn a_post_retried_after_a_lost_answer_finds_the_user_instead_of_making_another()
 fn lying_lengths_and_slow_clients_get_an_answer_and_write_nothing() {
     let (server, boot) = Server::start_with_env(&[("SCIMLET_DEADLINE_MS", "1000")]);
     let base = boot.base();
-    let head = |length: usize| format!("POST {base}/Users HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/scim+json\r\nContent-Length: {length}\r\n\r\n", boot.token);
+    let head = |length: usize| {
+        format!(
+            "POST {base}/Users HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/scim+json\r\nContent-Length: {length}\r\n\r\n",
+            boot.token
+        )
+    };
     let body = r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"liar@example.com"}"#;
 
     // Shorter than announced, then the client stops sending: 408 once the

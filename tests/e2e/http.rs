@@ -16,20 +16,13 @@ pub struct Response {
 
 impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// The body as JSON (panics with the body text if it is not).
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "status {}: body is not JSON ({e}): {}",
-                self.status,
-                String::from_utf8_lossy(&self.body)
-            )
+            panic!("status {}: body is not JSON ({e}): {}", self.status, String::from_utf8_lossy(&self.body))
         })
     }
 }
@@ -43,12 +36,8 @@ pub fn send(
     body: &[u8],
 ) -> Result<Response, String> {
     let mut stream = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .map_err(|e| e.to_string())?;
-    stream
-        .set_write_timeout(Some(Duration::from_secs(60)))
-        .map_err(|e| e.to_string())?;
+    stream.set_read_timeout(Some(Duration::from_secs(60))).map_err(|e| e.to_string())?;
+    stream.set_write_timeout(Some(Duration::from_secs(60))).map_err(|e| e.to_string())?;
     let mut head = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
@@ -59,29 +48,17 @@ pub fn send(
     head.push_str("\r\n");
     let mut bytes = head.into_bytes();
     bytes.extend_from_slice(body);
-    stream
-        .write_all(&bytes)
-        .map_err(|e| format!("write: {e}"))?;
+    stream.write_all(&bytes).map_err(|e| format!("write: {e}"))?;
     let mut raw = Vec::new();
-    stream
-        .read_to_end(&mut raw)
-        .map_err(|e| format!("read: {e}"))?;
+    stream.read_to_end(&mut raw).map_err(|e| format!("read: {e}"))?;
     parse(&raw, method == "HEAD")
 }
 
 fn parse(raw: &[u8], head_only: bool) -> Result<Response, String> {
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| {
-            format!(
-                "no complete response head in {} bytes: {:?}",
-                raw.len(),
-                String::from_utf8_lossy(raw)
-            )
-        })?;
-    let head =
-        std::str::from_utf8(&raw[..end]).map_err(|e| format!("response head is not UTF-8: {e}"))?;
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| {
+        format!("no complete response head in {} bytes: {:?}", raw.len(), String::from_utf8_lossy(raw))
+    })?;
+    let head = std::str::from_utf8(&raw[..end]).map_err(|e| format!("response head is not UTF-8: {e}"))?;
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap_or_default();
     let status = status_line
@@ -94,20 +71,13 @@ fn parse(raw: &[u8], head_only: bool) -> Result<Response, String> {
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
     let rest = &raw[end + 4..];
-    let header = |n: &str| {
-        headers
-            .iter()
-            .find(|(k, _)| k == n)
-            .map(|(_, v)| v.as_str())
-    };
+    let header = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
     let body = if head_only || status == 204 || status == 304 {
         Vec::new()
     } else if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
         dechunk(rest)?
     } else if let Some(len) = header("content-length") {
-        let len: usize = len
-            .parse()
-            .map_err(|_| format!("bad content-length {len:?}"))?;
+        let len: usize = len.parse().map_err(|_| format!("bad content-length {len:?}"))?;
         if rest.len() < len {
             return Err(format!("body truncated: {} of {len} bytes", rest.len()));
         }
@@ -115,20 +85,13 @@ fn parse(raw: &[u8], head_only: bool) -> Result<Response, String> {
     } else {
         rest.to_vec()
     };
-    Ok(Response {
-        status,
-        headers,
-        body,
-    })
+    Ok(Response { status, headers, body })
 }
 
 fn dechunk(mut data: &[u8]) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     loop {
-        let line_end = data
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .ok_or("truncated chunk size")?;
+        let line_end = data.windows(2).position(|w| w == b"\r\n").ok_or("truncated chunk size")?;
         let size_text = std::str::from_utf8(&data[..line_end]).map_err(|e| e.to_string())?;
         let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
             .map_err(|_| format!("bad chunk size {size_text:?}"))?;
@@ -150,12 +113,16 @@ mod tests {
 
     #[test]
     fn parses_content_length_and_chunked_bodies() {
-        let r = parse(b"HTTP/1.1 201 Created\r\nContent-Type: application/scim+json\r\ncontent-length: 2\r\n\r\n{}", false).unwrap();
+        let r =
+            parse(b"HTTP/1.1 201 Created\r\nContent-Type: application/scim+json\r\ncontent-length: 2\r\n\r\n{}", false)
+                .unwrap();
         assert_eq!(
             (r.status, r.body.as_slice(), r.header("Content-Type")),
             (201, &b"{}"[..], Some("application/scim+json"))
         );
-        let r = parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n", false).unwrap();
+        let r =
+            parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n", false)
+                .unwrap();
         assert_eq!(r.body, b"abcde");
         let r = parse(b"HTTP/1.1 204 No Content\r\n\r\n", false).unwrap();
         assert!(r.body.is_empty());

@@ -26,19 +26,9 @@ struct HttpTarget {
 
 impl Target for HttpTarget {
     fn send(&mut self, req: &VectorRequest) -> Result<VectorResponse, String> {
-        let resp = http::send(
-            &self.server.addr,
-            &req.method,
-            &req.path,
-            &req.headers,
-            &req.body,
-        )
-        .map_err(|e| format!("{e}\nserver stderr:\n{}", self.server.stderr_text()))?;
-        Ok(VectorResponse {
-            status: resp.status,
-            headers: resp.headers,
-            body: resp.body,
-        })
+        let resp = http::send(&self.server.addr, &req.method, &req.path, &req.headers, &req.body)
+            .map_err(|e| format!("{e}\nserver stderr:\n{}", self.server.stderr_text()))?;
+        Ok(VectorResponse { status: resp.status, headers: resp.headers, body: resp.body })
     }
 
     fn restart(&mut self) -> Result<(), String> {
@@ -51,17 +41,8 @@ fn vectors_replay_over_http() {
     let result = run_all(&vectors_dir(), |_| {
         let (server, boot) = Server::start();
         let (origin, base) = split_url(&boot.tenant_url);
-        assert_eq!(
-            origin,
-            server.origin(),
-            "tenant URL origin vs listening address"
-        );
-        let vars = Vars {
-            base,
-            origin,
-            account: boot.account.clone(),
-            token: boot.token.clone(),
-        };
+        assert_eq!(origin, server.origin(), "tenant URL origin vs listening address");
+        let vars = Vars { base, origin, account: boot.account.clone(), token: boot.token.clone() };
         Ok((Box::new(HttpTarget { server }) as Box<dyn Target>, vars))
     });
     if let Err(report) = result {
@@ -76,26 +57,14 @@ fn user_body(user_name: &str) -> Value {
 
 /// Creates a user and returns its id.
 fn create_user(server: &Server, boot: &Bootstrap, user_name: &str) -> String {
-    let r = server.request(
-        "POST",
-        &format!("{}/Users", boot.base()),
-        &boot.token,
-        Some(&user_body(user_name)),
-    );
-    assert_eq!(
-        r.status,
-        201,
-        "create {user_name}: {}",
-        String::from_utf8_lossy(&r.body)
-    );
+    let r = server.request("POST", &format!("{}/Users", boot.base()), &boot.token, Some(&user_body(user_name)));
+    assert_eq!(r.status, 201, "create {user_name}: {}", String::from_utf8_lossy(&r.body));
     r.json()["id"].as_str().expect("id").to_owned()
 }
 
 fn total(r: &http::Response) -> u64 {
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    r.json()["totalResults"]
-        .as_u64()
-        .expect("totalResults is an integer")
+    r.json()["totalResults"].as_u64().expect("totalResults is an integer")
 }
 
 #[test]
@@ -105,23 +74,11 @@ fn restart_keeps_state_and_does_not_bootstrap_again() {
     server.restart().unwrap();
     let lines = server.stdout_lines(Duration::from_millis(500));
     assert!(
-        !lines
-            .iter()
-            .any(|l| l.starts_with("Token:") || l.starts_with("Created account")),
+        !lines.iter().any(|l| l.starts_with("Token:") || l.starts_with("Created account")),
         "a restart on an existing db must not bootstrap again: {lines:?}"
     );
-    let r = server.request(
-        "GET",
-        &format!("{}/Users/{id}", boot.base()),
-        &boot.token,
-        None,
-    );
-    assert_eq!(
-        r.status,
-        200,
-        "user lost across restart: {}",
-        String::from_utf8_lossy(&r.body)
-    );
+    let r = server.request("GET", &format!("{}/Users/{id}", boot.base()), &boot.token, None);
+    assert_eq!(r.status, 200, "user lost across restart: {}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.json()["userName"], "Restart.Me@example.com");
 }
 
@@ -143,10 +100,7 @@ fn another_accounts_token_is_refused_and_sees_nothing() {
     let id2 = account2["id"].as_str().expect("account id").to_owned();
     assert_ne!(id2, boot.account);
     assert!(
-        account2["tenantUrl"]
-            .as_str()
-            .expect("tenantUrl")
-            .ends_with(&format!("/gateway/ng/api/scim/account/{id2}"))
+        account2["tenantUrl"].as_str().expect("tenantUrl").ends_with(&format!("/gateway/ng/api/scim/account/{id2}"))
     );
     let token2 = server.cli_json(&["token", "create", "--account", &id2]);
     let token2 = token2["token"].as_str().expect("token").to_owned();
@@ -156,49 +110,26 @@ fn another_accounts_token_is_refused_and_sees_nothing() {
     for (method, path, body) in [
         ("GET", format!("{base1}/Users"), None),
         ("GET", format!("{base1}/Users/{alice}"), None),
-        (
-            "GET",
-            format!("{base1}/Users?filter=userName+eq+%22Alice%40one.example%22"),
-            None,
-        ),
+        ("GET", format!("{base1}/Users?filter=userName+eq+%22Alice%40one.example%22"), None),
         (
             "PATCH",
             format!("{base1}/Users/{alice}"),
-            Some(
-                json!({"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": "active", "value": false}]}),
-            ),
+            Some(json!({"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": "active", "value": false}]})),
         ),
         ("DELETE", format!("{base1}/Users/{alice}"), None),
-        (
-            "POST",
-            format!("{base1}/Users"),
-            Some(user_body("Mallory@two.example")),
-        ),
+        ("POST", format!("{base1}/Users"), Some(user_body("Mallory@two.example"))),
         ("GET", format!("{base1}/Groups"), None),
         ("GET", format!("{base1}/Groups/One"), None),
     ] {
         let r = server.request(method, &path, &token2, body.as_ref());
-        assert_eq!(
-            r.status,
-            401,
-            "{method} {path} with another account's token: {}",
-            String::from_utf8_lossy(&r.body)
-        );
+        assert_eq!(r.status, 401, "{method} {path} with another account's token: {}", String::from_utf8_lossy(&r.body));
         assert_eq!(r.json()["status"], "401");
     }
     // And account 1's token on account 2's URLs.
-    assert_eq!(
-        server
-            .request("GET", &format!("{base2}/Users"), &boot.token, None)
-            .status,
-        401
-    );
+    assert_eq!(server.request("GET", &format!("{base2}/Users"), &boot.token, None).status, 401);
 
     // Account 2 sees none of account 1's data, and may reuse its userName.
-    assert_eq!(
-        total(&server.request("GET", &format!("{base2}/Users"), &token2, None)),
-        0
-    );
+    assert_eq!(total(&server.request("GET", &format!("{base2}/Users"), &token2, None)), 0);
     assert_eq!(
         total(&server.request(
             "GET",
@@ -208,62 +139,30 @@ fn another_accounts_token_is_refused_and_sees_nothing() {
         )),
         0
     );
-    assert_eq!(
-        total(&server.request("GET", &format!("{base2}/Groups"), &token2, None)),
-        0
-    );
-    assert_eq!(
-        server
-            .request("GET", &format!("{base2}/Users/{alice}"), &token2, None)
-            .status,
-        404
-    );
-    let r = server.request(
-        "POST",
-        &format!("{base2}/Users"),
-        &token2,
-        Some(&user_body("Alice@one.example")),
-    );
-    assert_eq!(
-        r.status,
-        201,
-        "userName uniqueness is per account: {}",
-        String::from_utf8_lossy(&r.body)
-    );
+    assert_eq!(total(&server.request("GET", &format!("{base2}/Groups"), &token2, None)), 0);
+    assert_eq!(server.request("GET", &format!("{base2}/Users/{alice}"), &token2, None).status, 404);
+    let r = server.request("POST", &format!("{base2}/Users"), &token2, Some(&user_body("Alice@one.example")));
+    assert_eq!(r.status, 201, "userName uniqueness is per account: {}", String::from_utf8_lossy(&r.body));
     // Account 1 is untouched.
     let r = server.request("GET", &format!("{base1}/Users/{alice}"), &boot.token, None);
     assert_eq!((r.status, r.json()["active"].clone()), (200, json!(true)));
-    assert_eq!(
-        total(&server.request("GET", &format!("{base1}/Users"), &boot.token, None)),
-        1
-    );
+    assert_eq!(total(&server.request("GET", &format!("{base1}/Users"), &boot.token, None)), 1);
 }
 
 #[test]
 fn revoked_token_is_refused() {
     let (server, boot) = Server::start();
     let created = server.cli_json(&["token", "create", "--account", &boot.account]);
-    let (token_id, token) = (
-        created["id"].as_str().expect("id").to_owned(),
-        created["token"].as_str().expect("token").to_owned(),
-    );
+    let (token_id, token) =
+        (created["id"].as_str().expect("id").to_owned(), created["token"].as_str().expect("token").to_owned());
     assert!(created["expiresAt"].is_string(), "{created}");
     let users = format!("{}/Users", boot.base());
     assert_eq!(server.request("GET", &users, &token, None).status, 200);
     server.cli(&["token", "revoke", "--account", &boot.account, &token_id]);
     let r = server.request("GET", &users, &token, None);
-    assert_eq!(
-        r.status,
-        401,
-        "revoked token: {}",
-        String::from_utf8_lossy(&r.body)
-    );
+    assert_eq!(r.status, 401, "revoked token: {}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.json()["status"], "401");
-    assert_eq!(
-        server.request("GET", &users, &boot.token, None).status,
-        200,
-        "other tokens stay valid"
-    );
+    assert_eq!(server.request("GET", &users, &boot.token, None).status, 200, "other tokens stay valid");
 }
 
 #[test]
@@ -273,21 +172,8 @@ fn firstgen_path_serves_the_same_account() {
     let fg = format!("/gateway/api/scim/account/{}", boot.account);
     let r = server.request("GET", &format!("{fg}/Users/{id}"), &boot.token, None);
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    let (ng, fgu) = (
-        server
-            .request(
-                "GET",
-                &format!("{}/Users/{id}", boot.base()),
-                &boot.token,
-                None,
-            )
-            .json(),
-        r.json(),
-    );
-    assert_eq!(
-        (fgu["id"].clone(), fgu["userName"].clone()),
-        (ng["id"].clone(), ng["userName"].clone())
-    );
+    let (ng, fgu) = (server.request("GET", &format!("{}/Users/{id}", boot.base()), &boot.token, None).json(), r.json());
+    assert_eq!((fgu["id"].clone(), fgu["userName"].clone()), (ng["id"].clone(), ng["userName"].clone()));
     let r = server.request(
         "GET",
         &format!("{fg}/Users?filter=userName+eq+%22legacy.path%40example.com%22"),
@@ -296,17 +182,9 @@ fn firstgen_path_serves_the_same_account() {
     );
     assert_eq!(total(&r), 1);
     // A user created through the FirstGen path is visible through NextGen.
-    let r = server.request(
-        "POST",
-        &format!("{fg}/Users"),
-        &boot.token,
-        Some(&user_body("Second.Path@example.com")),
-    );
+    let r = server.request("POST", &format!("{fg}/Users"), &boot.token, Some(&user_body("Second.Path@example.com")));
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
-    assert_eq!(
-        total(&server.request("GET", &format!("{}/Users", boot.base()), &boot.token, None)),
-        2
-    );
+    assert_eq!(total(&server.request("GET", &format!("{}/Users", boot.base()), &boot.token, None)), 2);
 }
 
 #[test]
@@ -325,9 +203,7 @@ fn concurrent_member_adds_and_removes_lose_nothing() {
     let gid = r.json()["id"].as_str().unwrap().to_owned();
     let ids: Vec<Vec<String>> = (0..THREADS)
         .map(|t| {
-            (0..PER_THREAD)
-                .map(|i| create_user(&server, &boot, &format!("worker{t}.member{i}@example.com")))
-                .collect()
+            (0..PER_THREAD).map(|i| create_user(&server, &boot, &format!("worker{t}.member{i}@example.com"))).collect()
         })
         .collect();
 
@@ -336,12 +212,14 @@ fn concurrent_member_adds_and_removes_lose_nothing() {
         let handles: Vec<_> = ids
             .iter()
             .map(|mine| {
-                let (barrier, addr, token, path) = (barrier.clone(), server.addr.clone(), boot.token.clone(), format!("{base}/Groups/{gid}"));
+                let (barrier, addr, token, path) =
+                    (barrier.clone(), server.addr.clone(), boot.token.clone(), format!("{base}/Groups/{gid}"));
                 s.spawn(move || {
                     barrier.wait();
                     // Each client adds its members one PATCH at a time, then
                     // removes its first one again.
-                    let adds = mine.iter().map(|uid| json!({"op": "add", "path": "members", "value": [{"value": uid}]}));
+                    let adds =
+                        mine.iter().map(|uid| json!({"op": "add", "path": "members", "value": [{"value": uid}]}));
                     let remove = json!({"op": "remove", "path": format!("members[value eq \"{}\"]", mine[0])});
                     adds.chain(std::iter::once(remove))
                         .map(|op| {
@@ -350,7 +228,8 @@ fn concurrent_member_adds_and_removes_lose_nothing() {
                                 ("Authorization".to_owned(), format!("Bearer {token}")),
                                 ("Content-Type".to_owned(), "application/scim+json".to_owned()),
                             ];
-                            let r = http::send(&addr, "PATCH", &path, &headers, &serde_json::to_vec(&body).unwrap()).unwrap();
+                            let r = http::send(&addr, "PATCH", &path, &headers, &serde_json::to_vec(&body).unwrap())
+                                .unwrap();
                             (r.status, String::from_utf8_lossy(&r.body).into_owned())
                         })
                         .collect()
@@ -362,16 +241,10 @@ fn concurrent_member_adds_and_removes_lose_nothing() {
     for (status, body) in statuses.iter().flatten() {
         assert_eq!(*status, 204, "concurrent PATCH failed: {body}");
     }
-    let group = server
-        .request("GET", &format!("{base}/Groups/{gid}"), &boot.token, None)
-        .json();
+    let group = server.request("GET", &format!("{base}/Groups/{gid}"), &boot.token, None).json();
     let mut got: Vec<String> = group["members"]
         .as_array()
-        .map(|m| {
-            m.iter()
-                .map(|m| m["value"].as_str().unwrap().to_owned())
-                .collect()
-        })
+        .map(|m| m.iter().map(|m| m["value"].as_str().unwrap().to_owned()).collect())
         .unwrap_or_default();
     got.sort();
     let mut want: Vec<String> = ids.iter().flat_map(|mine| mine[1..].to_vec()).collect();
@@ -386,17 +259,10 @@ fn concurrent_member_adds_and_removes_lose_nothing() {
 fn paging_is_complete_and_stable() {
     let (server, boot) = Server::start();
     let base = boot.base();
-    let mut want: Vec<String> = (0..7)
-        .map(|i| create_user(&server, &boot, &format!("pager{i}@example.com")))
-        .collect();
+    let mut want: Vec<String> = (0..7).map(|i| create_user(&server, &boot, &format!("pager{i}@example.com"))).collect();
     want.sort();
     let page = |start: usize| {
-        let r = server.request(
-            "GET",
-            &format!("{base}/Users?startIndex={start}&count=3"),
-            &boot.token,
-            None,
-        );
+        let r = server.request("GET", &format!("{base}/Users?startIndex={start}&count=3"), &boot.token, None);
         assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
         r.json()
     };
@@ -407,51 +273,23 @@ fn paging_is_complete_and_stable() {
         assert_eq!(p["totalResults"], json!(7), "page at {start}: {p}");
         assert_eq!(p["startIndex"], json!(start), "page at {start}: {p}");
         let resources = p["Resources"].as_array().expect("Resources").clone();
-        assert_eq!(
-            p["itemsPerPage"],
-            json!(resources.len()),
-            "page at {start}: {p}"
-        );
+        assert_eq!(p["itemsPerPage"], json!(resources.len()), "page at {start}: {p}");
         let expected_len = if start < 7 { 3 } else { 1 };
-        assert_eq!(
-            resources.len(),
-            expected_len,
-            "page at {start} must hold {expected_len}: {p}"
-        );
+        assert_eq!(resources.len(), expected_len, "page at {start} must hold {expected_len}: {p}");
         for r in &resources {
-            *seen
-                .entry(r["id"].as_str().unwrap().to_owned())
-                .or_default() += 1;
+            *seen.entry(r["id"].as_str().unwrap().to_owned()).or_default() += 1;
         }
-        pages.push(
-            resources
-                .iter()
-                .map(|r| r["id"].clone())
-                .collect::<Vec<_>>(),
-        );
+        pages.push(resources.iter().map(|r| r["id"].clone()).collect::<Vec<_>>());
     }
     let dupes: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
     assert!(dupes.is_empty(), "users on several pages: {dupes:?}");
-    assert_eq!(
-        seen.keys().cloned().collect::<Vec<_>>(),
-        want,
-        "pages do not cover every user exactly once"
-    );
+    assert_eq!(seen.keys().cloned().collect::<Vec<_>>(), want, "pages do not cover every user exactly once");
     // The order is stable: the same page twice gives the same ids in the same order.
-    let again: Vec<_> = page(4)["Resources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["id"].clone())
-        .collect();
+    let again: Vec<_> = page(4)["Resources"].as_array().unwrap().iter().map(|r| r["id"].clone()).collect();
     assert_eq!(again, pages[1]);
     // Past the end: an empty page, still with the total.
     let p = page(8);
-    assert_eq!(
-        (p["totalResults"].clone(), p["Resources"].clone()),
-        (json!(7), json!([])),
-        "{p}"
-    );
+    assert_eq!((p["totalResults"].clone(), p["Resources"].clone()), (json!(7), json!([])), "{p}");
 }
 
 /// An account above every cap of the SQLite store, over HTTP.

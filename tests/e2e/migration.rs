@@ -21,8 +21,7 @@ const ENTERPRISE_USER: &str = "urn:ietf:params:scim:schemas:extension:enterprise
 const CORE_GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
-const CSV_HEADER: &str =
-    "id,email,name,userName,source,scimTokenId,takenOverAt,active,groups,roleBindings";
+const CSV_HEADER: &str = "id,email,name,userName,source,scimTokenId,takenOverAt,active,groups,roleBindings";
 
 /// A server with the admin API enabled, and the account `serve` bootstrapped.
 struct Fixture {
@@ -48,11 +47,7 @@ fn text(r: &Response) -> String {
 #[track_caller]
 fn expect(r: &Response, status: u16, what: &str) -> Value {
     assert_eq!(r.status, status, "{what}: {}", text(r));
-    if r.body.is_empty() {
-        Value::Null
-    } else {
-        r.json()
-    }
+    if r.body.is_empty() { Value::Null } else { r.json() }
 }
 
 /// Asserts a SCIM error JSON naming the rule `code`.
@@ -62,10 +57,7 @@ fn expect_rule(r: &Response, status: u16, code: &str, what: &str) -> Value {
     assert_eq!(body["code"], json!(code), "{what}: {body}");
     assert_eq!(body["status"], json!(status.to_string()), "{what}: {body}");
     assert_eq!(body["schemas"], json!([ERROR_SCHEMA]), "{what}: {body}");
-    assert!(
-        body["detail"].as_str().is_some_and(|d| !d.is_empty()),
-        "{what}: {body}"
-    );
+    assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()), "{what}: {body}");
     body
 }
 
@@ -87,12 +79,7 @@ fn ids(items: &Value) -> BTreeSet<String> {
         .as_array()
         .unwrap_or_else(|| panic!("not an array: {items}"))
         .iter()
-        .map(|i| {
-            i["id"]
-                .as_str()
-                .unwrap_or_else(|| panic!("no id in {i}"))
-                .to_owned()
-        })
+        .map(|i| i["id"].as_str().unwrap_or_else(|| panic!("no id in {i}")).to_owned())
         .collect()
 }
 
@@ -113,53 +100,28 @@ impl Fixture {
     fn start() -> Fixture {
         let (server, boot) = Server::start_with_env(&[("SCIMLET_ADMIN_TOKEN", ADMIN_TOKEN)]);
         let token_id = token_id_of(&boot.token);
-        Fixture {
-            server,
-            boot,
-            token_id,
-        }
+        Fixture { server, boot, token_id }
     }
 
-    fn send(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: Option<&Value>,
-    ) -> Response {
-        let mut hs: Vec<(String, String)> = headers
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
+    fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&Value>) -> Response {
+        let mut hs: Vec<(String, String)> = headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         let bytes = match body {
             Some(b) => {
-                if !headers
-                    .iter()
-                    .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
-                {
+                if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
                     hs.push(("Content-Type".into(), "application/json".into()));
                 }
                 serde_json::to_vec(b).unwrap()
             }
             None => Vec::new(),
         };
-        http::send(&self.server.addr, method, path, &hs, &bytes).unwrap_or_else(|e| {
-            panic!(
-                "{method} {path}: {e}\nserver stderr:\n{}",
-                self.server.stderr_text()
-            )
-        })
+        http::send(&self.server.addr, method, path, &hs, &bytes)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}\nserver stderr:\n{}", self.server.stderr_text()))
     }
 
     /// An admin API request on `account` (`rel` starts with `/` or is empty).
     fn admin_at(&self, account: &str, method: &str, rel: &str, body: Option<&Value>) -> Response {
         let auth = format!("Bearer {ADMIN_TOKEN}");
-        self.send(
-            method,
-            &format!("/api/accounts/{account}{rel}"),
-            &[("Authorization", auth.as_str())],
-            body,
-        )
+        self.send(method, &format!("/api/accounts/{account}{rel}"), &[("Authorization", auth.as_str())], body)
     }
 
     fn admin(&self, method: &str, rel: &str, body: Option<&Value>) -> Response {
@@ -188,60 +150,29 @@ impl Fixture {
         body: Option<&Value>,
     ) -> Response {
         let auth = format!("Bearer {token}");
-        let mut headers = vec![
-            ("Authorization", auth.as_str()),
-            ("User-Agent", ua),
-            ("Content-Type", "application/scim+json"),
-        ];
+        let mut headers =
+            vec![("Authorization", auth.as_str()), ("User-Agent", ua), ("Content-Type", "application/scim+json")];
         if let Some(id) = request_id {
             headers.push(("X-Request-Id", id));
         }
-        self.send(
-            method,
-            &format!("{}{rel}", self.boot.base()),
-            &headers,
-            body,
-        )
+        self.send(method, &format!("{}{rel}", self.boot.base()), &headers, body)
     }
 
     /// Creates a native user through the admin API; returns its view.
     #[track_caller]
     fn native_user(&self, email: &str, name: &str) -> Value {
-        let u = self.admin_ok(
-            "POST",
-            "/users",
-            Some(&json!({"email": email, "name": name})),
-            201,
-        );
+        let u = self.admin_ok("POST", "/users", Some(&json!({"email": email, "name": name})), 201);
         assert_eq!(
-            (
-                u["email"].clone(),
-                u["name"].clone(),
-                u["userName"].clone(),
-                u["source"].clone()
-            ),
-            (
-                json!(email.to_lowercase()),
-                json!(name),
-                json!(email.to_lowercase()),
-                json!({"kind": "native"})
-            ),
+            (u["email"].clone(), u["name"].clone(), u["userName"].clone(), u["source"].clone()),
+            (json!(email.to_lowercase()), json!(name), json!(email.to_lowercase()), json!({"kind": "native"})),
             "{u}"
         );
         assert_eq!(
-            (
-                u["active"].clone(),
-                u["access"].clone(),
-                u["invited"].clone()
-            ),
+            (u["active"].clone(), u["access"].clone(), u["invited"].clone()),
             (json!(true), json!("granted"), json!(false)),
             "{u}"
         );
-        assert_eq!(
-            (u["groups"].clone(), u["roleBindings"].clone()),
-            (json!([]), json!([])),
-            "{u}"
-        );
+        assert_eq!((u["groups"].clone(), u["roleBindings"].clone()), (json!([]), json!([])), "{u}");
         u
     }
 
@@ -267,16 +198,8 @@ impl Fixture {
         let body = json!({"principal": {"type": kind, "id": id}, "role": role, "scope": scope});
         let b = self.admin_ok("POST", "/role-bindings", Some(&body), 201);
         assert_eq!(
-            (
-                b["principal"].clone(),
-                b["role"].clone(),
-                b["scope"].clone()
-            ),
-            (
-                body["principal"].clone(),
-                body["role"].clone(),
-                body["scope"].clone()
-            ),
+            (b["principal"].clone(), b["role"].clone(), b["scope"].clone()),
+            (body["principal"].clone(), body["role"].clone(), body["scope"].clone()),
             "{b}"
         );
         assert!(b["created"].is_string(), "{b}");
@@ -293,21 +216,12 @@ impl Fixture {
 
     fn members(&self, gid: &str) -> BTreeSet<String> {
         let g = self.group(gid);
-        g["members"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m.as_str().unwrap().to_owned())
-            .collect()
+        g["members"].as_array().unwrap().iter().map(|m| m.as_str().unwrap().to_owned()).collect()
     }
 
     fn settings(&self, patch: Value) -> Value {
         let s = self.admin_ok("PATCH", "/settings", Some(&patch), 200);
-        assert_eq!(
-            self.admin_ok("GET", "/settings", None, 200),
-            s,
-            "settings read back"
-        );
+        assert_eq!(self.admin_ok("GET", "/settings", None, 200), s, "settings read back");
         s
     }
 
@@ -324,23 +238,14 @@ impl Fixture {
         assert_eq!(plain, j, "json is the default format");
         let r = self.admin("GET", "/export/users?format=csv", None);
         assert_eq!(r.status, 200, "{}", text(&r));
-        assert!(
-            r.header("content-type")
-                .is_some_and(|c| c.starts_with("text/csv")),
-            "{:?}",
-            r.headers
-        );
+        assert!(r.header("content-type").is_some_and(|c| c.starts_with("text/csv")), "{:?}", r.headers);
         assert_eq!(r.header("x-next-cursor"), None);
         let csv = text(&r);
         let mut lines: Vec<&str> = csv.split("\r\n").collect();
         assert_eq!(lines.pop(), Some(""), "CSV lines end in CRLF: {csv:?}");
         assert_eq!(lines.first().copied(), Some(CSV_HEADER), "{csv}");
         let want: Vec<String> = j["items"].as_array().unwrap().iter().map(csv_row).collect();
-        assert_eq!(
-            lines[1..].to_vec(),
-            want,
-            "CSV export disagrees with the JSON export"
-        );
+        assert_eq!(lines[1..].to_vec(), want, "CSV export disagrees with the JSON export");
         by_id(&j["items"])
     }
 
@@ -360,12 +265,7 @@ fn csv_row(u: &Value) -> String {
         Value::Bool(b) => b.to_string(),
         _ => String::new(),
     };
-    let groups: Vec<String> = u["groups"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|g| s(&g["id"]))
-        .collect();
+    let groups: Vec<String> = u["groups"].as_array().unwrap().iter().map(|g| s(&g["id"])).collect();
     let bindings: Vec<String> = u["roleBindings"]
         .as_array()
         .unwrap()
@@ -403,11 +303,7 @@ fn total(r: &Response) -> u64 {
 fn scim_members(group: &Value) -> BTreeSet<String> {
     group["members"]
         .as_array()
-        .map(|m| {
-            m.iter()
-                .map(|m| m["value"].as_str().unwrap().to_owned())
-                .collect()
-        })
+        .map(|m| m.iter().map(|m| m["value"].as_str().unwrap().to_owned()).collect())
         .unwrap_or_default()
 }
 
@@ -441,10 +337,7 @@ fn okta_user(user_name: &str, email: &str, given: &str, family: &str) -> Value {
 }
 
 fn id_of(v: &Value) -> String {
-    v["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no id: {v}"))
-        .to_owned()
+    v["id"].as_str().unwrap_or_else(|| panic!("no id: {v}")).to_owned()
 }
 
 // ====================================================================
@@ -460,17 +353,11 @@ fn entra_migration_takes_over_users_and_groups_and_keeps_role_bindings() {
     let tokens = f.admin_ok("GET", "/tokens", None, 200);
     assert_eq!(tokens["items"].as_array().unwrap().len(), 1, "{tokens}");
     assert_eq!(
-        (
-            tokens["items"][0]["id"].clone(),
-            tokens["items"][0]["name"].clone()
-        ),
+        (tokens["items"][0]["id"].clone(), tokens["items"][0]["name"].clone()),
         (json!(tok), json!("bootstrap")),
         "{tokens}"
     );
-    assert!(
-        tokens["items"][0].get("token").is_none(),
-        "a listing never shows secrets: {tokens}"
-    );
+    assert!(tokens["items"][0].get("token").is_none(), "a listing never shows secrets: {tokens}");
     assert_eq!(
         f.admin_ok("GET", "/settings", None, 200),
         json!({"sameNamePolicy": "link", "updateEmailsViaScim": true, "deactivation": "disable", "emailDomainAliases": {}})
@@ -483,25 +370,12 @@ fn entra_migration_takes_over_users_and_groups_and_keeps_role_bindings() {
     let dave = id_of(&f.native_user("dave@corp.com", "Dave Native"));
     let frank = id_of(&f.native_user("frank@corp.com", "Frank Native"));
     let eng = f.native_group("Engineering", &[&jane, &carol, &bobsmith]);
-    assert_eq!(
-        eng, "Engineering",
-        "a native group's id derives from its name"
-    );
+    assert_eq!(eng, "Engineering", "a native group's id derives from its name");
     let oncall = f.native_group("On-Call", &[&carol]);
     assert_eq!(oncall, "On_Call");
     let b_jane = f.bind("user", &jane, "admin", json!({"kind": "account"}));
-    let b_carol = f.bind(
-        "user",
-        &carol,
-        "viewer",
-        json!({"kind": "organization", "org": "corp"}),
-    );
-    let b_eng = f.bind(
-        "group",
-        &eng,
-        "developer",
-        json!({"kind": "project", "org": "corp", "project": "api"}),
-    );
+    let b_carol = f.bind("user", &carol, "viewer", json!({"kind": "organization", "org": "corp"}));
+    let b_eng = f.bind("group", &eng, "developer", json!({"kind": "project", "org": "corp", "project": "api"}));
 
     let jane_before = f.user(&jane);
     assert_eq!(
@@ -518,21 +392,11 @@ fn entra_migration_takes_over_users_and_groups_and_keeps_role_bindings() {
         json!({"users": 5, "nativeUsers": 5, "scimUsers": 0, "groups": 2, "nativeGroups": 2, "scimGroups": 0, "partial": false}),
         "{before}"
     );
-    assert_eq!(
-        ids(&before["nativeUsersNotTakenOver"]),
-        set([&jane, &carol, &bobsmith, &dave, &frank])
-    );
+    assert_eq!(ids(&before["nativeUsersNotTakenOver"]), set([&jane, &carol, &bobsmith, &dave, &frank]));
     let row = by_id(&before["nativeUsersNotTakenOver"]);
+    assert_eq!(row[&carol], json!({"id": carol, "email": "carol@corp.com", "name": "Carol White", "source": "native"}));
     assert_eq!(
-        row[&carol],
-        json!({"id": carol, "email": "carol@corp.com", "name": "Carol White", "source": "native"})
-    );
-    assert_eq!(
-        (
-            before["usersTakenOver"].clone(),
-            before["possibleDuplicates"].clone(),
-            before["groupsTakenOver"].clone()
-        ),
+        (before["usersTakenOver"].clone(), before["possibleDuplicates"].clone(), before["groupsTakenOver"].clone()),
         (json!([]), json!([]), json!([])),
         "{before}"
     );
@@ -541,17 +405,10 @@ fn entra_migration_takes_over_users_and_groups_and_keeps_role_bindings() {
     let jb = &export_before[&jane];
     assert_eq!(jb["source"], json!({"kind": "native"}));
     assert_eq!(
-        (
-            jb["email"].clone(),
-            jb["name"].clone(),
-            jb["active"].clone()
-        ),
+        (jb["email"].clone(), jb["name"].clone(), jb["active"].clone()),
         (json!("jane@corp.com"), json!("Jane Doe"), json!(true))
     );
-    assert_eq!(
-        jb["groups"],
-        json!([{"id": "Engineering", "name": "Engineering", "source": "native"}])
-    );
+    assert_eq!(jb["groups"], json!([{"id": "Engineering", "name": "Engineering", "source": "native"}]));
     assert_eq!(jb["roleBindings"][0]["id"], json!(b_jane));
     assert_eq!(
         ids(&json!(export_before[&carol]["groups"])),
@@ -562,32 +419,17 @@ fn entra_migration_takes_over_users_and_groups_and_keeps_role_bindings() {
 
     // --- Entra's Test Connection and lookups: native people are invisible.
     assert_eq!(total(&f.scim(ENTRA, "GET", "/Users", None)), 0);
+    assert_eq!(total(&f.scim(ENTRA, "GET", &format!("/Users?filter={}", q("userName eq \"jane@corp.com\"")), None)), 0);
     assert_eq!(
         total(&f.scim(
             ENTRA,
             "GET",
-            &format!("/Users?filter={}", q("userName eq \"jane@corp.com\"")),
+            &format!("/Users?filter={}", q("emails[type eq \"work\"].value eq \"jane@corp.com\"")),
             None
         )),
         0
     );
-    assert_eq!(
-        total(&f.scim(
-            ENTRA,
-            "GET",
-            &format!(
-                "/Users?filter={}",
-                q("emails[type eq \"work\"].value eq \"jane@corp.com\"")
-            ),
-            None
-        )),
-        0
-    );
-    expect(
-        &f.scim(ENTRA, "GET", &format!("/Users/{jane}"), None),
-        404,
-        "native user by id",
-    );
+    expect(&f.scim(ENTRA, "GET", &format!("/Users/{jane}"), None), 404, "native user by id");
 
     // --- Entra creates jane (UPN = e-mail): a takeover, same id.
     let r = f.scim_with(
@@ -596,39 +438,19 @@ fn entra_migration_takes_over_users_and_groups_and_keeps_role_bindings() {
         Some("entra-jane-1"),
         "POST",
         "/Users",
-        Some(&entra_user(
-            "jane@corp.com",
-            "jane@corp.com",
-            "Jane",
-            "Doe",
-            "jane-oid",
-        )),
+        Some(&entra_user("jane@corp.com", "jane@corp.com", "Jane", "Doe", "jane-oid")),
     );
     let j = expect(&r, 201, "entra create jane");
     assert_eq!(j["id"], json!(jane), "a takeover keeps the native id: {j}");
     assert_eq!(r.header("x-request-id"), Some("entra-jane-1"));
+    assert_eq!(r.header("location"), Some(format!("{}/Users/{jane}", f.boot.tenant_url).as_str()));
     assert_eq!(
-        r.header("location"),
-        Some(format!("{}/Users/{jane}", f.boot.tenant_url).as_str())
-    );
-    assert_eq!(
-        (
-            j["userName"].clone(),
-            j["externalId"].clone(),
-            j["active"].clone()
-        ),
+        (j["userName"].clone(), j["externalId"].clone(), j["active"].clone()),
         (json!("jane@corp.com"), json!("jane-oid"), json!(true)),
         "{j}"
     );
-    assert_eq!(
-        j[ENTERPRISE_USER],
-        json!({"department": "Engineering"}),
-        "{j}"
-    );
-    assert!(
-        j.get("groups").is_none(),
-        "native groups are not SCIM's to show: {j}"
-    );
+    assert_eq!(j[ENTERPRISE_USER], json!({"department": "Engineering"}), "{j}");
+    assert!(j.get("groups").is_none(), "native groups are not SCIM's to show: {j}");
 
     // Carol: UPN differs, her work e-mail (other case) matches the login.
     let r = f.scim_with(
@@ -637,13 +459,7 @@ fn entra_migration_takes_over_users_and_groups_and_keeps_role_bindings() {
         Some("entra-carol-1"),
         "POST",
         "/Users",
-        Some(&entra_user(
-            "carol.white@corp.onmicrosoft.com",
-            "CAROL@corp.com",
-            "Carol",
-            "White",
-            "carol-oid",
-        )),
+        Some(&entra_user("carol.white@corp.onmicrosoft.com", "CAROL@corp.com", "Carol", "White", "carol-oid")),
     );
     let c = expect(&r, 201, "entra create carol");
     assert_eq!(c["id"], json!(carol), "matched on the work e-mail: {c}");
@@ -655,13 +471,7 @@ fn entra_migration_takes_over_users_and_groups_and_keeps_role_bindings() {
             ENTRA,
             "POST",
             "/Users",
-            Some(&entra_user(
-                "erin@corp.com",
-                "erin@corp.com",
-                "Erin",
-                "New",
-                "erin-oid",
-            )),
+            Some(&entra_user("erin@corp.com", "erin@corp.com", "Erin", "New", "erin-oid")),
         ),
         201,
         "create erin",
@@ -673,13 +483,7 @@ fn entra_migration_takes_over_users_and_groups_and_keeps_role_bindings() {
             ENTRA,
             "POST",
             "/Users",
-            Some(&entra_user(
-                "Bob.Smith+x@corp.com",
-                "Bob.Smith+x@corp.com",
-                "Bob",
-                "Smith",
-                "bob-oid",
-            )),
+            Some(&entra_user("Bob.Smith+x@corp.com", "Bob.Smith+x@corp.com", "Bob", "Smith", "bob-oid")),
         ),
         201,
         "create Bob.Smith+x",
@@ -703,49 +507,18 @@ fn entra_migration_takes_over_users_and_groups_and_keeps_role_bindings() {
     ));
     assert_ne!(frank_ms, frank);
     // The same person again: now an ordinary uniqueness conflict.
-    let again = f.scim(
-        ENTRA,
-        "POST",
-        "/Users",
-        Some(&entra_user(
-            "jane@corp.com",
-            "jane@corp.com",
-            "Jane",
-            "Doe",
-            "jane-oid",
-        )),
-    );
+    let again =
+        f.scim(ENTRA, "POST", "/Users", Some(&entra_user("jane@corp.com", "jane@corp.com", "Jane", "Doe", "jane-oid")));
     let e = expect(&again, 409, "second create of jane");
     assert_eq!(e["scimType"], json!("uniqueness"), "{e}");
 
     // Now SCIM sees exactly what it manages.
     let all = f.scim(ENTRA, "GET", "/Users?count=100", None).json();
     assert_eq!(all["totalResults"], json!(5), "{all}");
-    assert_eq!(
-        ids(&all["Resources"]),
-        set([&jane, &carol, &erin, &bobx, &frank_ms])
-    );
-    let hit = f
-        .scim(
-            ENTRA,
-            "GET",
-            &format!("/Users?filter={}", q("userName eq \"JANE@corp.com\"")),
-            None,
-        )
-        .json();
-    assert_eq!(
-        (
-            hit["totalResults"].clone(),
-            hit["Resources"][0]["id"].clone()
-        ),
-        (json!(1), json!(jane)),
-        "{hit}"
-    );
-    expect(
-        &f.scim(ENTRA, "GET", &format!("/Users/{dave}"), None),
-        404,
-        "dave is still native",
-    );
+    assert_eq!(ids(&all["Resources"]), set([&jane, &carol, &erin, &bobx, &frank_ms]));
+    let hit = f.scim(ENTRA, "GET", &format!("/Users?filter={}", q("userName eq \"JANE@corp.com\"")), None).json();
+    assert_eq!((hit["totalResults"].clone(), hit["Resources"][0]["id"].clone()), (json!(1), json!(jane)), "{hit}");
+    expect(&f.scim(ENTRA, "GET", &format!("/Users/{dave}"), None), 404, "dave is still native");
 
     // Taken over users keep id, login, native memberships and role bindings.
     let jv = f.user(&jane);
@@ -753,112 +526,51 @@ fn entra_migration_takes_over_users_and_groups_and_keeps_role_bindings() {
     assert_eq!(jv["source"]["tokenId"], json!(tok), "{jv}");
     assert!(jv["source"]["takenOverAt"].is_string(), "{jv}");
     assert_eq!(
-        (
-            jv["email"].clone(),
-            jv["name"].clone(),
-            jv["userName"].clone()
-        ),
-        (
-            json!("jane@corp.com"),
-            json!("Jane Doe"),
-            json!("jane@corp.com")
-        ),
+        (jv["email"].clone(), jv["name"].clone(), jv["userName"].clone()),
+        (json!("jane@corp.com"), json!("Jane Doe"), json!("jane@corp.com")),
         "{jv}"
     );
-    assert_eq!(
-        jv["groups"],
-        json!([{"id": "Engineering", "name": "Engineering", "source": "native"}]),
-        "{jv}"
-    );
+    assert_eq!(jv["groups"], json!([{"id": "Engineering", "name": "Engineering", "source": "native"}]), "{jv}");
     assert_eq!(ids(&jv["roleBindings"]), set([&b_jane]), "{jv}");
     let cv = f.user(&carol);
     assert_eq!(
         (cv["email"].clone(), cv["userName"].clone()),
-        (
-            json!("carol@corp.com"),
-            json!("carol.white@corp.onmicrosoft.com")
-        ),
+        (json!("carol@corp.com"), json!("carol.white@corp.onmicrosoft.com")),
         "the login stays: {cv}"
     );
     assert_eq!(cv["source"]["kind"], json!("scim"));
     assert_eq!(ids(&cv["groups"]), set(["Engineering", "On_Call"]), "{cv}");
     assert_eq!(ids(&cv["roleBindings"]), set([&b_carol]), "{cv}");
     let ev = f.user(&erin);
-    assert_eq!(
-        ev["source"],
-        json!({"kind": "scim", "tokenId": tok}),
-        "a created user has no takenOverAt: {ev}"
-    );
-    assert_eq!(
-        (ev["email"].clone(), ev["name"].clone()),
-        (json!("erin@corp.com"), json!("Erin New"))
-    );
+    assert_eq!(ev["source"], json!({"kind": "scim", "tokenId": tok}), "a created user has no takenOverAt: {ev}");
+    assert_eq!((ev["email"].clone(), ev["name"].clone()), (json!("erin@corp.com"), json!("Erin New")));
 
     // --- Group push under the default `link` policy.
-    let look = f
-        .scim(
-            ENTRA,
-            "GET",
-            &format!("/Groups?filter={}", q("displayName eq \"Engineering\"")),
-            None,
-        )
-        .json();
+    let look = f.scim(ENTRA, "GET", &format!("/Groups?filter={}", q("displayName eq \"Engineering\"")), None).json();
     assert_eq!(
-        (
-            look["totalResults"].clone(),
-            look["Resources"][0]["id"].clone()
-        ),
+        (look["totalResults"].clone(), look["Resources"][0]["id"].clone()),
         (json!(1), json!("Engineering")),
         "link: the lookup finds the native group: {look}"
     );
     assert_eq!(look["Resources"][0]["displayName"], json!("Engineering"));
     let push = json!({"schemas": [CORE_GROUP], "externalId": "eng-oid", "displayName": "Engineering", "members": [{"value": jane}, {"value": erin}]});
-    let r = f.scim_with(
-        &f.boot.token,
-        ENTRA,
-        Some("entra-eng-1"),
-        "POST",
-        "/Groups",
-        Some(&push),
-    );
+    let r = f.scim_with(&f.boot.token, ENTRA, Some("entra-eng-1"), "POST", "/Groups", Some(&push));
     let g = expect(&r, 201, "push Engineering");
     assert_eq!(g["id"], json!("Engineering"), "same id: {g}");
-    assert_eq!(
-        (g["displayName"].clone(), g["externalId"].clone()),
-        (json!("Engineering"), json!("eng-oid"))
-    );
-    assert_eq!(
-        scim_members(&g),
-        set([&jane, &erin]),
-        "members replaced by the pushed ones: {g}"
-    );
+    assert_eq!((g["displayName"].clone(), g["externalId"].clone()), (json!("Engineering"), json!("eng-oid")));
+    assert_eq!(scim_members(&g), set([&jane, &erin]), "members replaced by the pushed ones: {g}");
     // Entra adds one more member by PATCH (capitalised op).
-    let add = json!({"schemas": [PATCH_OP], "Operations": [{"op": "Add", "path": "members", "value": [{"value": carol}]}]});
-    expect(
-        &f.scim(ENTRA, "PATCH", "/Groups/Engineering", Some(&add)),
-        204,
-        "add carol",
-    );
+    let add =
+        json!({"schemas": [PATCH_OP], "Operations": [{"op": "Add", "path": "members", "value": [{"value": carol}]}]});
+    expect(&f.scim(ENTRA, "PATCH", "/Groups/Engineering", Some(&add)), 204, "add carol");
 
     let gv = f.group(&eng);
     assert_eq!(gv["source"]["kind"], json!("scim"), "{gv}");
     assert_eq!(gv["source"]["tokenId"], json!(tok), "{gv}");
     assert!(gv["source"]["takenOverAt"].is_string(), "{gv}");
-    assert_eq!(
-        f.members(&eng),
-        set([&jane, &erin, &carol]),
-        "bobsmith (native) left with the push"
-    );
-    assert_eq!(
-        ids(&gv["roleBindings"]),
-        set([&b_eng]),
-        "the group's role binding survives the takeover: {gv}"
-    );
-    assert_eq!(
-        f.group(&oncall)["source"],
-        json!({"kind": "native"}),
-        "a group SCIM never pushed stays native"
-    );
+    assert_eq!(f.members(&eng), set([&jane, &erin, &carol]), "bobsmith (native) left with the push");
+    assert_eq!(ids(&gv["roleBindings"]), set([&b_eng]), "the group's role binding survives the takeover: {gv}");
+    assert_eq!(f.group(&oncall)["source"], json!({"kind": "native"}), "a group SCIM never pushed stays native");
     let sj = f.scim(ENTRA, "GET", &format!("/Users/{jane}"), None).json();
     let groups: Vec<Value> = sj["groups"].as_array().cloned().unwrap_or_default();
     assert_eq!(groups.len(), 1, "{sj}");
@@ -867,11 +579,7 @@ fn entra_migration_takes_over_users_and_groups_and_keeps_role_bindings() {
         (json!("Engineering"), json!("Engineering")),
         "{sj}"
     );
-    assert_eq!(
-        f.user(&bobsmith)["groups"],
-        json!([]),
-        "bobsmith left Engineering"
-    );
+    assert_eq!(f.user(&bobsmith)["groups"], json!([]), "bobsmith left Engineering");
 
     // --- Domain aliases make the onmicrosoft look-alike a duplicate.
     let s = f.settings(json!({"emailDomainAliases": {"corp.onmicrosoft.com": "corp.com"}}));
@@ -887,35 +595,18 @@ fn entra_migration_takes_over_users_and_groups_and_keeps_role_bindings() {
         json!({"users": 8, "nativeUsers": 3, "scimUsers": 5, "groups": 2, "nativeGroups": 1, "scimGroups": 1, "partial": false}),
         "{after}"
     );
-    assert_eq!(
-        ids(&after["nativeUsersNotTakenOver"]),
-        set([&bobsmith, &dave, &frank])
-    );
+    assert_eq!(ids(&after["nativeUsersNotTakenOver"]), set([&bobsmith, &dave, &frank]));
     let taken = by_id(&after["usersTakenOver"]);
-    assert_eq!(
-        taken.keys().cloned().collect::<BTreeSet<_>>(),
-        set([&jane, &carol])
-    );
+    assert_eq!(taken.keys().cloned().collect::<BTreeSet<_>>(), set([&jane, &carol]));
     assert_eq!(taken[&jane]["email"], json!("jane@corp.com"));
     assert_eq!(taken[&jane]["name"], json!("Jane Doe"));
-    assert_eq!(
-        taken[&jane]["takenOverAt"], jv["source"]["takenOverAt"],
-        "report and user view agree"
-    );
+    assert_eq!(taken[&jane]["takenOverAt"], jv["source"]["takenOverAt"], "report and user view agree");
     assert_eq!(taken[&carol]["email"], json!("carol@corp.com"));
     let gt = after["groupsTakenOver"].as_array().unwrap();
     assert_eq!(gt.len(), 1, "{after}");
     assert_eq!(
-        (
-            gt[0]["id"].clone(),
-            gt[0]["name"].clone(),
-            gt[0]["takenOverAt"].clone()
-        ),
-        (
-            json!("Engineering"),
-            json!("Engineering"),
-            gv["source"]["takenOverAt"].clone()
-        )
+        (gt[0]["id"].clone(), gt[0]["name"].clone(), gt[0]["takenOverAt"].clone()),
+        (json!("Engineering"), json!("Engineering"), gv["source"]["takenOverAt"].clone())
     );
     let dups: BTreeMap<String, Value> = after["possibleDuplicates"]
         .as_array()
@@ -923,17 +614,9 @@ fn entra_migration_takes_over_users_and_groups_and_keeps_role_bindings() {
         .iter()
         .map(|d| (d["normalizedEmail"].as_str().unwrap().to_owned(), d.clone()))
         .collect();
-    assert_eq!(
-        dups.keys().cloned().collect::<BTreeSet<_>>(),
-        set(["bobsmith@corp.com", "frank@corp.com"]),
-        "{after}"
-    );
+    assert_eq!(dups.keys().cloned().collect::<BTreeSet<_>>(), set(["bobsmith@corp.com", "frank@corp.com"]), "{after}");
     let bob_dup = &dups["bobsmith@corp.com"];
-    assert_eq!(
-        bob_dup["reason"],
-        json!("e-mails differ by a +tag"),
-        "{bob_dup}"
-    );
+    assert_eq!(bob_dup["reason"], json!("e-mails differ by a +tag"), "{bob_dup}");
     let bd = by_id(&bob_dup["users"]);
     assert_eq!(bd.len(), 2, "{bob_dup}");
     assert_eq!(
@@ -945,45 +628,23 @@ fn entra_migration_takes_over_users_and_groups_and_keeps_role_bindings() {
         json!({"id": bobx, "email": "bob.smith+x@corp.com", "name": "Bob Smith", "source": "scim", "matchedEmail": "bob.smith+x@corp.com"})
     );
     let frank_dup = &dups["frank@corp.com"];
-    assert_eq!(
-        frank_dup["reason"],
-        json!("e-mail domains are aliases"),
-        "{frank_dup}"
-    );
+    assert_eq!(frank_dup["reason"], json!("e-mail domains are aliases"), "{frank_dup}");
     assert_eq!(ids(&frank_dup["users"]), set([&frank, &frank_ms]));
 
     let export_after = f.export();
     assert_eq!(
         export_after.keys().cloned().collect::<BTreeSet<_>>(),
-        set([
-            &jane, &carol, &bobsmith, &dave, &frank, &erin, &bobx, &frank_ms
-        ])
+        set([&jane, &carol, &bobsmith, &dave, &frank, &erin, &bobx, &frank_ms])
     );
     for id in export_before.keys() {
-        assert!(
-            export_after.contains_key(id),
-            "user {id} lost in the migration"
-        );
-        assert_eq!(
-            export_after[id]["created"], export_before[id]["created"],
-            "creation time kept for {id}"
-        );
+        assert!(export_after.contains_key(id), "user {id} lost in the migration");
+        assert_eq!(export_after[id]["created"], export_before[id]["created"], "creation time kept for {id}");
     }
     let ja = &export_after[&jane];
     assert_eq!(ja["source"], jv["source"]);
-    assert_eq!(
-        ja["groups"],
-        json!([{"id": "Engineering", "name": "Engineering", "source": "scim"}]),
-        "{ja}"
-    );
-    assert_eq!(
-        ja["roleBindings"], jb["roleBindings"],
-        "role binding untouched"
-    );
-    assert_eq!(
-        export_after[&carol]["roleBindings"],
-        export_before[&carol]["roleBindings"]
-    );
+    assert_eq!(ja["groups"], json!([{"id": "Engineering", "name": "Engineering", "source": "scim"}]), "{ja}");
+    assert_eq!(ja["roleBindings"], jb["roleBindings"], "role binding untouched");
+    assert_eq!(export_after[&carol]["roleBindings"], export_before[&carol]["roleBindings"]);
     let mut cg: Vec<Value> = export_after[&carol]["groups"].as_array().unwrap().clone();
     cg.sort_by_key(|g| g["id"].as_str().unwrap().to_owned());
     assert_eq!(
@@ -994,38 +655,16 @@ fn entra_migration_takes_over_users_and_groups_and_keeps_role_bindings() {
         ]
     );
     for id in [&bobsmith, &dave, &frank] {
-        assert_eq!(
-            export_after[id]["source"],
-            json!({"kind": "native"}),
-            "{}",
-            export_after[id]
-        );
+        assert_eq!(export_after[id]["source"], json!({"kind": "native"}), "{}", export_after[id]);
     }
     for id in [&erin, &bobx, &frank_ms] {
-        assert_eq!(
-            export_after[id]["source"],
-            json!({"kind": "scim", "tokenId": tok}),
-            "{}",
-            export_after[id]
-        );
+        assert_eq!(export_after[id]["source"], json!({"kind": "scim", "tokenId": tok}), "{}", export_after[id]);
     }
     // SCIM never touched a role binding.
     let bindings = f.admin_ok("GET", "/role-bindings", None, 200);
-    assert_eq!(
-        ids(&bindings["items"]),
-        set([&b_jane, &b_carol, &b_eng]),
-        "{bindings}"
-    );
-    let eng_bindings = f.admin_ok(
-        "GET",
-        "/role-bindings?principalType=group&principalId=Engineering",
-        None,
-        200,
-    );
-    assert_eq!(
-        eng_bindings["items"][0],
-        f.admin_ok("GET", &format!("/role-bindings/{b_eng}"), None, 200)
-    );
+    assert_eq!(ids(&bindings["items"]), set([&b_jane, &b_carol, &b_eng]), "{bindings}");
+    let eng_bindings = f.admin_ok("GET", "/role-bindings?principalType=group&principalId=Engineering", None, 200);
+    assert_eq!(eng_bindings["items"][0], f.admin_ok("GET", &format!("/role-bindings/{b_eng}"), None, 200));
 
     // --- The admin API refuses changes to what SCIM now manages.
     expect_rule(
@@ -1035,64 +674,35 @@ fn entra_migration_takes_over_users_and_groups_and_keeps_role_bindings() {
         "add member to SCIM group",
     );
     expect_rule(
-        &f.admin(
-            "DELETE",
-            &format!("/groups/Engineering/members/{jane}"),
-            None,
-        ),
+        &f.admin("DELETE", &format!("/groups/Engineering/members/{jane}"), None),
         409,
         "scim_managed_group",
         "remove member from SCIM group",
     );
     expect_rule(
-        &f.admin(
-            "PATCH",
-            "/groups/Engineering",
-            Some(&json!({"name": "Eng"})),
-        ),
+        &f.admin("PATCH", "/groups/Engineering", Some(&json!({"name": "Eng"}))),
         409,
         "scim_managed_group",
         "rename SCIM group",
     );
+    expect_rule(&f.admin("DELETE", "/groups/Engineering", None), 409, "scim_managed_group", "delete SCIM group");
     expect_rule(
-        &f.admin("DELETE", "/groups/Engineering", None),
-        409,
-        "scim_managed_group",
-        "delete SCIM group",
-    );
-    expect_rule(
-        &f.admin(
-            "PATCH",
-            &format!("/users/{jane}"),
-            Some(&json!({"email": "jane.doe@corp.com"})),
-        ),
+        &f.admin("PATCH", &format!("/users/{jane}"), Some(&json!({"email": "jane.doe@corp.com"}))),
         409,
         "scim_managed_user",
         "change SCIM user's e-mail",
     );
     expect_rule(
-        &f.admin(
-            "PATCH",
-            &format!("/users/{jane}"),
-            Some(&json!({"name": "J. Doe"})),
-        ),
+        &f.admin("PATCH", &format!("/users/{jane}"), Some(&json!({"name": "J. Doe"}))),
         409,
         "scim_managed_user",
         "rename SCIM user",
     );
-    expect_rule(
-        &f.admin("DELETE", &format!("/users/{erin}"), None),
-        409,
-        "scim_managed_user",
-        "remove SCIM user",
-    );
+    expect_rule(&f.admin("DELETE", &format!("/users/{erin}"), None), 409, "scim_managed_user", "remove SCIM user");
     // Nothing changed.
     assert_eq!(f.members(&eng), set([&jane, &erin, &carol]));
     let jv2 = f.user(&jane);
-    assert_eq!(
-        (jv2["email"].clone(), jv2["name"].clone()),
-        (json!("jane@corp.com"), json!("Jane Doe"))
-    );
+    assert_eq!((jv2["email"].clone(), jv2["name"].clone()), (json!("jane@corp.com"), json!("Jane Doe")));
     f.user(&erin);
     // erin came through a SCIM group: her group assignments are the
     // identity provider's. bobx was assigned directly: the admin may still
@@ -1103,47 +713,26 @@ fn entra_migration_takes_over_users_and_groups_and_keeps_role_bindings() {
         "scim_managed_user",
         "a user provisioned through a SCIM group",
     );
-    let oc = f.admin_ok(
-        "PUT",
-        &format!("/groups/{oncall}/members/{bobx}"),
-        None,
-        200,
-    );
+    let oc = f.admin_ok("PUT", &format!("/groups/{oncall}/members/{bobx}"), None, 200);
     assert_eq!(
-        oc["members"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m.as_str().unwrap().to_owned())
-            .collect::<BTreeSet<_>>(),
+        oc["members"].as_array().unwrap().iter().map(|m| m.as_str().unwrap().to_owned()).collect::<BTreeSet<_>>(),
         set([&carol, &bobx]),
         "{oc}"
     );
     let b_erin = f.bind("user", &erin, "viewer", json!({"kind": "account"}));
     assert_eq!(ids(&f.user(&erin)["roleBindings"]), set([&b_erin]));
     // Native users stay fully manageable.
-    let dv = f.admin_ok(
-        "PATCH",
-        &format!("/users/{dave}"),
-        Some(&json!({"name": "Dave Renamed"})),
-        200,
-    );
+    let dv = f.admin_ok("PATCH", &format!("/users/{dave}"), Some(&json!({"name": "Dave Renamed"})), 200);
     assert_eq!(dv["name"], json!("Dave Renamed"));
 
     // --- The audit log tells the story.
     let takeovers = f.audit("operation=user.takeover");
     assert_eq!(takeovers.len(), 2, "{takeovers:?}");
-    let by_res: BTreeMap<String, &Value> = takeovers
-        .iter()
-        .map(|r| (r["resource"]["id"].as_str().unwrap().to_owned(), r))
-        .collect();
+    let by_res: BTreeMap<String, &Value> =
+        takeovers.iter().map(|r| (r["resource"]["id"].as_str().unwrap().to_owned(), r)).collect();
     for (id, rid) in [(&jane, "entra-jane-1"), (&carol, "entra-carol-1")] {
         let rec = by_res[id];
-        assert_eq!(
-            rec["actor"],
-            json!({"kind": "token", "tokenId": tok}),
-            "{rec}"
-        );
+        assert_eq!(rec["actor"], json!({"kind": "token", "tokenId": tok}), "{rec}");
         assert_eq!(rec["client"], json!("entra"), "{rec}");
         assert_eq!(rec["outcome"], json!("success"), "{rec}");
         assert_eq!(rec["resource"], json!({"type": "User", "id": id}), "{rec}");
@@ -1154,12 +743,7 @@ fn entra_migration_takes_over_users_and_groups_and_keeps_role_bindings() {
     let gt = f.audit("operation=group.takeover");
     assert_eq!(gt.len(), 1, "{gt:?}");
     assert_eq!(
-        (
-            gt[0]["resource"].clone(),
-            gt[0]["actor"].clone(),
-            gt[0]["client"].clone(),
-            gt[0]["requestId"].clone()
-        ),
+        (gt[0]["resource"].clone(), gt[0]["actor"].clone(), gt[0]["client"].clone(), gt[0]["requestId"].clone()),
         (
             json!({"type": "Group", "id": "Engineering"}),
             json!({"kind": "token", "tokenId": tok}),
@@ -1179,23 +763,14 @@ fn entra_migration_takes_over_users_and_groups_and_keeps_role_bindings() {
         .filter(|r| r["actor"] == json!({"kind": "admin"}))
         .map(|r| r["resource"]["id"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(
-        admin_creates,
-        set([&jane, &carol, &bobsmith, &dave, &frank])
-    );
+    assert_eq!(admin_creates, set([&jane, &carol, &bobsmith, &dave, &frank]));
     assert!(
-        creates
-            .iter()
-            .filter(|r| r["actor"]["kind"] == "admin")
-            .all(|r| r["client"] == "admin-api"),
+        creates.iter().filter(|r| r["actor"]["kind"] == "admin").all(|r| r["client"] == "admin-api"),
         "{creates:?}"
     );
     let rb = f.audit("operation=roleBinding.create");
     assert_eq!(rb.len(), 4, "{rb:?}");
-    assert!(
-        rb.iter().all(|r| r["actor"] == json!({"kind": "admin"})),
-        "{rb:?}"
-    );
+    assert!(rb.iter().all(|r| r["actor"] == json!({"kind": "admin"})), "{rb:?}");
     assert_eq!(
         f.audit("operation=group.addMember&outcome=success").len(),
         4 + 1,
@@ -1203,12 +778,7 @@ fn entra_migration_takes_over_users_and_groups_and_keeps_role_bindings() {
     );
     assert_eq!(f.audit("operation=settings.update").len(), 1);
     let entra_writes = f.audit("client=entra&outcome=success");
-    assert!(
-        entra_writes
-            .iter()
-            .all(|r| r["actor"] == json!({"kind": "token", "tokenId": tok})),
-        "{entra_writes:?}"
-    );
+    assert!(entra_writes.iter().all(|r| r["actor"] == json!({"kind": "token", "tokenId": tok})), "{entra_writes:?}");
     // user.takeover x2, user.create x3, group.takeover, group.update (PATCH).
     assert_eq!(entra_writes.len(), 7, "{entra_writes:?}");
     // Refusals: the duplicate SCIM create and the seven admin refusals.
@@ -1225,29 +795,16 @@ fn entra_migration_takes_over_users_and_groups_and_keeps_role_bindings() {
         .collect();
     assert_eq!(refused.len(), 9, "{refused:?}");
     assert_eq!(
-        codes
-            .iter()
-            .filter(|(c, code, s)| c == "admin-api" && code == "scim_managed_group" && s == "409")
-            .count(),
+        codes.iter().filter(|(c, code, s)| c == "admin-api" && code == "scim_managed_group" && s == "409").count(),
         4,
         "{codes:?}"
     );
     assert_eq!(
-        codes
-            .iter()
-            .filter(|(c, code, s)| c == "admin-api" && code == "scim_managed_user" && s == "409")
-            .count(),
+        codes.iter().filter(|(c, code, s)| c == "admin-api" && code == "scim_managed_user" && s == "409").count(),
         4,
         "{codes:?}"
     );
-    assert_eq!(
-        codes
-            .iter()
-            .filter(|(c, _, s)| c == "entra" && s == "409")
-            .count(),
-        1,
-        "{codes:?}"
-    );
+    assert_eq!(codes.iter().filter(|(c, _, s)| c == "entra" && s == "409").count(), 1, "{codes:?}");
 }
 
 // ====================================================================
@@ -1268,18 +825,8 @@ fn okta_migration_under_both_policies_with_deactivation_and_email_settings() {
     let support = f.native_group("Support", &[&ben, &cara]);
     assert_eq!((sales.as_str(), support.as_str()), ("Sales", "Support"));
     let b_alice = f.bind("user", &alice, "owner", json!({"kind": "account"}));
-    let b_ben = f.bind(
-        "user",
-        &ben,
-        "viewer",
-        json!({"kind": "organization", "org": "acme"}),
-    );
-    let b_sales = f.bind(
-        "group",
-        &sales,
-        "editor",
-        json!({"kind": "project", "org": "acme", "project": "crm"}),
-    );
+    let b_ben = f.bind("user", &ben, "viewer", json!({"kind": "organization", "org": "acme"}));
+    let b_sales = f.bind("group", &sales, "editor", json!({"kind": "project", "org": "acme", "project": "crm"}));
 
     // --- BEFORE.
     let before = f.report();
@@ -1288,15 +835,8 @@ fn okta_migration_under_both_policies_with_deactivation_and_email_settings() {
         json!({"users": 4, "nativeUsers": 4, "scimUsers": 0, "groups": 2, "nativeGroups": 2, "scimGroups": 0, "partial": false})
     );
     let export_before = f.export();
-    assert_eq!(
-        export_before.keys().cloned().collect::<BTreeSet<_>>(),
-        set([&alice, &ben, &cara, &dan])
-    );
-    assert!(
-        export_before
-            .values()
-            .all(|u| u["source"] == json!({"kind": "native"}) && u["active"] == json!(true))
-    );
+    assert_eq!(export_before.keys().cloned().collect::<BTreeSet<_>>(), set([&alice, &ben, &cara, &dan]));
+    assert!(export_before.values().all(|u| u["source"] == json!({"kind": "native"}) && u["active"] == json!(true)));
 
     // --- Part one under `separate`.
     let s = f.settings(json!({"sameNamePolicy": "separate"}));
@@ -1310,41 +850,19 @@ fn okta_migration_under_both_policies_with_deactivation_and_email_settings() {
         total(&f.scim(
             OKTA,
             "GET",
-            &format!(
-                "/Users?filter={}&startIndex=1&count=100",
-                q("userName eq \"alice@acme.io\"")
-            ),
+            &format!("/Users?filter={}&startIndex=1&count=100", q("userName eq \"alice@acme.io\"")),
             None
         )),
         0
     );
     let a = expect(
-        &f.scim(
-            OKTA,
-            "POST",
-            "/Users",
-            Some(&okta_user(
-                "alice@acme.io",
-                "alice@acme.io",
-                "Alice",
-                "Adams",
-            )),
-        ),
+        &f.scim(OKTA, "POST", "/Users", Some(&okta_user("alice@acme.io", "alice@acme.io", "Alice", "Adams"))),
         201,
         "okta create alice",
     );
-    assert_eq!(
-        (a["id"].clone(), a["active"].clone()),
-        (json!(alice), json!(true)),
-        "{a}"
-    );
+    assert_eq!((a["id"].clone(), a["active"].clone()), (json!(alice), json!(true)), "{a}");
     let b = expect(
-        &f.scim(
-            OKTA,
-            "POST",
-            "/Users",
-            Some(&okta_user("ben@acme.io", "ben@acme.io", "Ben", "Brown")),
-        ),
+        &f.scim(OKTA, "POST", "/Users", Some(&okta_user("ben@acme.io", "ben@acme.io", "Ben", "Brown"))),
         201,
         "okta create ben",
     );
@@ -1358,34 +876,23 @@ fn okta_migration_under_both_policies_with_deactivation_and_email_settings() {
     assert_eq!(c["id"], json!(cara), "matched on the primary e-mail: {c}");
     let cv = f.user(&cara);
     assert_eq!(
-        (
-            cv["email"].clone(),
-            cv["userName"].clone(),
-            cv["source"]["kind"].clone()
-        ),
+        (cv["email"].clone(), cv["userName"].clone(), cv["source"]["kind"].clone()),
         (json!("cara@acme.io"), json!("cara"), json!("scim")),
         "{cv}"
     );
 
     // Group lookup under `separate`: the native group is not found...
-    assert_eq!(
-        total(&f.scim(
-            OKTA,
-            "GET",
-            &format!("/Groups?filter={}", q("displayName eq \"Sales\"")),
-            None
-        )),
-        0
-    );
+    assert_eq!(total(&f.scim(OKTA, "GET", &format!("/Groups?filter={}", q("displayName eq \"Sales\"")), None)), 0);
     assert_eq!(total(&f.scim(OKTA, "GET", "/Groups", None)), 0);
-    expect(
-        &f.scim(OKTA, "GET", "/Groups/Sales", None),
-        404,
-        "native group by id under separate",
-    );
+    expect(&f.scim(OKTA, "GET", "/Groups/Sales", None), 404, "native group by id under separate");
     // ...so the push creates a SCIM group beside it.
     let g = expect(
-        &f.scim(OKTA, "POST", "/Groups", Some(&json!({"schemas": [CORE_GROUP], "displayName": "Sales", "members": [{"value": alice}]}))),
+        &f.scim(
+            OKTA,
+            "POST",
+            "/Groups",
+            Some(&json!({"schemas": [CORE_GROUP], "displayName": "Sales", "members": [{"value": alice}]})),
+        ),
         201,
         "okta push Sales under separate",
     );
@@ -1393,23 +900,11 @@ fn okta_migration_under_both_policies_with_deactivation_and_email_settings() {
     assert_eq!(sales2, "Sales_2", "{g}");
     assert_eq!(scim_members(&g), set([&alice]));
     let add_ben = json!({"schemas": [PATCH_OP], "Operations": [{"op": "add", "path": "members", "value": [{"value": ben, "display": "ben@acme.io"}]}]});
-    expect(
-        &f.scim(OKTA, "PATCH", "/Groups/Sales_2", Some(&add_ben)),
-        204,
-        "okta add ben to Sales_2",
-    );
+    expect(&f.scim(OKTA, "PATCH", "/Groups/Sales_2", Some(&add_ben)), 204, "okta add ben to Sales_2");
     let native_sales = f.group(&sales);
-    assert_eq!(
-        native_sales["source"],
-        json!({"kind": "native"}),
-        "{native_sales}"
-    );
+    assert_eq!(native_sales["source"], json!({"kind": "native"}), "{native_sales}");
     assert_eq!(native_sales["name"], json!("Sales"));
-    assert_eq!(
-        f.members(&sales),
-        set([&alice, &ben]),
-        "the native group is untouched"
-    );
+    assert_eq!(f.members(&sales), set([&alice, &ben]), "the native group is untouched");
     assert_eq!(ids(&native_sales["roleBindings"]), set([&b_sales]));
     let s2 = f.group(&sales2);
     assert_eq!(
@@ -1418,11 +913,7 @@ fn okta_migration_under_both_policies_with_deactivation_and_email_settings() {
         "{s2}"
     );
     assert_eq!(f.members(&sales2), set([&alice, &ben]));
-    assert_eq!(
-        s2["roleBindings"],
-        json!([]),
-        "bindings stay on the native group"
-    );
+    assert_eq!(s2["roleBindings"], json!([]), "bindings stay on the native group");
     // The admin may still run the native group and may not touch the SCIM one.
     expect_rule(
         &f.admin("PUT", &format!("/groups/{sales2}/members/{dan}"), None),
@@ -1431,12 +922,7 @@ fn okta_migration_under_both_policies_with_deactivation_and_email_settings() {
         "add to Sales_2",
     );
     f.admin_ok("PUT", &format!("/groups/{sales}/members/{dan}"), None, 200);
-    f.admin_ok(
-        "DELETE",
-        &format!("/groups/{sales}/members/{dan}"),
-        None,
-        200,
-    );
+    f.admin_ok("DELETE", &format!("/groups/{sales}/members/{dan}"), None, 200);
     // A native group of a name the admin API already has: refused.
     expect_rule(
         &f.admin("POST", "/groups", Some(&json!({"name": "sales"}))),
@@ -1448,67 +934,31 @@ fn okta_migration_under_both_policies_with_deactivation_and_email_settings() {
     // --- Part two under `link`.
     let s = f.settings(json!({"sameNamePolicy": "link"}));
     assert_eq!(s["sameNamePolicy"], json!("link"));
-    let look = f
-        .scim(
-            OKTA,
-            "GET",
-            &format!("/Groups?filter={}", q("displayName eq \"Support\"")),
-            None,
-        )
-        .json();
+    let look = f.scim(OKTA, "GET", &format!("/Groups?filter={}", q("displayName eq \"Support\"")), None).json();
     assert_eq!(
-        (
-            look["totalResults"].clone(),
-            look["Resources"][0]["id"].clone()
-        ),
+        (look["totalResults"].clone(), look["Resources"][0]["id"].clone()),
         (json!(1), json!("Support")),
         "link finds the native group: {look}"
     );
     // "Sales" now names two groups: the SCIM one is what SCIM finds.
-    let look = f
-        .scim(
-            OKTA,
-            "GET",
-            &format!("/Groups?filter={}", q("displayName eq \"Sales\"")),
-            None,
-        )
-        .json();
+    let look = f.scim(OKTA, "GET", &format!("/Groups?filter={}", q("displayName eq \"Sales\"")), None).json();
     assert_eq!(
-        (
-            look["totalResults"].clone(),
-            look["Resources"][0]["id"].clone()
-        ),
+        (look["totalResults"].clone(), look["Resources"][0]["id"].clone()),
         (json!(1), json!("Sales_2")),
         "{look}"
     );
     // Okta links the found group: PATCH by id takes it over.
     let link = json!({"schemas": [PATCH_OP], "Operations": [{"op": "replace", "value": {"id": "Support", "displayName": "Support"}}]});
-    expect(
-        &f.scim(OKTA, "PATCH", "/Groups/Support", Some(&link)),
-        204,
-        "okta link Support",
-    );
+    expect(&f.scim(OKTA, "PATCH", "/Groups/Support", Some(&link)), 204, "okta link Support");
     let sv = f.group(&support);
     assert_eq!(sv["source"]["kind"], json!("scim"), "{sv}");
     assert_eq!(sv["source"]["tokenId"], json!(tok));
     assert!(sv["source"]["takenOverAt"].is_string(), "{sv}");
-    assert_eq!(
-        f.members(&support),
-        set([&ben, &cara]),
-        "a PATCH without member ops keeps the members"
-    );
+    assert_eq!(f.members(&support), set([&ben, &cara]), "a PATCH without member ops keeps the members");
     let listed = f.scim(OKTA, "GET", "/Groups", None).json();
-    assert_eq!(
-        ids(&listed["Resources"]),
-        set(["Sales_2", "Support"]),
-        "plain lists show SCIM's groups only: {listed}"
-    );
+    assert_eq!(ids(&listed["Resources"]), set(["Sales_2", "Support"]), "plain lists show SCIM's groups only: {listed}");
     expect_rule(
-        &f.admin(
-            "PATCH",
-            "/groups/Support",
-            Some(&json!({"name": "Helpdesk"})),
-        ),
+        &f.admin("PATCH", "/groups/Support", Some(&json!({"name": "Helpdesk"}))),
         409,
         "scim_managed_group",
         "rename Support",
@@ -1516,33 +966,13 @@ fn okta_migration_under_both_policies_with_deactivation_and_email_settings() {
 
     // --- Deactivation: disable (the default) keeps the user, blocked.
     let off = json!({"schemas": [PATCH_OP], "Operations": [{"op": "replace", "value": {"active": false}}]});
-    let r = expect(
-        &f.scim(OKTA, "PATCH", &format!("/Users/{alice}"), Some(&off)),
-        200,
-        "okta deactivate alice",
-    );
+    let r = expect(&f.scim(OKTA, "PATCH", &format!("/Users/{alice}"), Some(&off)), 200, "okta deactivate alice");
     assert_eq!(r["active"], json!(false), "{r}");
     let av = f.user(&alice);
-    assert_eq!(
-        (av["active"].clone(), av["access"].clone()),
-        (json!(false), json!("blocked")),
-        "{av}"
-    );
-    assert_eq!(
-        ids(&av["groups"]),
-        set(["Sales", "Sales_2"]),
-        "memberships kept: {av}"
-    );
-    assert_eq!(
-        ids(&av["roleBindings"]),
-        set([&b_alice]),
-        "bindings kept: {av}"
-    );
-    let sa = expect(
-        &f.scim(OKTA, "GET", &format!("/Users/{alice}"), None),
-        200,
-        "SCIM reads the disabled user",
-    );
+    assert_eq!((av["active"].clone(), av["access"].clone()), (json!(false), json!("blocked")), "{av}");
+    assert_eq!(ids(&av["groups"]), set(["Sales", "Sales_2"]), "memberships kept: {av}");
+    assert_eq!(ids(&av["roleBindings"]), set([&b_alice]), "bindings kept: {av}");
+    let sa = expect(&f.scim(OKTA, "GET", &format!("/Users/{alice}"), None), 200, "SCIM reads the disabled user");
     assert_eq!(sa["active"], json!(false));
     assert_eq!(f.members(&sales), set([&alice, &ben]));
 
@@ -1550,51 +980,21 @@ fn okta_migration_under_both_policies_with_deactivation_and_email_settings() {
     let s = f.settings(json!({"deactivation": "remove"}));
     assert_eq!(s["deactivation"], json!("remove"));
     let r = f.scim(OKTA, "PATCH", &format!("/Users/{ben}"), Some(&off));
-    assert!(
-        matches!(r.status, 200 | 204),
-        "okta deactivate ben under remove: {} {}",
-        r.status,
-        text(&r)
-    );
-    expect(
-        &f.admin("GET", &format!("/users/{ben}"), None),
-        404,
-        "ben is removed",
-    );
-    expect(
-        &f.scim(OKTA, "GET", &format!("/Users/{ben}"), None),
-        404,
-        "SCIM: ben is gone",
-    );
-    expect(
-        &f.admin("GET", &format!("/role-bindings/{b_ben}"), None),
-        404,
-        "ben's role binding went with him",
-    );
+    assert!(matches!(r.status, 200 | 204), "okta deactivate ben under remove: {} {}", r.status, text(&r));
+    expect(&f.admin("GET", &format!("/users/{ben}"), None), 404, "ben is removed");
+    expect(&f.scim(OKTA, "GET", &format!("/Users/{ben}"), None), 404, "SCIM: ben is gone");
+    expect(&f.admin("GET", &format!("/role-bindings/{b_ben}"), None), 404, "ben's role binding went with him");
     assert_eq!(f.members(&sales), set([&alice]), "left the native group");
     assert_eq!(f.members(&sales2), set([&alice]));
     assert_eq!(f.members(&support), set([&cara]));
-    assert_eq!(
-        total(&f.scim(
-            OKTA,
-            "GET",
-            &format!("/Users?filter={}", q("userName eq \"ben@acme.io\"")),
-            None
-        )),
-        0
-    );
+    assert_eq!(total(&f.scim(OKTA, "GET", &format!("/Users?filter={}", q("userName eq \"ben@acme.io\"")), None)), 0);
     // Alice was disabled before the policy changed and stays.
     assert_eq!(f.user(&alice)["active"], json!(false));
 
     // --- updateEmailsViaScim on (default): the login follows SCIM.
     let mail = |v: &str| json!({"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": "emails", "value": [{"primary": true, "value": v}]}]});
     expect(
-        &f.scim(
-            OKTA,
-            "PATCH",
-            &format!("/Users/{cara}"),
-            Some(&mail("cara.cruz@acme.io")),
-        ),
+        &f.scim(OKTA, "PATCH", &format!("/Users/{cara}"), Some(&mail("cara.cruz@acme.io"))),
         200,
         "okta change cara's e-mail",
     );
@@ -1606,29 +1006,16 @@ fn okta_migration_under_both_policies_with_deactivation_and_email_settings() {
         json!({"sameNamePolicy": "link", "updateEmailsViaScim": false, "deactivation": "remove", "emailDomainAliases": {}})
     );
     let r = expect(
-        &f.scim(
-            OKTA,
-            "PATCH",
-            &format!("/Users/{cara}"),
-            Some(&mail("cc@acme.io")),
-        ),
+        &f.scim(OKTA, "PATCH", &format!("/Users/{cara}"), Some(&mail("cc@acme.io"))),
         200,
         "okta change cara's e-mail again",
     );
     assert_eq!(r["emails"][0]["value"], json!("cc@acme.io"), "{r}");
     let cv = f.user(&cara);
-    assert_eq!(
-        cv["email"],
-        json!("cara.cruz@acme.io"),
-        "login unchanged: {cv}"
-    );
+    assert_eq!(cv["email"], json!("cara.cruz@acme.io"), "login unchanged: {cv}");
     // Same for a userName change of an e-mail-shaped userName.
     let rename = json!({"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": "userName", "value": "alice.adams@acme.io"}]});
-    let r = expect(
-        &f.scim(OKTA, "PATCH", &format!("/Users/{alice}"), Some(&rename)),
-        200,
-        "okta rename alice",
-    );
+    let r = expect(&f.scim(OKTA, "PATCH", &format!("/Users/{alice}"), Some(&rename)), 200, "okta rename alice");
     assert_eq!(r["userName"], json!("alice.adams@acme.io"));
     let av = f.user(&alice);
     assert_eq!(
@@ -1653,11 +1040,7 @@ fn okta_migration_under_both_policies_with_deactivation_and_email_settings() {
         json!({"users": 4, "nativeUsers": 2, "scimUsers": 2, "groups": 3, "nativeGroups": 1, "scimGroups": 2, "partial": false}),
         "{after}"
     );
-    assert_eq!(
-        ids(&after["usersTakenOver"]),
-        set([&alice, &cara]),
-        "ben was removed: {after}"
-    );
+    assert_eq!(ids(&after["usersTakenOver"]), set([&alice, &cara]), "ben was removed: {after}");
     assert_eq!(ids(&after["groupsTakenOver"]), set(["Support"]));
     let nt = after["nativeUsersNotTakenOver"].as_array().unwrap();
     assert_eq!(nt.len(), 2, "{after}");
@@ -1666,11 +1049,7 @@ fn okta_migration_under_both_policies_with_deactivation_and_email_settings() {
     assert_eq!(export_after.len(), 4);
     let ae = &export_after[&alice];
     assert_eq!(
-        (
-            ae["active"].clone(),
-            ae["access"].clone(),
-            ae["email"].clone()
-        ),
+        (ae["active"].clone(), ae["access"].clone(), ae["email"].clone()),
         (json!(false), json!("blocked"), json!("alice@acme.io")),
         "{ae}"
     );
@@ -1687,39 +1066,21 @@ fn okta_migration_under_both_policies_with_deactivation_and_email_settings() {
     let okta = |op: &str| f.audit(&format!("client=okta&operation={op}"));
     let t = okta("user.takeover");
     assert_eq!(
-        t.iter()
-            .map(|r| r["resource"]["id"].as_str().unwrap().to_owned())
-            .collect::<BTreeSet<_>>(),
+        t.iter().map(|r| r["resource"]["id"].as_str().unwrap().to_owned()).collect::<BTreeSet<_>>(),
         set([&alice, &ben, &cara])
     );
     assert!(
-        t.iter()
-            .all(|r| r["actor"] == json!({"kind": "token", "tokenId": tok})
-                && r["userAgent"] == json!(OKTA)),
+        t.iter().all(|r| r["actor"] == json!({"kind": "token", "tokenId": tok}) && r["userAgent"] == json!(OKTA)),
         "{t:?}"
     );
     let d = okta("user.deactivate");
-    assert_eq!(
-        (d.len(), d[0]["resource"]["id"].clone()),
-        (1, json!(alice)),
-        "{d:?}"
-    );
+    assert_eq!((d.len(), d[0]["resource"]["id"].clone()), (1, json!(alice)), "{d:?}");
     let rm = okta("user.remove");
-    assert_eq!(
-        (rm.len(), rm[0]["resource"]["id"].clone()),
-        (1, json!(ben)),
-        "{rm:?}"
-    );
+    assert_eq!((rm.len(), rm[0]["resource"]["id"].clone()), (1, json!(ben)), "{rm:?}");
     let gc = okta("group.create");
-    assert_eq!(
-        (gc.len(), gc[0]["resource"]["id"].clone()),
-        (1, json!("Sales_2"))
-    );
+    assert_eq!((gc.len(), gc[0]["resource"]["id"].clone()), (1, json!("Sales_2")));
     let gt = okta("group.takeover");
-    assert_eq!(
-        (gt.len(), gt[0]["resource"]["id"].clone()),
-        (1, json!("Support"))
-    );
+    assert_eq!((gt.len(), gt[0]["resource"]["id"].clone()), (1, json!("Support")));
     let st = f.audit("operation=settings.update");
     assert_eq!(st.len(), 4, "{st:?}");
     assert!(
@@ -1727,10 +1088,7 @@ fn okta_migration_under_both_policies_with_deactivation_and_email_settings() {
             && r["resource"] == json!({"type": "Settings", "id": f.boot.account})),
         "{st:?}"
     );
-    assert!(
-        f.audit("operation=user.&client=okta").len() >= 7,
-        "prefix filter"
-    );
+    assert!(f.audit("operation=user.&client=okta").len() >= 7, "prefix filter");
 }
 
 // ====================================================================
@@ -1743,25 +1101,10 @@ fn admin_api_authentication() {
     let path = format!("/api/accounts/{}/users", f.boot.account);
     for (what, headers) in [
         ("no token", vec![]),
-        (
-            "wrong token",
-            vec![(
-                "Authorization",
-                "Bearer e2e-admin-token-0123456789abcdeX".to_owned(),
-            )],
-        ),
-        (
-            "SCIM token",
-            vec![("Authorization", format!("Bearer {}", f.boot.token))],
-        ),
-        (
-            "basic scheme",
-            vec![("Authorization", format!("Basic {ADMIN_TOKEN}"))],
-        ),
-        (
-            "empty bearer",
-            vec![("Authorization", "Bearer ".to_owned())],
-        ),
+        ("wrong token", vec![("Authorization", "Bearer e2e-admin-token-0123456789abcdeX".to_owned())]),
+        ("SCIM token", vec![("Authorization", format!("Bearer {}", f.boot.token))]),
+        ("basic scheme", vec![("Authorization", format!("Basic {ADMIN_TOKEN}"))]),
+        ("empty bearer", vec![("Authorization", "Bearer ".to_owned())]),
     ] {
         let hs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
         for (method, p, body) in [
@@ -1771,19 +1114,11 @@ fn admin_api_authentication() {
         ] {
             let r = f.send(method, &p, &hs, body.as_ref());
             expect_rule(&r, 401, "unauthorized", &format!("{what}: {method} {p}"));
-            assert!(
-                r.header("www-authenticate")
-                    .is_some_and(|w| w.starts_with("Bearer")),
-                "{what}: {:?}",
-                r.headers
-            );
+            assert!(r.header("www-authenticate").is_some_and(|w| w.starts_with("Bearer")), "{what}: {:?}", r.headers);
         }
     }
     // Nothing was created by the refused POSTs.
-    assert_eq!(
-        f.admin_ok("GET", "/users", None, 200),
-        json!({"items": [], "nextCursor": null})
-    );
+    assert_eq!(f.admin_ok("GET", "/users", None, 200), json!({"items": [], "nextCursor": null}));
     // The admin token is no SCIM token.
     let r = f.send(
         "GET",
@@ -1796,28 +1131,15 @@ fn admin_api_authentication() {
     let accounts = f.admin_ok("GET", "", None, 200);
     assert_eq!(accounts["id"], json!(f.boot.account), "{accounts}");
     let all = expect(
-        &f.send(
-            "GET",
-            "/api/accounts",
-            &[("Authorization", format!("Bearer {ADMIN_TOKEN}").as_str())],
-            None,
-        ),
+        &f.send("GET", "/api/accounts", &[("Authorization", format!("Bearer {ADMIN_TOKEN}").as_str())], None),
         200,
         "list accounts",
     );
     assert_eq!(ids(&all["items"]), set([&f.boot.account]));
     // Unknown account, unknown route.
-    expect(
-        &f.admin_at("no-such-account", "GET", "/users", None),
-        404,
-        "unknown account",
-    );
+    expect(&f.admin_at("no-such-account", "GET", "/users", None), 404, "unknown account");
     expect(&f.admin("GET", "/nope", None), 404, "unknown admin route");
-    expect(
-        &f.admin("PUT", "/users", Some(&json!({}))),
-        405,
-        "wrong method",
-    );
+    expect(&f.admin("PUT", "/users", Some(&json!({}))), 405, "wrong method");
 }
 
 #[test]
@@ -1830,28 +1152,12 @@ fn admin_api_is_disabled_without_an_admin_token() {
             if !auth.is_empty() {
                 headers.push(("Authorization".to_owned(), auth.clone()));
             }
-            let r = http::send(
-                &server.addr,
-                "GET",
-                &format!("/api/accounts/{}/users", boot.account),
-                &headers,
-                &[],
-            )
-            .unwrap();
-            expect_rule(
-                &r,
-                403,
-                "admin_api_disabled",
-                &format!("env {env:?}, {auth:?}"),
-            );
+            let r = http::send(&server.addr, "GET", &format!("/api/accounts/{}/users", boot.account), &headers, &[])
+                .unwrap();
+            expect_rule(&r, 403, "admin_api_disabled", &format!("env {env:?}, {auth:?}"));
         }
         // SCIM is unaffected.
-        assert_eq!(
-            server
-                .request("GET", &format!("{}/Users", boot.base()), &boot.token, None)
-                .status,
-            200
-        );
+        assert_eq!(server.request("GET", &format!("{}/Users", boot.base()), &boot.token, None).status, 200);
     }
 }
 
@@ -1861,22 +1167,10 @@ fn token_create_rotate_with_grace_and_without() {
     let users = format!("{}/Users", f.boot.base());
     let works = |token: &str| f.server.request("GET", &users, token, None).status;
 
-    let created = f.admin_ok(
-        "POST",
-        "/tokens",
-        Some(&json!({"name": "okta-prod", "expiresInDays": 30})),
-        201,
-    );
-    let (t1_id, t1) = (
-        id_of(&created),
-        created["token"].as_str().unwrap().to_owned(),
-    );
+    let created = f.admin_ok("POST", "/tokens", Some(&json!({"name": "okta-prod", "expiresInDays": 30})), 201);
+    let (t1_id, t1) = (id_of(&created), created["token"].as_str().unwrap().to_owned());
     assert_eq!(
-        (
-            created["name"].clone(),
-            created["accountId"].clone(),
-            created["revokedAt"].clone()
-        ),
+        (created["name"].clone(), created["accountId"].clone(), created["revokedAt"].clone()),
         (json!("okta-prod"), json!(f.boot.account), Value::Null),
         "{created}"
     );
@@ -1884,33 +1178,15 @@ fn token_create_rotate_with_grace_and_without() {
     assert_eq!(works(&t1), 200);
     let listed = f.admin_ok("GET", "/tokens", None, 200);
     assert_eq!(ids(&listed["items"]), set([&f.token_id, &t1_id]));
-    assert!(
-        listed["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|t| t.get("token").is_none()),
-        "{listed}"
-    );
+    assert!(listed["items"].as_array().unwrap().iter().all(|t| t.get("token").is_none()), "{listed}");
 
     // Rotate with a grace period: both work.
-    let rot = f.admin_ok(
-        "POST",
-        &format!("/tokens/{t1_id}/rotate"),
-        Some(&json!({"graceHours": 2})),
-        201,
-    );
-    let (t2_id, t2) = (
-        id_of(&rot["token"]),
-        rot["token"]["token"].as_str().unwrap().to_owned(),
-    );
+    let rot = f.admin_ok("POST", &format!("/tokens/{t1_id}/rotate"), Some(&json!({"graceHours": 2})), 201);
+    let (t2_id, t2) = (id_of(&rot["token"]), rot["token"]["token"].as_str().unwrap().to_owned());
     assert_ne!(t2_id, t1_id);
     assert_eq!(rot["token"]["name"], json!("okta-prod"), "{rot}");
     assert_eq!(
-        (
-            rot["previous"]["id"].clone(),
-            rot["previous"]["revokedAt"].clone()
-        ),
+        (rot["previous"]["id"].clone(), rot["previous"]["revokedAt"].clone()),
         (json!(t1_id), Value::Null),
         "{rot}"
     );
@@ -1918,46 +1194,22 @@ fn token_create_rotate_with_grace_and_without() {
         rot["previous"]["expiresAt"].as_str().unwrap() < created["expiresAt"].as_str().unwrap(),
         "the old token's expiry is pulled in to the grace period: {rot} vs {created}"
     );
-    assert_eq!(
-        (works(&t1), works(&t2)),
-        (200, 200),
-        "within the grace period both tokens work"
-    );
+    assert_eq!((works(&t1), works(&t2)), (200, 200), "within the grace period both tokens work");
     // A write with the new token is attributed to it.
-    let u = f.server.request(
-        "POST",
-        &users,
-        &t2,
-        Some(&json!({"schemas": [CORE_USER], "userName": "rot@x.io"})),
-    );
+    let u = f.server.request("POST", &users, &t2, Some(&json!({"schemas": [CORE_USER], "userName": "rot@x.io"})));
     let uid = id_of(&expect(&u, 201, "create with rotated token"));
-    assert_eq!(
-        f.user(&uid)["source"],
-        json!({"kind": "scim", "tokenId": t2_id})
-    );
+    assert_eq!(f.user(&uid)["source"], json!({"kind": "scim", "tokenId": t2_id}));
 
     // Rotate with graceHours 0: the old one is revoked at once.
-    let rot2 = f.admin_ok(
-        "POST",
-        &format!("/tokens/{t2_id}/rotate"),
-        Some(&json!({"graceHours": 0})),
-        201,
-    );
-    let (t3_id, t3) = (
-        id_of(&rot2["token"]),
-        rot2["token"]["token"].as_str().unwrap().to_owned(),
-    );
+    let rot2 = f.admin_ok("POST", &format!("/tokens/{t2_id}/rotate"), Some(&json!({"graceHours": 0})), 201);
+    let (t3_id, t3) = (id_of(&rot2["token"]), rot2["token"]["token"].as_str().unwrap().to_owned());
     assert!(rot2["previous"]["revokedAt"].is_string(), "{rot2}");
     assert_eq!(works(&t2), 401, "rotated with no grace");
     assert_eq!(works(&t3), 200);
     assert_eq!(works(&t1), 200, "t1's own grace period still runs");
     // A revoked token cannot be rotated.
     expect(
-        &f.admin(
-            "POST",
-            &format!("/tokens/{t2_id}/rotate"),
-            Some(&json!({"graceHours": 0})),
-        ),
+        &f.admin("POST", &format!("/tokens/{t2_id}/rotate"), Some(&json!({"graceHours": 0}))),
         400,
         "rotate a revoked token",
     );
@@ -1969,22 +1221,13 @@ fn token_create_rotate_with_grace_and_without() {
     let del = f.admin_ok("DELETE", &format!("/tokens/{t1_id}"), None, 200);
     assert!(del["revokedAt"].is_string(), "{del}");
     assert_eq!(works(&t1), 401);
-    expect(
-        &f.admin("DELETE", "/tokens/ffffffffffffffff", None),
-        404,
-        "unknown token",
-    );
+    expect(&f.admin("DELETE", "/tokens/ffffffffffffffff", None), 404, "unknown token");
     assert_eq!(works(&f.boot.token), 200, "other tokens are untouched");
 
     let log = f.audit("actor=admin&operation=token.&outcome=success");
     let ops: Vec<(String, String)> = log
         .iter()
-        .map(|r| {
-            (
-                r["operation"].as_str().unwrap().to_owned(),
-                r["resource"]["id"].as_str().unwrap().to_owned(),
-            )
-        })
+        .map(|r| (r["operation"].as_str().unwrap().to_owned(), r["resource"]["id"].as_str().unwrap().to_owned()))
         .collect();
     let want: BTreeSet<(String, String)> = [
         ("token.create", &t1_id),
@@ -1996,11 +1239,7 @@ fn token_create_rotate_with_grace_and_without() {
     .iter()
     .map(|(o, i)| (o.to_string(), i.to_string()))
     .collect();
-    assert_eq!(
-        ops.iter().cloned().collect::<BTreeSet<_>>(),
-        want,
-        "{log:?}"
-    );
+    assert_eq!(ops.iter().cloned().collect::<BTreeSet<_>>(), want, "{log:?}");
     assert_eq!(ops.len(), 5, "{log:?}");
 }
 
@@ -2010,9 +1249,7 @@ fn audit_filters_and_cursor_paging() {
     // Admin writes, SCIM writes from two clients, and refusals.
     let mut admin_users = BTreeSet::new();
     for i in 0..5 {
-        admin_users.insert(id_of(
-            &f.native_user(&format!("n{i}@audit.io"), &format!("N {i}")),
-        ));
+        admin_users.insert(id_of(&f.native_user(&format!("n{i}@audit.io"), &format!("N {i}"))));
     }
     let mut okta_users = BTreeSet::new();
     for i in 0..3 {
@@ -2022,12 +1259,7 @@ fn audit_filters_and_cursor_paging() {
             Some(format!("okta-{i}").as_str()),
             "POST",
             "/Users",
-            Some(&okta_user(
-                &format!("o{i}@audit.io"),
-                &format!("o{i}@audit.io"),
-                "O",
-                &i.to_string(),
-            )),
+            Some(&okta_user(&format!("o{i}@audit.io"), &format!("o{i}@audit.io"), "O", &i.to_string())),
         );
         assert_eq!(r.header("x-request-id"), Some(format!("okta-{i}").as_str()));
         okta_users.insert(id_of(&expect(&r, 201, "okta create")));
@@ -2048,10 +1280,7 @@ fn audit_filters_and_cursor_paging() {
     let r = f.send(
         "POST",
         &format!("/api/accounts/{}/groups", f.boot.account),
-        &[
-            ("Authorization", auth.as_str()),
-            ("X-Request-Id", "admin-req-7"),
-        ],
+        &[("Authorization", auth.as_str()), ("X-Request-Id", "admin-req-7")],
         Some(&json!({"name": "Audited"})),
     );
     expect(&r, 201, "group with request id");
@@ -2062,10 +1291,7 @@ fn audit_filters_and_cursor_paging() {
 
     let all = f.audit("");
     assert_eq!(all.len(), 5 + 3 + 1 + 1 + 1, "{all:?}");
-    let ids_all: Vec<String> = all
-        .iter()
-        .map(|r| r["id"].as_str().unwrap().to_owned())
-        .collect();
+    let ids_all: Vec<String> = all.iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect();
     let mut sorted = ids_all.clone();
     sorted.sort();
     assert_eq!(ids_all, sorted, "oldest first, in id order");
@@ -2105,67 +1331,32 @@ fn audit_filters_and_cursor_paging() {
             None => break,
         }
     }
-    assert_eq!(
-        filtered,
-        all.iter()
-            .filter(|r| r["actor"] == json!({"kind": "admin"}))
-            .cloned()
-            .collect::<Vec<_>>()
-    );
+    assert_eq!(filtered, all.iter().filter(|r| r["actor"] == json!({"kind": "admin"})).cloned().collect::<Vec<_>>());
     assert_eq!(filtered.len(), 7, "5 creates, 1 refusal, 1 group");
 
     // Filters.
     let rid = |items: &[Value]| {
-        items
-            .iter()
-            .map(|r| r["resource"]["id"].as_str().unwrap().to_owned())
-            .collect::<BTreeSet<_>>()
+        items.iter().map(|r| r["resource"]["id"].as_str().unwrap().to_owned()).collect::<BTreeSet<_>>()
     };
     let created = f.audit("operation=user.create&outcome=success");
-    assert_eq!(
-        rid(&created),
-        admin_users
-            .union(&okta_users)
-            .cloned()
-            .collect::<BTreeSet<String>>()
-    );
+    assert_eq!(rid(&created), admin_users.union(&okta_users).cloned().collect::<BTreeSet<String>>());
     let okta = f.audit("client=okta");
     assert_eq!(rid(&okta), okta_users);
-    assert!(
-        okta.iter()
-            .all(|r| r["actor"] == json!({"kind": "token", "tokenId": f.token_id})),
-        "{okta:?}"
-    );
+    assert!(okta.iter().all(|r| r["actor"] == json!({"kind": "token", "tokenId": f.token_id})), "{okta:?}");
     assert_eq!(
-        okta.iter()
-            .map(|r| r["requestId"].as_str().unwrap().to_owned())
-            .collect::<BTreeSet<_>>(),
+        okta.iter().map(|r| r["requestId"].as_str().unwrap().to_owned()).collect::<BTreeSet<_>>(),
         set(["okta-0", "okta-1", "okta-2"])
     );
-    assert_eq!(
-        f.audit(&format!("actor={}", f.token_id)).len(),
-        4,
-        "three creates and the refused duplicate"
-    );
+    assert_eq!(f.audit(&format!("actor={}", f.token_id)).len(), 4, "three creates and the refused duplicate");
     let fails = f.audit("outcome=failure");
     assert_eq!(fails.len(), 2, "{fails:?}");
-    let entra_fail = fails
-        .iter()
-        .find(|r| r["client"] == "entra")
-        .expect("entra refusal recorded");
+    let entra_fail = fails.iter().find(|r| r["client"] == "entra").expect("entra refusal recorded");
     assert_eq!(
-        (
-            entra_fail["status"].clone(),
-            entra_fail["requestId"].clone(),
-            entra_fail["operation"].clone()
-        ),
+        (entra_fail["status"].clone(), entra_fail["requestId"].clone(), entra_fail["operation"].clone()),
         (json!(409), json!("entra-dup"), json!("user.create")),
         "{entra_fail}"
     );
-    let admin_fail = fails
-        .iter()
-        .find(|r| r["client"] == "admin-api")
-        .expect("admin refusal recorded");
+    let admin_fail = fails.iter().find(|r| r["client"] == "admin-api").expect("admin refusal recorded");
     assert_eq!(
         (admin_fail["status"].clone(), admin_fail["code"].clone()),
         (json!(409), json!("email_taken")),
@@ -2183,11 +1374,7 @@ fn audit_filters_and_cursor_paging() {
         (g.len(), g[0]["requestId"].clone(), g[0]["client"].clone()),
         (1, json!("admin-req-7"), json!("admin-api"))
     );
-    assert_eq!(
-        f.audit("operation=user.").len(),
-        5 + 3 + 2,
-        "prefix match, both refusals included"
-    );
+    assert_eq!(f.audit("operation=user.").len(), 5 + 3 + 2, "prefix match, both refusals included");
     assert_eq!(f.audit("client=okta&outcome=failure").len(), 0);
 
     // Time windows, from the records' own times.
@@ -2207,22 +1394,10 @@ fn audit_filters_and_cursor_paging() {
     assert_eq!(union, all, "since and until split the log without a gap");
 
     // Bad parameters.
-    expect(
-        &f.admin("GET", "/audit?bogus=1", None),
-        400,
-        "unknown parameter",
-    );
+    expect(&f.admin("GET", "/audit?bogus=1", None), 400, "unknown parameter");
     expect(&f.admin("GET", "/audit?count=0", None), 400, "count 0");
-    expect(
-        &f.admin("GET", "/audit?since=yesterday", None),
-        400,
-        "bad time",
-    );
-    expect(
-        &f.admin("GET", "/audit?cursor=a%2Fb", None),
-        400,
-        "bad cursor",
-    );
+    expect(&f.admin("GET", "/audit?since=yesterday", None), 400, "bad time");
+    expect(&f.admin("GET", "/audit?cursor=a%2Fb", None), 400, "bad cursor");
 }
 
 #[test]
@@ -2233,123 +1408,83 @@ fn role_bindings_are_unique_and_follow_their_principal() {
     let scope = json!({"kind": "project", "org": "o1", "project": "p1"});
     let b1 = f.bind("user", &u, "admin", scope.clone());
     let dup = json!({"principal": {"type": "user", "id": u}, "role": "admin", "scope": scope});
-    expect_rule(
-        &f.admin("POST", "/role-bindings", Some(&dup)),
-        409,
-        "duplicate_role_binding",
-        "same binding twice",
-    );
+    expect_rule(&f.admin("POST", "/role-bindings", Some(&dup)), 409, "duplicate_role_binding", "same binding twice");
     // A different role, scope or principal is a different binding.
-    let b2 = f.bind(
-        "user",
-        &u,
-        "admin",
-        json!({"kind": "project", "org": "o1", "project": "p2"}),
-    );
+    let b2 = f.bind("user", &u, "admin", json!({"kind": "project", "org": "o1", "project": "p2"}));
     let b3 = f.bind("user", &u, "viewer", scope.clone());
-    let b4 = f.bind(
-        "user",
-        &u,
-        "admin",
-        json!({"kind": "organization", "org": "o1"}),
-    );
+    let b4 = f.bind("user", &u, "admin", json!({"kind": "organization", "org": "o1"}));
     let b5 = f.bind("group", &g, "admin", scope.clone());
-    let mine = f.admin_ok(
-        "GET",
-        &format!("/role-bindings?principalType=user&principalId={u}"),
-        None,
-        200,
-    );
+    let mine = f.admin_ok("GET", &format!("/role-bindings?principalType=user&principalId={u}"), None, 200);
     assert_eq!(ids(&mine["items"]), set([&b1, &b2, &b3, &b4]));
     let one = f.admin_ok("GET", &format!("/role-bindings/{b1}"), None, 200);
     assert_eq!(one["principal"], json!({"type": "user", "id": u}));
-    assert_eq!(
-        one["scope"],
-        json!({"kind": "project", "org": "o1", "project": "p1"})
-    );
+    assert_eq!(one["scope"], json!({"kind": "project", "org": "o1", "project": "p1"}));
     assert_eq!(ids(&f.user(&u)["roleBindings"]), set([&b1, &b2, &b3, &b4]));
     // Paging the full list.
     let p1 = f.admin_ok("GET", "/role-bindings?count=3", None, 200);
-    let c = p1["nextCursor"]
-        .as_str()
-        .expect("more bindings follow")
-        .to_owned();
-    let p2 = f.admin_ok(
-        "GET",
-        &format!("/role-bindings?count=3&cursor={}", q(&c)),
-        None,
-        200,
-    );
+    let c = p1["nextCursor"].as_str().expect("more bindings follow").to_owned();
+    let p2 = f.admin_ok("GET", &format!("/role-bindings?count=3&cursor={}", q(&c)), None, 200);
     let mut seen = ids(&p1["items"]);
     seen.extend(ids(&p2["items"]));
     assert_eq!(seen, set([&b1, &b2, &b3, &b4, &b5]));
-    assert_eq!(
-        p1["items"].as_array().unwrap().len() + p2["items"].as_array().unwrap().len(),
-        5
-    );
+    assert_eq!(p1["items"].as_array().unwrap().len() + p2["items"].as_array().unwrap().len(), 5);
 
     // Deleting frees the identity for a new binding.
-    expect(
-        &f.admin("DELETE", &format!("/role-bindings/{b1}"), None),
-        204,
-        "delete b1",
-    );
-    expect(
-        &f.admin("GET", &format!("/role-bindings/{b1}"), None),
-        404,
-        "deleted",
-    );
-    expect(
-        &f.admin("DELETE", &format!("/role-bindings/{b1}"), None),
-        404,
-        "deleted twice",
-    );
+    expect(&f.admin("DELETE", &format!("/role-bindings/{b1}"), None), 204, "delete b1");
+    expect(&f.admin("GET", &format!("/role-bindings/{b1}"), None), 404, "deleted");
+    expect(&f.admin("DELETE", &format!("/role-bindings/{b1}"), None), 404, "deleted twice");
     let b1again = f.bind("user", &u, "admin", scope.clone());
     assert_ne!(b1again, b1);
     // Bad input and unknown principals.
-    expect(&f.admin("POST", "/role-bindings", Some(&json!({"principal": {"type": "user", "id": "nobody"}, "role": "admin", "scope": {"kind": "account"}}))), 404, "unknown user");
-    expect(&f.admin("POST", "/role-bindings", Some(&json!({"principal": {"type": "robot", "id": u}, "role": "admin", "scope": {"kind": "account"}}))), 400, "bad principal type");
-    expect(&f.admin("POST", "/role-bindings", Some(&json!({"principal": {"type": "user", "id": u}, "role": "ad min", "scope": {"kind": "account"}}))), 400, "bad role");
-    expect(&f.admin("POST", "/role-bindings", Some(&json!({"principal": {"type": "user", "id": u}, "role": "admin", "scope": {"kind": "galaxy"}}))), 400, "bad scope");
     expect(
-        &f.admin("GET", "/role-bindings?principalType=user", None),
-        400,
-        "half a principal",
+        &f.admin(
+            "POST",
+            "/role-bindings",
+            Some(
+                &json!({"principal": {"type": "user", "id": "nobody"}, "role": "admin", "scope": {"kind": "account"}}),
+            ),
+        ),
+        404,
+        "unknown user",
     );
+    expect(
+        &f.admin(
+            "POST",
+            "/role-bindings",
+            Some(&json!({"principal": {"type": "robot", "id": u}, "role": "admin", "scope": {"kind": "account"}})),
+        ),
+        400,
+        "bad principal type",
+    );
+    expect(
+        &f.admin(
+            "POST",
+            "/role-bindings",
+            Some(&json!({"principal": {"type": "user", "id": u}, "role": "ad min", "scope": {"kind": "account"}})),
+        ),
+        400,
+        "bad role",
+    );
+    expect(
+        &f.admin(
+            "POST",
+            "/role-bindings",
+            Some(&json!({"principal": {"type": "user", "id": u}, "role": "admin", "scope": {"kind": "galaxy"}})),
+        ),
+        400,
+        "bad scope",
+    );
+    expect(&f.admin("GET", "/role-bindings?principalType=user", None), 400, "half a principal");
 
     // Bindings go with their principal.
-    expect(
-        &f.admin("DELETE", &format!("/groups/{g}"), None),
-        204,
-        "delete native group",
-    );
-    expect(
-        &f.admin("GET", &format!("/role-bindings/{b5}"), None),
-        404,
-        "group binding removed with the group",
-    );
+    expect(&f.admin("DELETE", &format!("/groups/{g}"), None), 204, "delete native group");
+    expect(&f.admin("GET", &format!("/role-bindings/{b5}"), None), 404, "group binding removed with the group");
     assert_eq!(f.user(&u)["groups"], json!([]), "the member stays a user");
-    expect(
-        &f.admin("DELETE", &format!("/users/{u}"), None),
-        204,
-        "delete native user",
-    );
+    expect(&f.admin("DELETE", &format!("/users/{u}"), None), 204, "delete native user");
     let left = f.admin_ok("GET", "/role-bindings", None, 200);
-    assert_eq!(
-        left,
-        json!({"items": [], "nextCursor": null}),
-        "user bindings removed with the user"
-    );
-    assert_eq!(
-        f.audit("operation=roleBinding.create&outcome=success")
-            .len(),
-        6
-    );
-    assert_eq!(
-        f.audit("operation=roleBinding.delete&outcome=success")
-            .len(),
-        1
-    );
+    assert_eq!(left, json!({"items": [], "nextCursor": null}), "user bindings removed with the user");
+    assert_eq!(f.audit("operation=roleBinding.create&outcome=success").len(), 6);
+    assert_eq!(f.audit("operation=roleBinding.delete&outcome=success").len(), 1);
 }
 
 #[test]
@@ -2364,11 +1499,7 @@ fn native_uniqueness_rules() {
     );
     let v = id_of(&f.native_user("other@x.io", "V"));
     expect_rule(
-        &f.admin(
-            "PATCH",
-            &format!("/users/{v}"),
-            Some(&json!({"email": "uniq@x.io"})),
-        ),
+        &f.admin("PATCH", &format!("/users/{v}"), Some(&json!({"email": "uniq@x.io"}))),
         409,
         "email_taken",
         "change to a taken e-mail",
@@ -2381,19 +1512,10 @@ fn native_uniqueness_rules() {
         "group_name_taken",
         "group name, other case",
     );
-    let g = f.admin_ok(
-        "POST",
-        "/groups",
-        Some(&json!({"name": "Team Two", "identifier": "team2"})),
-        201,
-    );
+    let g = f.admin_ok("POST", "/groups", Some(&json!({"name": "Team Two", "identifier": "team2"})), 201);
     assert_eq!(g["id"], json!("team2"));
     expect_rule(
-        &f.admin(
-            "POST",
-            "/groups",
-            Some(&json!({"name": "Team Three", "identifier": "team2"})),
-        ),
+        &f.admin("POST", "/groups", Some(&json!({"name": "Team Three", "identifier": "team2"}))),
         409,
         "identifier_taken",
         "identifier",
@@ -2407,43 +1529,22 @@ fn native_uniqueness_rules() {
     // A SCIM user whose login is a native user's cannot be created beside it
     // (it takes it over instead); one whose login is another SCIM user's is
     // refused with email_taken.
-    let s1 = f.scim(
+    let s1 = f.scim(OKTA, "POST", "/Users", Some(&okta_user("s1@x.io", "s1@x.io", "S", "One")));
+    expect(&s1, 201, "s1");
+    let s2 = f.scim(
         OKTA,
         "POST",
         "/Users",
-        Some(&okta_user("s1@x.io", "s1@x.io", "S", "One")),
+        Some(&json!({"schemas": [CORE_USER], "userName": "s2", "emails": [{"primary": true, "value": "s1@x.io"}]})),
     );
-    expect(&s1, 201, "s1");
-    let s2 = f.scim(OKTA, "POST", "/Users", Some(&json!({"schemas": [CORE_USER], "userName": "s2", "emails": [{"primary": true, "value": "s1@x.io"}]})));
     let body = expect(&s2, 409, "login of another SCIM user");
     assert_eq!(body["code"], json!("email_taken"), "{body}");
     // Unknown fields and bad e-mails.
-    expect(
-        &f.admin(
-            "POST",
-            "/users",
-            Some(&json!({"email": "z@x.io", "role": "admin"})),
-        ),
-        400,
-        "unknown field",
-    );
-    expect(
-        &f.admin("POST", "/users", Some(&json!({"email": "not-an-email"}))),
-        400,
-        "bad e-mail",
-    );
+    expect(&f.admin("POST", "/users", Some(&json!({"email": "z@x.io", "role": "admin"}))), 400, "unknown field");
+    expect(&f.admin("POST", "/users", Some(&json!({"email": "not-an-email"}))), 400, "bad e-mail");
     // Invites.
-    let inv = f.admin_ok(
-        "POST",
-        "/users",
-        Some(&json!({"email": "invited@x.io", "invite": true})),
-        201,
-    );
-    assert_eq!(
-        (inv["invited"].clone(), inv["name"].clone()),
-        (json!(true), json!("invited@x.io")),
-        "{inv}"
-    );
+    let inv = f.admin_ok("POST", "/users", Some(&json!({"email": "invited@x.io", "invite": true})), 201);
+    assert_eq!((inv["invited"].clone(), inv["name"].clone()), (json!(true), json!("invited@x.io")), "{inv}");
     assert_eq!(f.audit("operation=user.invite").len(), 1);
     // Searching and filtering the admin list.
     let found = f.admin_ok("GET", "/users?search=UNIQ", None, 200);
@@ -2454,20 +1555,11 @@ fn native_uniqueness_rules() {
     assert_eq!(scims["items"].as_array().unwrap().len(), 1);
     let p1 = f.admin_ok("GET", "/users?count=2", None, 200);
     let c = p1["nextCursor"].as_str().expect("cursor").to_owned();
-    let p2 = f.admin_ok(
-        "GET",
-        &format!("/users?count=2&cursor={}", q(&c)),
-        None,
-        200,
-    );
+    let p2 = f.admin_ok("GET", &format!("/users?count=2&cursor={}", q(&c)), None, 200);
     let mut all = ids(&p1["items"]);
     all.extend(ids(&p2["items"]));
     assert_eq!(all.len(), 4);
-    expect(
-        &f.admin("GET", "/users?source=ldap", None),
-        400,
-        "bad source",
-    );
+    expect(&f.admin("GET", "/users?source=ldap", None), 400, "bad source");
 }
 
 #[test]
@@ -2488,22 +1580,13 @@ fn admin_routes_never_cross_accounts() {
     assert_ne!(a2, a1);
     assert_eq!(acc2["name"], json!("second"));
     assert!(acc2["scimPath"].as_str().unwrap().ends_with(&a2), "{acc2}");
-    let tok2 = expect(
-        &f.admin_at(&a2, "POST", "/tokens", Some(&json!({"name": "idp"}))),
-        201,
-        "token in account 2",
-    );
+    let tok2 = expect(&f.admin_at(&a2, "POST", "/tokens", Some(&json!({"name": "idp"}))), 201, "token in account 2");
     let (tok2_id, tok2) = (id_of(&tok2), tok2["token"].as_str().unwrap().to_owned());
 
     // Same e-mail in both accounts: two different users.
     let u1 = id_of(&f.native_user("shared@x.io", "One"));
     let u2 = id_of(&expect(
-        &f.admin_at(
-            &a2,
-            "POST",
-            "/users",
-            Some(&json!({"email": "shared@x.io", "name": "Two"})),
-        ),
+        &f.admin_at(&a2, "POST", "/users", Some(&json!({"email": "shared@x.io", "name": "Two"}))),
         201,
         "same e-mail in account 2",
     ));
@@ -2515,65 +1598,35 @@ fn admin_routes_never_cross_accounts() {
     // Account 2 sees none of account 1's records through any route.
     let users2 = f.admin_at(&a2, "GET", "/users", None).json();
     assert_eq!(ids(&users2["items"]), set([&u2]), "{users2}");
-    assert_eq!(
-        f.admin_at(&a2, "GET", "/groups", None).json()["items"],
-        json!([])
-    );
-    assert_eq!(
-        f.admin_at(&a2, "GET", "/role-bindings", None).json()["items"],
-        json!([])
-    );
+    assert_eq!(f.admin_at(&a2, "GET", "/groups", None).json()["items"], json!([]));
+    assert_eq!(f.admin_at(&a2, "GET", "/role-bindings", None).json()["items"], json!([]));
     for (method, rel, body) in [
         ("GET", format!("/users/{u1}"), None),
-        (
-            "PATCH",
-            format!("/users/{u1}"),
-            Some(json!({"name": "Hijack"})),
-        ),
+        ("PATCH", format!("/users/{u1}"), Some(json!({"name": "Hijack"}))),
         ("DELETE", format!("/users/{u1}"), None),
         ("GET", format!("/groups/{g1}"), None),
-        (
-            "PATCH",
-            format!("/groups/{g1}"),
-            Some(json!({"name": "Hijack"})),
-        ),
+        ("PATCH", format!("/groups/{g1}"), Some(json!({"name": "Hijack"}))),
         ("DELETE", format!("/groups/{g1}"), None),
         ("PUT", format!("/groups/{g1}/members/{u2}"), None),
         ("GET", format!("/role-bindings/{b1}"), None),
         ("DELETE", format!("/role-bindings/{b1}"), None),
-        (
-            "POST",
-            format!("/tokens/{}/rotate", f.token_id),
-            Some(json!({"graceHours": 0})),
-        ),
+        ("POST", format!("/tokens/{}/rotate", f.token_id), Some(json!({"graceHours": 0}))),
         ("DELETE", format!("/tokens/{}", f.token_id), None),
     ] {
         let r = f.admin_at(&a2, method, &rel, body.as_ref());
         assert_eq!(r.status, 404, "account 2: {method} {rel}: {}", text(&r));
     }
-    let g2 = id_of(&expect(
-        &f.admin_at(&a2, "POST", "/groups", Some(&json!({"name": "Two's"}))),
-        201,
-        "group in 2",
-    ));
+    let g2 = id_of(&expect(&f.admin_at(&a2, "POST", "/groups", Some(&json!({"name": "Two's"}))), 201, "group in 2"));
     let r = f.admin_at(&a2, "PUT", &format!("/groups/{g2}/members/{u1}"), None);
-    assert_eq!(
-        r.status,
-        404,
-        "account 1's user into account 2's group: {}",
-        text(&r)
+    assert_eq!(r.status, 404, "account 1's user into account 2's group: {}", text(&r));
+    let r = f.admin_at(
+        &a2,
+        "POST",
+        "/role-bindings",
+        Some(&json!({"principal": {"type": "user", "id": u1}, "role": "admin", "scope": {"kind": "account"}})),
     );
-    let r = f.admin_at(&a2, "POST", "/role-bindings", Some(&json!({"principal": {"type": "user", "id": u1}, "role": "admin", "scope": {"kind": "account"}})));
-    assert_eq!(
-        r.status,
-        404,
-        "binding for another account's user: {}",
-        text(&r)
-    );
-    assert_eq!(
-        ids(&f.admin_at(&a2, "GET", "/tokens", None).json()["items"]),
-        set([&tok2_id])
-    );
+    assert_eq!(r.status, 404, "binding for another account's user: {}", text(&r));
+    assert_eq!(ids(&f.admin_at(&a2, "GET", "/tokens", None).json()["items"]), set([&tok2_id]));
     assert_eq!(
         f.admin_at(&a2, "GET", "/settings", None).json()["sameNamePolicy"],
         json!("link"),
@@ -2599,10 +1652,7 @@ fn admin_routes_never_cross_accounts() {
     );
     let t = expect(&r, 201, "account 2 takeover");
     assert_eq!(t["id"], json!(u2), "{t}");
-    assert_eq!(
-        f.admin_at(&a2, "GET", &format!("/users/{u2}"), None).json()["source"]["tokenId"],
-        json!(tok2_id)
-    );
+    assert_eq!(f.admin_at(&a2, "GET", &format!("/users/{u2}"), None).json()["source"]["tokenId"], json!(tok2_id));
     let one = f.user(&u1);
     assert_eq!(
         (one["source"].clone(), one["name"].clone()),
@@ -2615,36 +1665,17 @@ fn admin_routes_never_cross_accounts() {
     // Audit logs are per account too.
     // (Account 2's refused attempts on account 1's ids are in account 2's
     // log as failures; no success there names account 1's records.)
-    let log2 = f
-        .admin_at(&a2, "GET", "/audit?count=1000&outcome=success", None)
-        .json();
+    let log2 = f.admin_at(&a2, "GET", "/audit?count=1000&outcome=success", None).json();
     let log2 = log2["items"].as_array().unwrap();
     assert!(!log2.is_empty());
-    let refusals2 = f
-        .admin_at(&a2, "GET", "/audit?count=1000&outcome=failure", None)
-        .json();
-    assert!(
-        refusals2["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|r| r["status"] == json!(404)),
-        "{refusals2}"
-    );
-    let touched: BTreeSet<String> = log2
-        .iter()
-        .map(|r| r["resource"]["id"].as_str().unwrap_or("").to_owned())
-        .collect();
+    let refusals2 = f.admin_at(&a2, "GET", "/audit?count=1000&outcome=failure", None).json();
+    assert!(refusals2["items"].as_array().unwrap().iter().all(|r| r["status"] == json!(404)), "{refusals2}");
+    let touched: BTreeSet<String> =
+        log2.iter().map(|r| r["resource"]["id"].as_str().unwrap_or("").to_owned()).collect();
     for foreign in [&u1, &g1, &b1] {
-        assert!(
-            !touched.contains(foreign),
-            "account 2's log names account 1's {foreign}: {log2:?}"
-        );
+        assert!(!touched.contains(foreign), "account 2's log names account 1's {foreign}: {log2:?}");
     }
-    assert!(
-        f.audit("").iter().all(|r| r["resource"]["id"] != json!(u2)),
-        "account 1's log names account 2's user"
-    );
+    assert!(f.audit("").iter().all(|r| r["resource"]["id"] != json!(u2)), "account 1's log names account 2's user");
     assert_eq!(f.audit(&format!("actor={tok2_id}")), Vec::<Value>::new());
     // Account 1's SCIM token cannot reach account 2.
     let r = f.send(

@@ -32,10 +32,7 @@ impl Bootstrap {
 pub fn split_url(url: &str) -> (String, String) {
     let after_scheme = url.find("://").map(|i| i + 3).unwrap_or(0);
     match url[after_scheme..].find('/') {
-        Some(i) => (
-            url[..after_scheme + i].to_owned(),
-            url[after_scheme + i..].to_owned(),
-        ),
+        Some(i) => (url[..after_scheme + i].to_owned(), url[after_scheme + i..].to_owned()),
         None => (url.to_owned(), String::new()),
     }
 }
@@ -92,21 +89,10 @@ impl Server {
     pub fn start_with_env(env: &[(&str, &str)]) -> (Server, Bootstrap) {
         let dir = TempDir::new();
         let db = dir.path().join("scimlet.db");
-        let env: Vec<(String, String)> = env
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        let (child, lines, stderr, addr) = spawn(&db, "127.0.0.1:0", &env)
-            .unwrap_or_else(|e| panic!("scimlet serve did not start: {e}"));
-        let mut server = Server {
-            child: Some(child),
-            lines,
-            stderr,
-            addr,
-            db,
-            env,
-            _dir: dir,
-        };
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let (child, lines, stderr, addr) =
+            spawn(&db, "127.0.0.1:0", &env).unwrap_or_else(|e| panic!("scimlet serve did not start: {e}"));
+        let mut server = Server { child: Some(child), lines, stderr, addr, db, env, _dir: dir };
         let bootstrap = server.read_bootstrap();
         (server, bootstrap)
     }
@@ -115,33 +101,20 @@ impl Server {
         let (mut account, mut tenant_url, mut token) = (None, None, None);
         let deadline = Instant::now() + Duration::from_secs(30);
         while tenant_url.is_none() || token.is_none() || account.is_none() {
-            let line = match self
-                .lines
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            {
+            let line = match self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
                 Ok(line) => line,
-                Err(e) => panic!(
-                    "no bootstrap account/token on stdout ({e:?}); stderr:\n{}",
-                    self.stderr_text()
-                ),
+                Err(e) => panic!("no bootstrap account/token on stdout ({e:?}); stderr:\n{}", self.stderr_text()),
             };
             if let Some(rest) = line.strip_prefix("Created account ") {
                 // Created account "default" (<id>)
-                account = rest
-                    .rsplit_once('(')
-                    .and_then(|(_, id)| id.strip_suffix(')'))
-                    .map(str::to_owned);
+                account = rest.rsplit_once('(').and_then(|(_, id)| id.strip_suffix(')')).map(str::to_owned);
             } else if let Some(url) = line.strip_prefix("Tenant URL:") {
                 tenant_url = Some(url.trim().to_owned());
             } else if let Some(t) = line.strip_prefix("Token:") {
                 token = Some(t.trim().to_owned());
             }
         }
-        let b = Bootstrap {
-            account: account.unwrap(),
-            tenant_url: tenant_url.unwrap(),
-            token: token.unwrap(),
-        };
+        let b = Bootstrap { account: account.unwrap(), tenant_url: tenant_url.unwrap(), token: token.unwrap() };
         assert!(
             b.base().ends_with(&format!("/{}", b.account)),
             "tenant URL {} does not end with the account id {}",
@@ -183,10 +156,7 @@ impl Server {
     pub fn stdout_lines(&self, wait: Duration) -> Vec<String> {
         let mut out = Vec::new();
         let deadline = Instant::now() + wait;
-        while let Ok(line) = self
-            .lines
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-        {
+        while let Ok(line) = self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
             out.push(line);
         }
         out
@@ -220,35 +190,21 @@ impl Server {
         let mut args = args.to_vec();
         args.push("--json");
         let text = self.cli(&args);
-        serde_json::from_str(text.trim())
-            .unwrap_or_else(|e| panic!("scimlet {args:?}: not JSON ({e}): {text}"))
+        serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("scimlet {args:?}: not JSON ({e}): {text}"))
     }
 
     /// One request with a bearer token; `body` is sent as SCIM JSON.
-    pub fn request(
-        &self,
-        method: &str,
-        path: &str,
-        token: &str,
-        body: Option<&serde_json::Value>,
-    ) -> http::Response {
+    pub fn request(&self, method: &str, path: &str, token: &str, body: Option<&serde_json::Value>) -> http::Response {
         let mut headers = vec![("Authorization".to_owned(), format!("Bearer {token}"))];
         let bytes = match body {
             Some(b) => {
-                headers.push((
-                    "Content-Type".to_owned(),
-                    "application/scim+json".to_owned(),
-                ));
+                headers.push(("Content-Type".to_owned(), "application/scim+json".to_owned()));
                 serde_json::to_vec(b).unwrap()
             }
             None => Vec::new(),
         };
-        http::send(&self.addr, method, path, &headers, &bytes).unwrap_or_else(|e| {
-            panic!(
-                "{method} {path}: {e}\nserver stderr:\n{}",
-                self.stderr_text()
-            )
-        })
+        http::send(&self.addr, method, path, &headers, &bytes)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}\nserver stderr:\n{}", self.stderr_text()))
     }
 
     fn kill(&mut self) {
@@ -316,11 +272,7 @@ fn spawn(db: &Path, listen: &str, env: &[(String, String)]) -> Result<Spawned, S
         match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
             Ok(line) => {
                 if let Some(url) = line.strip_prefix("scimlet listening on ") {
-                    let addr = url
-                        .trim()
-                        .trim_start_matches("http://")
-                        .trim_end_matches('/')
-                        .to_owned();
+                    let addr = url.trim().trim_start_matches("http://").trim_end_matches('/').to_owned();
                     return Ok((child, lines, stderr_lines, addr));
                 }
             }
@@ -328,15 +280,9 @@ fn spawn(db: &Path, listen: &str, env: &[(String, String)]) -> Result<Spawned, S
                 let _ = child.kill();
                 let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
                 std::thread::sleep(Duration::from_millis(50));
-                let err = stderr_lines
-                    .lock()
-                    .map(|l| l.join("\n"))
-                    .unwrap_or_default();
-                let why = if e == RecvTimeoutError::Timeout {
-                    "no listening line within 60 s"
-                } else {
-                    "stdout closed"
-                };
+                let err = stderr_lines.lock().map(|l| l.join("\n")).unwrap_or_default();
+                let why =
+                    if e == RecvTimeoutError::Timeout { "no listening line within 60 s" } else { "stdout closed" };
                 return Err(format!("{why} (exit: {status}); stderr:\n{err}"));
             }
         }

@@ -53,11 +53,8 @@ pub fn build_guests(workspace: &Path, packages: &[&str], artifacts: &[&str], wat
     ensure_target();
 
     // OUT_DIR is <target dir>/<profile>/build/<package>-<hash>/out.
-    let guest_target_dir = out_dir
-        .ancestors()
-        .nth(4)
-        .map(|target| target.join("guest"))
-        .unwrap_or_else(|| out_dir.join("guest-target"));
+    let guest_target_dir =
+        out_dir.ancestors().nth(4).map(|target| target.join("guest")).unwrap_or_else(|| out_dir.join("guest-target"));
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
     command.current_dir(workspace).args(["build", "--release", "--target", GUEST_TARGET]);
@@ -71,9 +68,8 @@ pub fn build_guests(workspace: &Path, packages: &[&str], artifacts: &[&str], wat
     // `CARGO_MAKEFLAGS` stays: the inner cargo joins the outer jobserver
     // instead of starting as many jobs again on top of it.
 
-    let status = command
-        .status()
-        .unwrap_or_else(|e| panic!("cannot run cargo to build the {packages:?} components: {e}"));
+    let status =
+        command.status().unwrap_or_else(|e| panic!("cannot run cargo to build the {packages:?} components: {e}"));
     assert!(
         status.success(),
         "building the {packages:?} components for {GUEST_TARGET} failed ({status}); \
@@ -100,7 +96,8 @@ fn ensure_target() {
         .ok()
         .filter(|o| o.status.success())
         .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
-    let installed = |root: &Option<PathBuf>| root.as_ref().is_some_and(|r| r.join("lib/rustlib").join(GUEST_TARGET).is_dir());
+    let installed =
+        |root: &Option<PathBuf>| root.as_ref().is_some_and(|r| r.join("lib/rustlib").join(GUEST_TARGET).is_dir());
     if sysroot.is_none() || installed(&sysroot) {
         return;
     }
@@ -127,11 +124,9 @@ fn ensure_target() {
 /// Copies an artifact, leaving the destination untouched when the bytes are
 /// the same so that an unchanged guest does not recompile the host.
 fn copy_if_changed(from: &Path, to: &Path) {
-    let bytes = std::fs::read(from)
-        .unwrap_or_else(|e| panic!("cannot read built component {}: {e}", from.display()));
+    let bytes = std::fs::read(from).unwrap_or_else(|e| panic!("cannot read built component {}: {e}", from.display()));
     if std::fs::read(to).ok().as_deref() == Some(bytes.as_slice()) {
         return;
     }
-    std::fs::write(to, &bytes)
-        .unwrap_or_else(|e| panic!("cannot write component to {}: {e}", to.display()));
+    std::fs::write(to, &bytes).unwrap_or_else(|e| panic!("cannot write component to {}: {e}", to.display()));
 }

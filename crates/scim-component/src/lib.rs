@@ -69,7 +69,6 @@ impl Store for WitStore {
     }
 }
 
-
 /// The host hands the admin API's credential over as the environment
 /// variable `SCIMLET_ADMIN_TOKEN` (unset: the admin API is disabled).
 fn service() -> Service<WitStore, WasiEnv> {
@@ -133,7 +132,11 @@ impl admin::Guest for Component {
         service().list_accounts().map(|v| v.into_iter().map(account).collect()).map_err(admin_error)
     }
 
-    fn create_token(account_id: String, name: String, expires_in_days: Option<u32>) -> Result<admin::NewToken, admin::AdminError> {
+    fn create_token(
+        account_id: String,
+        name: String,
+        expires_in_days: Option<u32>,
+    ) -> Result<admin::NewToken, admin::AdminError> {
         service().create_token(&account_id, &name, expires_in_days).map(new_token).map_err(admin_error)
     }
 

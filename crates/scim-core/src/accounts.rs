@@ -8,13 +8,13 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::Service;
 use crate::audit::{self, Actor, Op, RequestInfo};
 use crate::env::{Env, format_rfc3339};
 use crate::error::ScimError;
 use crate::keys::{self, AccountKeys};
 use crate::settings::Settings;
 use crate::store::{Store, StoreError, Write};
-use crate::Service;
 
 /// The SCIM base path of an account, as given to identity providers.
 pub fn scim_path(account_id: &str) -> String {
@@ -129,7 +129,12 @@ struct TokenRecord {
 
 impl AccountRecord {
     fn to_account(&self) -> Account {
-        Account { id: self.id.clone(), name: self.name.clone(), created: format_rfc3339(self.created), scim_path: scim_path(&self.id) }
+        Account {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            created: format_rfc3339(self.created),
+            scim_path: scim_path(&self.id),
+        }
     }
 }
 
@@ -138,8 +143,17 @@ impl TokenRecord {
         let left = self.expires - now;
         let expiry_warning = (self.revoked.is_none() && left > 0 && left <= EXPIRY_WARNING_DAYS * DAY_MS).then(|| {
             let days = left / DAY_MS;
-            let when = if days == 0 { "within a day".to_owned() } else { format!("in {days} day{}", if days == 1 { "" } else { "s" }) };
-            format!("token {:?} ({}) expires {when}, at {}: rotate it and give the new token to the identity provider", self.name, self.id, format_rfc3339(self.expires))
+            let when = if days == 0 {
+                "within a day".to_owned()
+            } else {
+                format!("in {days} day{}", if days == 1 { "" } else { "s" })
+            };
+            format!(
+                "token {:?} ({}) expires {when}, at {}: rotate it and give the new token to the identity provider",
+                self.name,
+                self.id,
+                format_rfc3339(self.expires)
+            )
         });
         TokenInfo {
             id: self.id.clone(),
@@ -196,7 +210,10 @@ pub(crate) fn random_uuid(env: &impl Env) -> String {
 /// The writes that make an account: its record, and the marker that its
 /// resource counters hold from the start (see `Tenant::count`).
 fn account_writes(record: &AccountRecord) -> Vec<Write> {
-    vec![Write::create(keys::account(&record.id), to_vec(record)), Write::put(AccountKeys::new(&record.id).counted(), Vec::new())]
+    vec![
+        Write::create(keys::account(&record.id), to_vec(record)),
+        Write::put(AccountKeys::new(&record.id).counted(), Vec::new()),
+    ]
 }
 
 fn check_name(name: &str, what: &str) -> Result<String, AdminError> {
@@ -216,14 +233,21 @@ impl<S: Store, E: Env> Service<S, E> {
 
     fn insert_account(&self, name: String, extra: Vec<Write>) -> Result<Account, AdminError> {
         for _ in 0..8 {
-            let record = AccountRecord { id: random_alnum(self.env(), 22), name: name.clone(), created: self.env().now_millis(), settings: Settings::default() };
+            let record = AccountRecord {
+                id: random_alnum(self.env(), 22),
+                name: name.clone(),
+                created: self.env().now_millis(),
+                settings: Settings::default(),
+            };
             let mut writes = account_writes(&record);
             writes.extend(extra.iter().cloned());
             match self.store().commit(writes) {
                 Ok(_) => return Ok(record.to_account()),
                 // An id collision: draw again.
                 Err(StoreError::Conflict(0)) => continue,
-                Err(StoreError::Conflict(_)) => return Err(AdminError::Invalid("the store already has an account".into())),
+                Err(StoreError::Conflict(_)) => {
+                    return Err(AdminError::Invalid("the store already has an account".into()));
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -249,8 +273,12 @@ impl<S: Store, E: Env> Service<S, E> {
     }
 
     fn account_entry(&self, account_id: &str) -> Result<(AccountRecord, u64), AdminError> {
-        let entry = self.store().get(&keys::account(account_id))?.ok_or_else(|| AdminError::NotFound(format!("account {account_id:?}")))?;
-        let record = serde_json::from_slice(&entry.value).map_err(|e| AdminError::Unavailable(format!("corrupt account record: {e}")))?;
+        let entry = self
+            .store()
+            .get(&keys::account(account_id))?
+            .ok_or_else(|| AdminError::NotFound(format!("account {account_id:?}")))?;
+        let record = serde_json::from_slice(&entry.value)
+            .map_err(|e| AdminError::Unavailable(format!("corrupt account record: {e}")))?;
         Ok((record, entry.version))
     }
 
@@ -273,7 +301,13 @@ impl<S: Store, E: Env> Service<S, E> {
     }
 
     /// Changes settings (a partial JSON update), audited like every write.
-    pub(crate) fn update_settings(&self, account_id: &str, patch: &serde_json::Value, actor: &Actor, request: &RequestInfo) -> Result<Settings, ScimError> {
+    pub(crate) fn update_settings(
+        &self,
+        account_id: &str,
+        patch: &serde_json::Value,
+        actor: &Actor,
+        request: &RequestInfo,
+    ) -> Result<Settings, ScimError> {
         for _ in 0..16 {
             let (mut record, version) = self.account_entry(account_id)?;
             record.settings.apply(patch)?;
@@ -293,7 +327,12 @@ impl<S: Store, E: Env> Service<S, E> {
 
     /// Creates a token for an account, valid for `expires_in_days` (default
     /// 365, at most 3650).
-    pub fn create_token(&self, account_id: &str, name: &str, expires_in_days: Option<u32>) -> Result<NewToken, AdminError> {
+    pub fn create_token(
+        &self,
+        account_id: &str,
+        name: &str,
+        expires_in_days: Option<u32>,
+    ) -> Result<NewToken, AdminError> {
         self.create_token_by(&Actor::Operator, &RequestInfo::operator(self.env()), account_id, name, expires_in_days)
     }
 
@@ -318,8 +357,21 @@ impl<S: Store, E: Env> Service<S, E> {
     /// Issues a successor of a token: same name, a new secret, and the old
     /// token kept valid for `grace_hours` more (0 revokes it now) so the
     /// identity provider can be switched over without a gap.
-    pub fn rotate_token(&self, account_id: &str, token_id: &str, grace_hours: u32, expires_in_days: Option<u32>) -> Result<(NewToken, TokenInfo), AdminError> {
-        self.rotate_token_by(&Actor::Operator, &RequestInfo::operator(self.env()), account_id, token_id, grace_hours, expires_in_days)
+    pub fn rotate_token(
+        &self,
+        account_id: &str,
+        token_id: &str,
+        grace_hours: u32,
+        expires_in_days: Option<u32>,
+    ) -> Result<(NewToken, TokenInfo), AdminError> {
+        self.rotate_token_by(
+            &Actor::Operator,
+            &RequestInfo::operator(self.env()),
+            account_id,
+            token_id,
+            grace_hours,
+            expires_in_days,
+        )
     }
 
     pub(crate) fn rotate_token_by(
@@ -332,20 +384,24 @@ impl<S: Store, E: Env> Service<S, E> {
         expires_in_days: Option<u32>,
     ) -> Result<(NewToken, TokenInfo), AdminError> {
         if grace_hours > MAX_ROTATION_GRACE_HOURS {
-            return Err(AdminError::Invalid(format!("the old token can stay valid for at most {MAX_ROTATION_GRACE_HOURS} hours")));
+            return Err(AdminError::Invalid(format!(
+                "the old token can stay valid for at most {MAX_ROTATION_GRACE_HOURS} hours"
+            )));
         }
         let days = token_days(expires_in_days)?;
         let not_found = || AdminError::NotFound(format!("token {token_id:?} of account {account_id:?}"));
         for _ in 0..16 {
             let entry = self.store().get(&keys::token(token_id))?.ok_or_else(not_found)?;
-            let mut old: TokenRecord =
-                serde_json::from_slice(&entry.value).map_err(|e| AdminError::Unavailable(format!("corrupt token record: {e}")))?;
+            let mut old: TokenRecord = serde_json::from_slice(&entry.value)
+                .map_err(|e| AdminError::Unavailable(format!("corrupt token record: {e}")))?;
             let now = self.env().now_millis();
             if old.account != account_id {
                 return Err(not_found());
             }
             if old.revoked.is_some() || old.expires <= now {
-                return Err(AdminError::Invalid(format!("token {token_id:?} is revoked or expired; create a new token instead")));
+                return Err(AdminError::Invalid(format!(
+                    "token {token_id:?} is revoked or expired; create a new token instead"
+                )));
             }
             let until = now + i64::from(grace_hours) * 3_600_000;
             if grace_hours == 0 {
@@ -407,12 +463,18 @@ impl<S: Store, E: Env> Service<S, E> {
         self.revoke_token_by(&Actor::Operator, &RequestInfo::operator(self.env()), account_id, token_id)
     }
 
-    pub(crate) fn revoke_token_by(&self, actor: &Actor, request: &RequestInfo, account_id: &str, token_id: &str) -> Result<TokenInfo, AdminError> {
+    pub(crate) fn revoke_token_by(
+        &self,
+        actor: &Actor,
+        request: &RequestInfo,
+        account_id: &str,
+        token_id: &str,
+    ) -> Result<TokenInfo, AdminError> {
         let not_found = || AdminError::NotFound(format!("token {token_id:?} of account {account_id:?}"));
         for _ in 0..16 {
             let entry = self.store().get(&keys::token(token_id))?.ok_or_else(not_found)?;
-            let mut record: TokenRecord =
-                serde_json::from_slice(&entry.value).map_err(|e| AdminError::Unavailable(format!("corrupt token record: {e}")))?;
+            let mut record: TokenRecord = serde_json::from_slice(&entry.value)
+                .map_err(|e| AdminError::Unavailable(format!("corrupt token record: {e}")))?;
             if record.account != account_id {
                 return Err(not_found());
             }
@@ -438,12 +500,18 @@ impl<S: Store, E: Env> Service<S, E> {
     /// On an empty store creates a first account and token; otherwise `None`.
     pub fn bootstrap(&self, name: &str) -> Result<Option<(Account, NewToken)>, AdminError> {
         let name = check_name(name, "account name")?;
-        if self.store().get(BOOTSTRAP_KEY)?.is_some() || !self.store().scan(keys::ACCOUNTS, None, 1)?.entries.is_empty() {
+        if self.store().get(BOOTSTRAP_KEY)?.is_some() || !self.store().scan(keys::ACCOUNTS, None, 1)?.entries.is_empty()
+        {
             return Ok(None);
         }
         // Account, first token and the marker land in one commit.
         for _ in 0..8 {
-            let record = AccountRecord { id: random_alnum(self.env(), 22), name: name.clone(), created: self.env().now_millis(), settings: Settings::default() };
+            let record = AccountRecord {
+                id: random_alnum(self.env(), 22),
+                name: name.clone(),
+                created: self.env().now_millis(),
+                settings: Settings::default(),
+            };
             let (token, mut writes) = self.token_writes(&record.id, "bootstrap".into(), DEFAULT_TOKEN_DAYS);
             writes.push(Write::create(BOOTSTRAP_KEY, record.id.clone().into_bytes()));
             writes.extend(account_writes(&record));
@@ -460,7 +528,11 @@ impl<S: Store, E: Env> Service<S, E> {
     /// Checks an `Authorization` header for `account_id` and returns the
     /// token's public id. Every failure is the same `None`, so a client
     /// learns nothing about which check failed.
-    pub(crate) fn authenticate(&self, account_id: &str, authorization: Option<&str>) -> Result<Option<String>, StoreError> {
+    pub(crate) fn authenticate(
+        &self,
+        account_id: &str,
+        authorization: Option<&str>,
+    ) -> Result<Option<String>, StoreError> {
         let Some(token) = bearer(authorization) else { return Ok(None) };
         let Some(id) = token.strip_prefix(TOKEN_PREFIX).and_then(|rest| rest.split_once('_')).map(|(id, _)| id) else {
             return Ok(None);
@@ -492,7 +564,9 @@ impl<S: Store, E: Env> Service<S, E> {
     /// Checks an `Authorization` header against the configured admin token,
     /// in constant time.
     pub(crate) fn authenticate_admin(&self, authorization: Option<&str>) -> bool {
-        let (Some(expected), Some(token)) = (self.config().admin_token_hash(), bearer(authorization)) else { return false };
+        let (Some(expected), Some(token)) = (self.config().admin_token_hash(), bearer(authorization)) else {
+            return false;
+        };
         sha256(token).ct_eq(expected).into()
     }
 }
@@ -606,7 +680,18 @@ mod tests {
         let (head, secret) = token.rsplit_once('_').unwrap();
         let n = secret.len();
         let wrong = |right: usize| {
-            let s: String = secret.char_indices().map(|(i, c)| if i < right { c } else if c == 'A' { 'B' } else { 'A' }).collect();
+            let s: String = secret
+                .char_indices()
+                .map(|(i, c)| {
+                    if i < right {
+                        c
+                    } else if c == 'A' {
+                        'B'
+                    } else {
+                        'A'
+                    }
+                })
+                .collect();
             format!("Bearer {head}_{s}")
         };
         let mut seen = Vec::new();

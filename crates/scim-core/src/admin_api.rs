@@ -6,6 +6,7 @@
 
 use serde_json::{Value, json};
 
+use crate::Service;
 use crate::accounts::{Account, NewToken, TokenInfo};
 use crate::audit::{self, Actor, AuditQuery, Op, RequestInfo};
 use crate::env::Env;
@@ -15,7 +16,6 @@ use crate::migration;
 use crate::native::Page;
 use crate::store::Store;
 use crate::tenant::{self, Tenant};
-use crate::Service;
 
 /// Where the admin API lives.
 pub(crate) const PREFIX: &str = "/api/accounts";
@@ -62,7 +62,11 @@ fn not_allowed(allow: &str) -> ScimError {
 fn u32_field(body: &Value, key: &str) -> Result<Option<u32>, ScimError> {
     match body.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => v.as_u64().and_then(|n| u32::try_from(n).ok()).map(Some).ok_or_else(|| ScimError::invalid_value(format!("{key} must be a non-negative integer"))),
+        Some(v) => v
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .map(Some)
+            .ok_or_else(|| ScimError::invalid_value(format!("{key} must be a non-negative integer"))),
     }
 }
 
@@ -72,7 +76,12 @@ fn name_field(body: &Value) -> Result<&str, ScimError> {
 
 /// Answers a request under [`PREFIX`].
 pub(crate) fn handle<S: Store, E: Env>(service: &Service<S, E>, request: &Request, path: &str) -> Response {
-    let request_info = RequestInfo::from_headers(service.env(), request.header("x-request-id"), request.header("user-agent"), "admin-api");
+    let request_info = RequestInfo::from_headers(
+        service.env(),
+        request.header("x-request-id"),
+        request.header("user-agent"),
+        "admin-api",
+    );
     let mut response = match route(service, request, path, &request_info) {
         Ok(r) => r,
         Err(e) => e.to_response(),
@@ -81,15 +90,25 @@ pub(crate) fn handle<S: Store, E: Env>(service: &Service<S, E>, request: &Reques
     response
 }
 
-fn route<S: Store, E: Env>(service: &Service<S, E>, request: &Request, path: &str, info: &RequestInfo) -> Result<Response, ScimError> {
+fn route<S: Store, E: Env>(
+    service: &Service<S, E>,
+    request: &Request,
+    path: &str,
+    info: &RequestInfo,
+) -> Result<Response, ScimError> {
     if !service.config().admin_enabled() {
-        return Err(ScimError::rule(403, "admin_api_disabled", "the admin API is disabled: configure an admin token on the host to enable it"));
+        return Err(ScimError::rule(
+            403,
+            "admin_api_disabled",
+            "the admin API is disabled: configure an admin token on the host to enable it",
+        ));
     }
     if request.body.len() > crate::MAX_BODY {
         return Err(ScimError::new(413, None, format!("request bodies are limited to {} bytes", crate::MAX_BODY)));
     }
     if !service.authenticate_admin(request.header("authorization")) {
-        return Err(ScimError::rule(401, "unauthorized", "missing or invalid admin token").with_header("www-authenticate", "Bearer realm=\"scimlet-admin\""));
+        return Err(ScimError::rule(401, "unauthorized", "missing or invalid admin token")
+            .with_header("www-authenticate", "Bearer realm=\"scimlet-admin\""));
     }
     let (path, params) = http::split_query(path);
     let segments: Vec<String> = path.split('/').filter(|s| !s.is_empty()).map(http::percent_decode).collect();
@@ -97,7 +116,10 @@ fn route<S: Store, E: Env>(service: &Service<S, E>, request: &Request, path: &st
     let method = request.method.as_str();
     let body = || tenant::parse_body(&request.body);
     match (segments.as_slice(), method) {
-        ([], "GET") => Ok(json_response(200, &json!({"items": service.list_accounts()?.iter().map(account_json).collect::<Vec<_>>()}))),
+        ([], "GET") => Ok(json_response(
+            200,
+            &json!({"items": service.list_accounts()?.iter().map(account_json).collect::<Vec<_>>()}),
+        )),
         ([], "POST") => {
             let account = service.create_account(name_field(&body()?)?)?;
             Ok(json_response(201, &account_json(&account)))
@@ -108,9 +130,11 @@ fn route<S: Store, E: Env>(service: &Service<S, E>, request: &Request, path: &st
             let tenant = Tenant::new(service, &account.id, request.origin(), Actor::Admin, info.clone());
             let result = account_route(&tenant, &account, rest, method, &params, &request.body);
             if let (Err(err), Some(op)) = (&result, write_op(rest, method, &account.id))
-                && err.status != 405 && err.status < 500 {
-                    tenant.record_failure(op, err);
-                }
+                && err.status != 405
+                && err.status < 500
+            {
+                tenant.record_failure(op, err);
+            }
             result
         }
     }
@@ -169,10 +193,13 @@ fn account_route<S: Store, E: Env>(
         (["settings"], "PATCH") => ok(service.update_settings(&account.id, &body()?, actor, info)?.to_json()),
         (["settings"], _) => Err(not_allowed("GET, PATCH")),
 
-        (["tokens"], "GET") => ok(json!({"items": service.list_tokens(&account.id)?.iter().map(token_json).collect::<Vec<_>>()})),
+        (["tokens"], "GET") => {
+            ok(json!({"items": service.list_tokens(&account.id)?.iter().map(token_json).collect::<Vec<_>>()}))
+        }
         (["tokens"], "POST") => {
             let b = body()?;
-            let token = service.create_token_by(actor, info, &account.id, name_field(&b)?, u32_field(&b, "expiresInDays")?)?;
+            let token =
+                service.create_token_by(actor, info, &account.id, name_field(&b)?, u32_field(&b, "expiresInDays")?)?;
             Ok(json_response(201, &new_token_json(&token)))
         }
         (["tokens"], _) => Err(not_allowed("GET, POST")),
@@ -181,7 +208,8 @@ fn account_route<S: Store, E: Env>(
         (["tokens", id, "rotate"], "POST") => {
             let b = if raw.is_empty() { json!({}) } else { body()? };
             let grace = u32_field(&b, "graceHours")?.unwrap_or(24);
-            let (new, old) = service.rotate_token_by(actor, info, &account.id, id, grace, u32_field(&b, "expiresInDays")?)?;
+            let (new, old) =
+                service.rotate_token_by(actor, info, &account.id, id, grace, u32_field(&b, "expiresInDays")?)?;
             Ok(json_response(201, &json!({"token": new_token_json(&new), "previous": token_json(&old)})))
         }
 
@@ -224,7 +252,9 @@ fn account_route<S: Store, E: Env>(
         (["role-bindings"], "POST") => Ok(json_response(201, &t.create_binding(&body()?)?.to_json())),
         (["role-bindings"], _) => Err(not_allowed("GET, POST")),
         (["role-bindings", id], "GET") => {
-            let (b, _) = t.load_binding(id)?.ok_or_else(|| ScimError::not_found(format!("no role binding {id:?} in this account")))?;
+            let (b, _) = t
+                .load_binding(id)?
+                .ok_or_else(|| ScimError::not_found(format!("no role binding {id:?} in this account")))?;
             ok(b.to_json())
         }
         (["role-bindings", id], "DELETE") => t.delete_binding(id).map(|()| Response::empty(204)),

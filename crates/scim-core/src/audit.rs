@@ -55,13 +55,19 @@ const MAX_REQUEST_ID: usize = 128;
 const MAX_USER_AGENT: usize = 256;
 
 impl RequestInfo {
-    pub(crate) fn from_headers(env: &impl Env, request_id: Option<&str>, user_agent: Option<&str>, default_client: &'static str) -> Self {
+    pub(crate) fn from_headers(
+        env: &impl Env,
+        request_id: Option<&str>,
+        user_agent: Option<&str>,
+        default_client: &'static str,
+    ) -> Self {
         let id = request_id
             .map(str::trim)
             .filter(|id| !id.is_empty() && id.len() <= MAX_REQUEST_ID && id.chars().all(|c| c.is_ascii_graphic()))
             .map(str::to_owned)
             .unwrap_or_else(|| crate::accounts::random_hex(env, 12));
-        let user_agent = user_agent.map(|ua| ua.chars().filter(|c| !c.is_control()).take(MAX_USER_AGENT).collect::<String>());
+        let user_agent =
+            user_agent.map(|ua| ua.chars().filter(|c| !c.is_control()).take(MAX_USER_AGENT).collect::<String>());
         let client = match user_agent.as_deref().map(str::to_ascii_lowercase) {
             Some(ua) if ua.contains("microsoft") || ua.contains("azure") => "entra",
             Some(ua) if ua.contains("okta") => "okta",
@@ -153,7 +159,8 @@ impl AuditQuery {
                         .ok_or_else(|| ScimError::invalid_value(format!("count is 1 to {MAX_AUDIT_PAGE}")))?
                 }
                 "since" | "until" => {
-                    let t = parse_rfc3339(value).ok_or_else(|| ScimError::invalid_value(format!("{key} must be an RFC 3339 time")))?;
+                    let t = parse_rfc3339(value)
+                        .ok_or_else(|| ScimError::invalid_value(format!("{key} must be an RFC 3339 time")))?;
                     if key == "since" { q.since = Some(t) } else { q.until = Some(t) }
                 }
                 "operation" => q.operation = Some(value.clone()),
@@ -196,12 +203,20 @@ impl AuditQuery {
 }
 
 /// One page of an account's log, oldest first; `next` continues it.
-pub(crate) fn list(store: &impl Store, keys: &AccountKeys, q: &AuditQuery) -> Result<(Vec<Value>, Option<String>), ScimError> {
+pub(crate) fn list(
+    store: &impl Store,
+    keys: &AccountKeys,
+    q: &AuditQuery,
+) -> Result<(Vec<Value>, Option<String>), ScimError> {
     let prefix = keys.audit_log();
     let mut after = match (&q.after, q.since) {
         (Some(cursor), _) => {
             if cursor.is_empty() || cursor.len() > 64 || cursor.contains('/') {
-                return Err(ScimError::new(400, Some(crate::error::ScimType::InvalidCursor), "the cursor is not one this log issued"));
+                return Err(ScimError::new(
+                    400,
+                    Some(crate::error::ScimType::InvalidCursor),
+                    "the cursor is not one this log issued",
+                ));
             }
             Some(format!("{prefix}{cursor}"))
         }
@@ -220,9 +235,10 @@ pub(crate) fn list(store: &impl Store, keys: &AccountKeys, q: &AuditQuery) -> Re
             }
             examined += 1;
             if let Ok(Value::Object(rec)) = serde_json::from_slice::<Value>(&entry.value)
-                && q.matches(&rec) {
-                    items.push(Value::Object(rec));
-                }
+                && q.matches(&rec)
+            {
+                items.push(Value::Object(rec));
+            }
             if items.len() == q.count || examined == MAX_AUDIT_SCAN {
                 // More may follow: hand out where we stopped.
                 return Ok((items, Some(entry.key[prefix.len()..].to_owned())));

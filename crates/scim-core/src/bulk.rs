@@ -40,9 +40,10 @@ pub(crate) fn run<S: Store, E: Env>(tenant: &Tenant<'_, S, E>, body: &Value) -> 
     };
     let get = |name: &str| map.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v);
     if let Some(schemas) = get("schemas")
-        && !schemas.as_array().is_some_and(|a| a.iter().any(|s| s.as_str() == Some(BULK_REQUEST))) {
-            return Err(ScimError::invalid_syntax(format!("a BulkRequest must list the schema {BULK_REQUEST:?}")));
-        }
+        && !schemas.as_array().is_some_and(|a| a.iter().any(|s| s.as_str() == Some(BULK_REQUEST)))
+    {
+        return Err(ScimError::invalid_syntax(format!("a BulkRequest must list the schema {BULK_REQUEST:?}")));
+    }
     let fail_on_errors = match get("failOnErrors") {
         None | Some(Value::Null) => None,
         Some(Value::Number(n)) if n.as_u64().is_some_and(|n| n >= 1) => n.as_u64().map(|n| n as usize),
@@ -52,16 +53,21 @@ pub(crate) fn run<S: Store, E: Env>(tenant: &Tenant<'_, S, E>, body: &Value) -> 
         return Err(ScimError::invalid_syntax("a BulkRequest needs an \"Operations\" array"));
     };
     if raw.len() > MAX_OPERATIONS {
-        return Err(ScimError::new(413, None, format!("a bulk request holds at most {MAX_OPERATIONS} operations; this one has {}", raw.len())));
+        return Err(ScimError::new(
+            413,
+            None,
+            format!("a bulk request holds at most {MAX_OPERATIONS} operations; this one has {}", raw.len()),
+        ));
     }
     let mut ops = Vec::with_capacity(raw.len());
     let mut bulk_ids = BTreeSet::new();
     for (i, op) in raw.iter().enumerate() {
         let op = parse_operation(i, op)?;
         if let Some(id) = &op.bulk_id
-            && !bulk_ids.insert(id.clone()) {
-                return Err(ScimError::invalid_value(format!("bulkId {id:?} is used by more than one operation")));
-            }
+            && !bulk_ids.insert(id.clone())
+        {
+            return Err(ScimError::invalid_value(format!("bulkId {id:?} is used by more than one operation")));
+        }
         ops.push(op);
     }
 
@@ -76,7 +82,10 @@ pub(crate) fn run<S: Store, E: Env>(tenant: &Tenant<'_, S, E>, body: &Value) -> 
             let op = &ops[index];
             let refs = references(op);
             if let Some(unknown) = refs.iter().find(|r| !bulk_ids.contains(*r)) {
-                results[index] = Some(failure(op, &ScimError::invalid_value(format!("bulkId {unknown:?} is not defined by any operation"))));
+                results[index] = Some(failure(
+                    op,
+                    &ScimError::invalid_value(format!("bulkId {unknown:?} is not defined by any operation")),
+                ));
                 errors += 1;
             } else if refs.iter().all(|r| created.contains_key(r)) {
                 let outcome = execute(tenant, op, &created);
@@ -99,7 +108,14 @@ pub(crate) fn run<S: Store, E: Env>(tenant: &Tenant<'_, S, E>, body: &Value) -> 
         if !progressed {
             // What is left waits on operations that failed or on each other.
             for index in still {
-                results[index] = Some(failure(&ops[index], &ScimError::new(409, None, "the operation refers to a bulkId whose operation failed or refers back to it")));
+                results[index] = Some(failure(
+                    &ops[index],
+                    &ScimError::new(
+                        409,
+                        None,
+                        "the operation refers to a bulkId whose operation failed or refers back to it",
+                    ),
+                ));
                 errors += 1;
                 if fail_on_errors.is_some_and(|limit| errors >= limit) {
                     break 'run;
@@ -129,7 +145,9 @@ fn parse_operation(i: usize, op: &Value) -> Result<Operation, ScimError> {
     if !matches!(method.as_str(), "POST" | "PUT" | "PATCH" | "DELETE") {
         return Err(ScimError::invalid_syntax(format!("Operations[{i}].method must be POST, PUT, PATCH or DELETE")));
     }
-    let path = string("path")?.filter(|p| p.starts_with('/')).ok_or_else(|| ScimError::invalid_syntax(format!("Operations[{i}].path must start with '/'")))?;
+    let path = string("path")?
+        .filter(|p| p.starts_with('/'))
+        .ok_or_else(|| ScimError::invalid_syntax(format!("Operations[{i}].path must start with '/'")))?;
     let bulk_id = string("bulkId")?;
     if method == "POST" && bulk_id.is_none() {
         return Err(ScimError::invalid_syntax(format!("Operations[{i}] is a POST and needs a bulkId")));
@@ -170,14 +188,20 @@ fn substitute(v: &Value, created: &BTreeMap<String, String>) -> Value {
             None => v.clone(),
         },
         Value::Array(items) => Value::Array(items.iter().map(|i| substitute(i, created)).collect()),
-        Value::Object(m) => Value::Object(m.iter().map(|(k, i)| (k.clone(), substitute(i, created))).collect::<Map<_, _>>()),
+        Value::Object(m) => {
+            Value::Object(m.iter().map(|(k, i)| (k.clone(), substitute(i, created))).collect::<Map<_, _>>())
+        }
         other => other.clone(),
     }
 }
 
 /// Runs one operation; returns its BulkResponse entry and, for a created
 /// resource, its id.
-fn execute<S: Store, E: Env>(tenant: &Tenant<'_, S, E>, op: &Operation, created: &BTreeMap<String, String>) -> (Value, Option<String>) {
+fn execute<S: Store, E: Env>(
+    tenant: &Tenant<'_, S, E>,
+    op: &Operation,
+    created: &BTreeMap<String, String>,
+) -> (Value, Option<String>) {
     let path: String = op
         .path
         .split('/')

@@ -119,7 +119,13 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         }
     }
 
-    fn check_entries(&self, phase: &str, entries: &[Entry], problems: &mut Vec<Problem>, tally: &mut BTreeMap<String, i64>) -> Result<(), ScimError> {
+    fn check_entries(
+        &self,
+        phase: &str,
+        entries: &[Entry],
+        problems: &mut Vec<Problem>,
+        tally: &mut BTreeMap<String, i64>,
+    ) -> Result<(), ScimError> {
         for entry in entries {
             match phase {
                 "u" | "g" => {
@@ -132,7 +138,10 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
                             problems.push(Problem {
                                 kind: "missingIndex",
                                 key: write.key.clone(),
-                                detail: format!("{} {id} calls for this index entry", if phase == "u" { "user" } else { "group" }),
+                                detail: format!(
+                                    "{} {id} calls for this index entry",
+                                    if phase == "u" { "user" } else { "group" }
+                                ),
                                 fix: vec![match found {
                                     Some(e) => Write::replace(write.key.clone(), value.clone(), e.version),
                                     None => Write::create(write.key.clone(), value.clone()),
@@ -156,7 +165,12 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
                 "ng" => *tally.entry("groups".into()).or_default() += 1,
                 _ => {
                     if !matches!(serde_json::from_slice::<Value>(&entry.value), Ok(Value::Object(_))) {
-                        problems.push(Problem { kind: "corruptAudit", key: entry.key.clone(), detail: "an audit record that is not a JSON object".into(), fix: Vec::new() });
+                        problems.push(Problem {
+                            kind: "corruptAudit",
+                            key: entry.key.clone(),
+                            detail: "an audit record that is not a JSON object".into(),
+                            fix: Vec::new(),
+                        });
                     }
                 }
             }
@@ -166,7 +180,11 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
 
     /// The index writes a resource calls for.
     fn index_of(&self, user: bool, id: &str, stored: &Stored) -> Vec<Write> {
-        if user { self.user_index_writes(id, None, Some(stored)).0 } else { self.group_index_writes(id, None, Some(stored)).0 }
+        if user {
+            self.user_index_writes(id, None, Some(stored)).0
+        } else {
+            self.group_index_writes(id, None, Some(stored)).0
+        }
     }
 
     /// An index entry must be one its resource calls for, with that value.
@@ -180,12 +198,18 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
             _ => return Ok(()),
         };
         // Unique indexes hold the id as their value; the others end in it.
-        let id = if matches!(kind, "un" | "le" | "gn" | "ngn") { String::from_utf8_lossy(&entry.value).into_owned() } else { keys::last_segment(&entry.key) };
+        let id = if matches!(kind, "un" | "le" | "gn" | "ngn") {
+            String::from_utf8_lossy(&entry.value).into_owned()
+        } else {
+            keys::last_segment(&entry.key)
+        };
         let key = if user { self.keys.user(&id) } else { self.keys.group(&id) };
         let called_for = match self.store().get(&key)? {
             Some(resource) => {
                 let stored = Stored::decode(&resource)?;
-                self.index_of(user, &id, &stored).iter().any(|w| w.key == entry.key && w.value.as_deref() == Some(&entry.value[..]))
+                self.index_of(user, &id, &stored)
+                    .iter()
+                    .any(|w| w.key == entry.key && w.value.as_deref() == Some(&entry.value[..]))
             }
             None => false,
         };
@@ -213,7 +237,12 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     /// schedules its sweeping. Answers whether the edge is live.
     fn check_edge(&self, forward: bool, entry: &Entry, problems: &mut Vec<Problem>) -> Result<bool, ScimError> {
         let (group, user) = self.edge_ends(forward, &entry.key);
-        let found = self.store().get_many(&[self.keys.group(&group), self.keys.user(&user), self.keys.group_tombstone(&group), self.keys.user_tombstone(&user)])?;
+        let found = self.store().get_many(&[
+            self.keys.group(&group),
+            self.keys.user(&user),
+            self.keys.group_tombstone(&group),
+            self.keys.user_tombstone(&user),
+        ])?;
         let group_record = found[0].as_ref().map(Stored::decode).transpose()?;
         let live_generation = group_record.as_ref().map(|g| g.generation);
         let live = live_generation == Some(edge_gen(&entry.value)) && found[1].is_some() && found[3].is_none();
@@ -244,7 +273,13 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     /// more than its edges' share of the page budget: the group in progress
     /// and its count so far travel in the cursor's tally, and a group is
     /// judged when the walk reaches the next group or the phase ends.
-    fn count_member(&self, entry: &Entry, live: bool, tally: &mut BTreeMap<String, i64>, problems: &mut Vec<Problem>) -> Result<(), ScimError> {
+    fn count_member(
+        &self,
+        entry: &Entry,
+        live: bool,
+        tally: &mut BTreeMap<String, i64>,
+        problems: &mut Vec<Problem>,
+    ) -> Result<(), ScimError> {
         let (group, _) = self.edge_ends(true, &entry.key);
         let key = format!("{MEMBERS_OF}{group}");
         if !tally.contains_key(&key) {
@@ -258,7 +293,11 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     }
 
     /// Judges the group whose edges phase `m` counted last.
-    fn finish_member_count(&self, tally: &mut BTreeMap<String, i64>, problems: &mut Vec<Problem>) -> Result<(), ScimError> {
+    fn finish_member_count(
+        &self,
+        tally: &mut BTreeMap<String, i64>,
+        problems: &mut Vec<Problem>,
+    ) -> Result<(), ScimError> {
         let Some(key) = tally.keys().find(|k| k.starts_with(MEMBERS_OF)).cloned() else { return Ok(()) };
         let live = tally.remove(&key).unwrap_or(0).max(0) as u64;
         let group = &key[MEMBERS_OF.len()..];
@@ -270,8 +309,16 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
 
     /// Phase `g`'s share of the member counts: a group that keeps a count
     /// above zero but has no edge at all, which phase `m` never meets.
-    fn check_memberless_count(&self, id: &str, entry: &Entry, stored: &Stored, problems: &mut Vec<Problem>) -> Result<(), ScimError> {
-        if stored.members.is_some_and(|kept| kept > 0) && self.store().scan(&self.keys.members(id), None, 1)?.entries.is_empty() {
+    fn check_memberless_count(
+        &self,
+        id: &str,
+        entry: &Entry,
+        stored: &Stored,
+        problems: &mut Vec<Problem>,
+    ) -> Result<(), ScimError> {
+        if stored.members.is_some_and(|kept| kept > 0)
+            && self.store().scan(&self.keys.members(id), None, 1)?.entries.is_empty()
+        {
             self.compare_member_count(id, entry, stored, 0, problems);
         }
         Ok(())
@@ -293,13 +340,30 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     }
 
     /// A name-index counter must equal the keys counted in its phase.
-    fn check_counter(&self, kind: &str, tally: &BTreeMap<String, i64>, problems: &mut Vec<Problem>) -> Result<(), ScimError> {
+    fn check_counter(
+        &self,
+        kind: &str,
+        tally: &BTreeMap<String, i64>,
+        problems: &mut Vec<Problem>,
+    ) -> Result<(), ScimError> {
         let Some(kept) = self.count(kind)? else { return Ok(()) };
         let actual = tally.get(kind).copied().unwrap_or(0);
         if kept as i64 != actual {
             // Every shard is rewritten: the first holds the counted total.
-            let fix = (0..16u8).map(|shard| Write::put(self.keys.counter(kind, shard), (if shard == 0 { actual } else { 0 }).to_string().into_bytes())).collect();
-            problems.push(Problem { kind: "counter", key: self.keys.counter(kind, 0), detail: format!("the {kind} counter says {kept}, its index holds {actual}"), fix });
+            let fix = (0..16u8)
+                .map(|shard| {
+                    Write::put(
+                        self.keys.counter(kind, shard),
+                        (if shard == 0 { actual } else { 0 }).to_string().into_bytes(),
+                    )
+                })
+                .collect();
+            problems.push(Problem {
+                kind: "counter",
+                key: self.keys.counter(kind, 0),
+                detail: format!("the {kind} counter says {kept}, its index holds {actual}"),
+                fix,
+            });
         }
         Ok(())
     }
@@ -314,7 +378,8 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
             let delta = tenant::name_index_delta(fixes, &prefix);
             let first = self.keys.counter(kind, 0);
             if let Some(fix) = fixes.iter_mut().find(|w| w.key == first)
-                && let Some(n) = fix.value.as_ref().and_then(|v| std::str::from_utf8(v).ok()).and_then(|v| v.parse::<i64>().ok())
+                && let Some(n) =
+                    fix.value.as_ref().and_then(|v| std::str::from_utf8(v).ok()).and_then(|v| v.parse::<i64>().ok())
             {
                 fix.value = Some((n + delta).to_string().into_bytes());
             }

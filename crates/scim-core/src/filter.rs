@@ -114,7 +114,8 @@ impl Target {
             None => Some(context),
         };
         let Some(top) = holder.and_then(|h| h.get(self.attribute.name)) else { return out };
-        let sub = self.sub.or_else(|| (self.attribute.ty == Type::Complex).then(|| self.attribute.sub("value")).flatten());
+        let sub =
+            self.sub.or_else(|| (self.attribute.ty == Type::Complex).then(|| self.attribute.sub("value")).flatten());
         let elements: Vec<&Value> = match top {
             Value::Array(items) => items.iter().collect(),
             other => vec![other],
@@ -140,7 +141,12 @@ fn push_flat<'v>(value: Option<&'v Value>, out: &mut Vec<&'v Value>) {
 /// Resolves an attribute reference (e.g. a `sortBy` value) to a target.
 pub(crate) fn target_for(rt: &ResourceType, path: &str) -> Option<Target> {
     let resolved = schema::resolve(rt, path)?;
-    Some(Target { extension: resolved.extension.then_some(resolved.schema.id), attribute: resolved.attribute, sub: resolved.sub, relative: false })
+    Some(Target {
+        extension: resolved.extension.then_some(resolved.schema.id),
+        attribute: resolved.attribute,
+        sub: resolved.sub,
+        relative: false,
+    })
 }
 
 impl Target {
@@ -264,7 +270,11 @@ impl Filter {
         let mut parser = Parser { rt, tokens, pos: 0, depth: 0, text };
         let expr = parser.or_expr(Some(parent))?;
         if let Some(tok) = parser.peek() {
-            return Err(ScimError::invalid_filter(format!("unexpected {} at offset {} in {text:?}", tok.kind.describe(), tok.at)));
+            return Err(ScimError::invalid_filter(format!(
+                "unexpected {} at offset {} in {text:?}",
+                tok.kind.describe(),
+                tok.at
+            )));
         }
         Ok(Filter { expr })
     }
@@ -369,7 +379,11 @@ impl Filter {
                 Expr::Compare(..) => true,
                 Expr::ValuePath { target, filter, then } if target.attribute.name == name => {
                     let inner = match filter.as_ref() {
-                        Expr::Compare(t, CompareOp::Eq, Literal::Str(v)) if t.sub.is_some_and(|s| s.name == "value") => v.clone(),
+                        Expr::Compare(t, CompareOp::Eq, Literal::Str(v))
+                            if t.sub.is_some_and(|s| s.name == "value") =>
+                        {
+                            v.clone()
+                        }
                         _ => return false,
                     };
                     out.push(inner);
@@ -410,7 +424,9 @@ fn hint(expr: &Expr) -> Option<IndexHint> {
                 _ => None,
             };
             let value = from_then.or_else(|| match filter.as_ref() {
-                Expr::Compare(t, CompareOp::Eq, Literal::Str(v)) if t.sub.map(|s| s.name) == Some("value") => Some(v.clone()),
+                Expr::Compare(t, CompareOp::Eq, Literal::Str(v)) if t.sub.map(|s| s.name) == Some("value") => {
+                    Some(v.clone())
+                }
                 _ => None,
             })?;
             match target.attribute.name {
@@ -771,7 +787,8 @@ impl Parser<'_> {
     fn literal(&self, target: &Target, op: CompareOp, token: Token) -> Result<Literal, ScimError> {
         let def = target.definition();
         let name = def.name;
-        let bad = |why: String| ScimError::invalid_filter(format!("{why} (offset {} in filter {:?})", token.at, self.text));
+        let bad =
+            |why: String| ScimError::invalid_filter(format!("{why} (offset {} in filter {:?})", token.at, self.text));
         let raw = match &token.kind {
             Kind::Str(s) => Value::String(s.clone()),
             Kind::Word(w) => match w.to_ascii_lowercase().as_str() {
@@ -827,9 +844,9 @@ impl Parser<'_> {
                     return Err(bad(format!("{name} is a dateTime; co, sw and ew do not apply")));
                 }
                 match raw {
-                    Value::String(s) => parse_rfc3339(&s)
-                        .map(Literal::Time)
-                        .ok_or_else(|| bad(format!("{s:?} is not an RFC 3339 dateTime, e.g. \"2026-01-31T12:00:00Z\""))),
+                    Value::String(s) => parse_rfc3339(&s).map(Literal::Time).ok_or_else(|| {
+                        bad(format!("{s:?} is not an RFC 3339 dateTime, e.g. \"2026-01-31T12:00:00Z\""))
+                    }),
                     _ => Err(bad(format!("{name} is a dateTime; compare it with a quoted RFC 3339 timestamp"))),
                 }
             }
@@ -848,7 +865,8 @@ impl Parser<'_> {
             return Ok(Target { extension: None, attribute: parent, sub: Some(sub), relative: true });
         }
         let resolved = schema::resolve(self.rt, path).ok_or_else(unknown)?;
-        if resolved.target().ty == Type::Complex && resolved.sub.is_none() && resolved.attribute.sub("value").is_none() {
+        if resolved.target().ty == Type::Complex && resolved.sub.is_none() && resolved.attribute.sub("value").is_none()
+        {
             // `name eq "x"` has nothing to compare with.
             if !self.tokens.get(self.pos).is_some_and(|t| t.kind == Kind::OpenBracket)
                 && !matches!(self.tokens.get(self.pos), Some(Token { kind: Kind::Word(w), .. }) if w.eq_ignore_ascii_case("pr"))

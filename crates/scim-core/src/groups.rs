@@ -175,21 +175,31 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
 
     /// Those of `candidates` that are live members of `group`, rendered:
     /// a read of one edge each, whatever the group's size.
-    fn render_members_among(&self, group: &str, stored: &Stored, candidates: &[String]) -> Result<Vec<Value>, ScimError> {
+    fn render_members_among(
+        &self,
+        group: &str,
+        stored: &Stored,
+        candidates: &[String],
+    ) -> Result<Vec<Value>, ScimError> {
         let candidates: BTreeSet<&String> = candidates.iter().collect();
-        let edges = store::get_all(self.store(), &candidates.iter().map(|u| self.keys.member(group, u)).collect::<Vec<_>>())?;
+        let edges =
+            store::get_all(self.store(), &candidates.iter().map(|u| self.keys.member(group, u)).collect::<Vec<_>>())?;
         let gone = self.deleted_users()?;
         let ids: Vec<String> = candidates
             .into_iter()
             .zip(edges)
-            .filter(|(uid, edge)| edge.as_ref().is_some_and(|e| edge_gen(&e.value) == stored.generation) && !gone.contains(*uid))
+            .filter(|(uid, edge)| {
+                edge.as_ref().is_some_and(|e| edge_gen(&e.value) == stored.generation) && !gone.contains(*uid)
+            })
             .map(|(uid, _)| uid.clone())
             .collect();
         Ok(self.member_values_json(self.visible_member_ids(stored, ids)?))
     }
 
     fn member_values_json(&self, ids: Vec<String>) -> Vec<Value> {
-        ids.into_iter().map(|uid| json!({"value": uid, "$ref": self.location(USER_TYPE.endpoint, &uid), "type": "User"})).collect()
+        ids.into_iter()
+            .map(|uid| json!({"value": uid, "$ref": self.location(USER_TYPE.endpoint, &uid), "type": "User"}))
+            .collect()
     }
 
     /// Which of `ids` are native users.
@@ -216,14 +226,30 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         if !members.is_empty() {
             computed.push(("members", Value::Array(members)));
         }
-        resource::render(&GROUP_TYPE, id, &stored.attrs, computed, &stored.meta(version), &self.location(GROUP_TYPE.endpoint, id))
+        resource::render(
+            &GROUP_TYPE,
+            id,
+            &stored.attrs,
+            computed,
+            &stored.meta(version),
+            &self.location(GROUP_TYPE.endpoint, id),
+        )
     }
 
-    fn group_response(&self, status: u16, id: &str, stored: &Stored, version: u64, projection: &Projection) -> Result<Response, ScimError> {
+    fn group_response(
+        &self,
+        status: u16,
+        id: &str,
+        stored: &Stored,
+        version: u64,
+        projection: &Projection,
+    ) -> Result<Response, ScimError> {
         let streamed = projection.wants_whole("members");
-        let body = projection.apply(&GROUP_TYPE, self.render_group(id, stored, version, projection.wants("members") && !streamed)?);
+        let body = projection
+            .apply(&GROUP_TYPE, self.render_group(id, stored, version, projection.wants("members") && !streamed)?);
         let location = self.location(GROUP_TYPE.endpoint, id);
-        let mut response = tenant::resource_response(status, &body, version, (status == 201).then_some(location.as_str()));
+        let mut response =
+            tenant::resource_response(status, &body, version, (status == 201).then_some(location.as_str()));
         if streamed {
             self.append_members(&mut response.body, id, stored)?;
         }
@@ -259,12 +285,18 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
 
     /// Index writes for a group, the unique name first. Native groups have
     /// a name index of their own, out of SCIM's sight.
-    pub(crate) fn group_index_writes(&self, id: &str, old: Option<&Stored>, new: Option<&Stored>) -> (Vec<Write>, Uniques) {
+    pub(crate) fn group_index_writes(
+        &self,
+        id: &str,
+        old: Option<&Stored>,
+        new: Option<&Stored>,
+    ) -> (Vec<Write>, Uniques) {
         let index = |group: &Stored| -> Vec<IndexEntry> {
             let mut out = Vec::new();
             let attrs = &group.attrs;
             if let Some(name) = attrs.get("displayName").and_then(Value::as_str) {
-                let key = if group.prov.native { self.keys.native_group_name(name) } else { self.keys.group_name(name) };
+                let key =
+                    if group.prov.native { self.keys.native_group_name(name) } else { self.keys.group_name(name) };
                 out.push((key, id.as_bytes().to_vec(), Some("displayName")));
             }
             if let Some(ext) = attrs.get("externalId").and_then(Value::as_str).filter(|_| !group.prov.native) {
@@ -295,7 +327,14 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     /// not a removal per member: the group moves to a new generation that
     /// holds just the wished members, in one commit whatever the group's
     /// size, and a tombstone schedules the old edges for bounded clean-up.
-    pub(crate) fn member_writes(&self, group: &str, old: Option<&Stored>, generation: u64, delta: &MemberDelta, allow_native: bool) -> Result<MemberPlan, ScimError> {
+    pub(crate) fn member_writes(
+        &self,
+        group: &str,
+        old: Option<&Stored>,
+        generation: u64,
+        delta: &MemberDelta,
+        allow_native: bool,
+    ) -> Result<MemberPlan, ScimError> {
         let budget = self.member_change_budget();
         let mut generation = generation;
         let mut count = match old {
@@ -321,7 +360,8 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
             if touched.len() > budget {
                 return Err(too_many_changes(budget));
             }
-            let edges = self.store().get_many(&touched.iter().map(|u| self.keys.member(group, u)).collect::<Vec<_>>())?;
+            let edges =
+                self.store().get_many(&touched.iter().map(|u| self.keys.member(group, u)).collect::<Vec<_>>())?;
             let gone = self.deleted_users()?;
             for (uid, edge) in touched.into_iter().zip(edges) {
                 if edge.is_some_and(|e| edge_gen(&e.value) == generation) && !gone.contains(uid) {
@@ -400,8 +440,11 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
                 if let Some(native) = self.store().get(&self.keys.native_group_name(&name))? {
                     let id = String::from_utf8_lossy(&native.value).into_owned();
                     if let Some((old, version)) = self.load_group(&id)?.filter(|(g, _)| g.prov.native) {
-                        let delta = MemberDelta { clear: true, wish: members.iter().map(|m| (m.clone(), true)).collect() };
-                        return self.write_group(&id, &old, version, attrs.clone(), &delta, "group.takeover").map(|r| r.map(|(s, v)| (id.clone(), s, v)));
+                        let delta =
+                            MemberDelta { clear: true, wish: members.iter().map(|m| (m.clone(), true)).collect() };
+                        return self
+                            .write_group(&id, &old, version, attrs.clone(), &delta, "group.takeover")
+                            .map(|r| r.map(|(s, v)| (id.clone(), s, v)));
                     }
                 }
             }
@@ -410,7 +453,14 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
             // A fresh generation: edges a deleted group of this id left
             // behind (not swept yet) never show in the new one.
             let plan = self.member_writes(&id, None, self.new_generation(), &delta, false)?;
-            let stored = Stored { created: now, modified: now, attrs: attrs.clone(), prov: self.provenance(), generation: plan.generation, members: Some(plan.members) };
+            let stored = Stored {
+                created: now,
+                modified: now,
+                attrs: attrs.clone(),
+                prov: self.provenance(),
+                generation: plan.generation,
+                members: Some(plan.members),
+            };
             let (index, uniques) = self.group_index_writes(&id, None, Some(&stored));
             let mut writes = vec![Write::create(self.keys.group(&id), stored.encode())];
             writes.extend(index);
@@ -430,7 +480,12 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     }
 
     /// `GET /Groups/{id}`.
-    pub(crate) fn get_group(&self, id: &str, projection: &Projection, if_none_match: Option<&str>) -> Result<Response, ScimError> {
+    pub(crate) fn get_group(
+        &self,
+        id: &str,
+        projection: &Projection,
+        if_none_match: Option<&str>,
+    ) -> Result<Response, ScimError> {
         let (stored, version) = self.load_scim_group(id)?.ok_or_else(|| Self::group_not_found(id))?;
         if tenant::not_modified(if_none_match, version) {
             return Ok(Response::empty(304).with_header("etag", resource::Meta::etag(version)));
@@ -439,7 +494,13 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     }
 
     /// `PUT /Groups/{id}`: name, externalId and the full member list.
-    pub(crate) fn replace_group(&self, id: &str, body: &Value, if_match: Option<&str>, projection: &Projection) -> Result<Response, ScimError> {
+    pub(crate) fn replace_group(
+        &self,
+        id: &str,
+        body: &Value,
+        if_match: Option<&str>,
+        projection: &Projection,
+    ) -> Result<Response, ScimError> {
         let (attrs, members) = group_attrs(body)?;
         let delta = MemberDelta { clear: true, wish: members.into_iter().map(|m| (m, true)).collect() };
         let (stored, version) = self.update_group(id, if_match, &delta, |_| Ok(attrs.clone()))?;
@@ -449,9 +510,16 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     /// `PATCH /Groups/{id}`; answers 204 as Entra prefers (RFC 7644 §3.5.2
     /// allows it), or 200 with the group when the client asks for
     /// attributes.
-    pub(crate) fn patch_group(&self, id: &str, body: &Value, if_match: Option<&str>, projection: Option<&Projection>) -> Result<Response, ScimError> {
+    pub(crate) fn patch_group(
+        &self,
+        id: &str,
+        body: &Value,
+        if_match: Option<&str>,
+        projection: Option<&Projection>,
+    ) -> Result<Response, ScimError> {
         let ops = patch::parse(&GROUP_TYPE, body)?;
-        let (member_ops, attr_ops): (Vec<&Operation>, Vec<&Operation>) = ops.iter().partition(|op| op.path.attribute.name == "members" && op.path.extension.is_none());
+        let (member_ops, attr_ops): (Vec<&Operation>, Vec<&Operation>) =
+            ops.iter().partition(|op| op.path.attribute.name == "members" && op.path.extension.is_none());
         let delta = self.member_delta(id, &member_ops)?;
         let (stored, version) = self.update_group(id, if_match, &delta, |old| {
             let mut attrs = old.clone();
@@ -474,7 +542,9 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         let mut delta = MemberDelta::default();
         for op in ops {
             if op.path.sub.is_some() {
-                return Err(ScimError::mutability("member sub-attributes cannot be changed; add or remove the member instead"));
+                return Err(ScimError::mutability(
+                    "member sub-attributes cannot be changed; add or remove the member instead",
+                ));
             }
             match (op.kind, &op.path.filter) {
                 (OpKind::Add, None) => {
@@ -510,9 +580,10 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
                         let (stored, _) = self.load_scim_group(group)?.ok_or_else(|| Self::group_not_found(group))?;
                         for member in self.render_members(group, &stored)? {
                             if filter.matches(&member)
-                                && let Some(uid) = member.get("value").and_then(Value::as_str) {
-                                    delta.wish.insert(uid.to_owned(), false);
-                                }
+                                && let Some(uid) = member.get("value").and_then(Value::as_str)
+                            {
+                                delta.wish.insert(uid.to_owned(), false);
+                            }
                         }
                     }
                 },
@@ -544,7 +615,15 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
 
     /// One SCIM write of a group: attributes, members, and provenance (a
     /// native group becomes SCIM-managed), in one commit.
-    fn write_group(&self, id: &str, old: &Stored, version: u64, attrs: Map<String, Value>, delta: &MemberDelta, op: &str) -> Result<Result<(Stored, u64), StoreError>, ScimError> {
+    fn write_group(
+        &self,
+        id: &str,
+        old: &Stored,
+        version: u64,
+        attrs: Map<String, Value>,
+        delta: &MemberDelta,
+        op: &str,
+    ) -> Result<Result<(Stored, u64), StoreError>, ScimError> {
         let mut delta = std::borrow::Cow::Borrowed(delta);
         if old.prov.native {
             // Taken over: members that are still native users leave, so a
@@ -564,7 +643,14 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
             return Ok(Ok((old.clone(), version)));
         }
         let name = attrs.get("displayName").and_then(Value::as_str).unwrap_or_default().to_owned();
-        let new = Stored { created: old.created, modified: self.now(), attrs, prov, generation: plan.generation, members: Some(plan.members) };
+        let new = Stored {
+            created: old.created,
+            modified: self.now(),
+            attrs,
+            prov,
+            generation: plan.generation,
+            members: Some(plan.members),
+        };
         let (index, uniques) = self.group_index_writes(id, Some(old), Some(&new));
         let mut writes = vec![Write::replace(self.keys.group(id), new.encode(), version)];
         writes.extend(index);
@@ -604,7 +690,8 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     pub(crate) fn delete_group(&self, id: &str, if_match: Option<&str>) -> Result<Response, ScimError> {
         tenant::retry(self.service.env(), || {
             // SCIM never deletes a native group, whatever the policy.
-            let (old, version) = self.load_group(id)?.filter(|(g, _)| !g.prov.native).ok_or_else(|| Self::group_not_found(id))?;
+            let (old, version) =
+                self.load_group(id)?.filter(|(g, _)| !g.prov.native).ok_or_else(|| Self::group_not_found(id))?;
             tenant::check_if_match(if_match, version)?;
             let writes = self.group_removal_writes(id, &old, version)?;
             Ok(self.commit(Op { name: "group.delete", resource_type: "Group", resource_id: id }, writes).map(|_| ()))
@@ -731,7 +818,9 @@ fn member_values(value: Option<&Value>) -> Result<Vec<String>, ScimError> {
 }
 
 fn name_taken(name: &str) -> ScimError {
-    ScimError::uniqueness(format!("a group named {name:?} already exists in this account (displayName is case-insensitive)"))
+    ScimError::uniqueness(format!(
+        "a group named {name:?} already exists in this account (displayName is case-insensitive)"
+    ))
 }
 
 /// Splits a full group body (a create or a replacement) into stored

@@ -75,7 +75,9 @@ impl<'de> Visitor<'de> for StrictVisitor {
         let mut seen = HashSet::new();
         while let Some(key) = map.next_key::<String>()? {
             if !seen.insert(key.to_ascii_lowercase()) {
-                return Err(de::Error::custom(format_args!("an object names {key:?} twice (names are case-insensitive)")));
+                return Err(de::Error::custom(format_args!(
+                    "an object names {key:?} twice (names are case-insensitive)"
+                )));
             }
             let Strict(value) = map.next_value()?;
             out.insert(key, value);
@@ -97,7 +99,10 @@ mod tests {
     fn same_value_as_serde_json_without_duplicates() {
         let text = r#"{"a": [1, -2, 3.5, "x", null, true, {"b": {}}], "c": 18446744073709551615}"#;
         assert_eq!(parse(text).unwrap(), serde_json::from_str::<serde_json::Value>(text).unwrap());
-        assert_eq!(parse(r#"{"userName": "a", "name": {"givenName": "b"}}"#).unwrap(), json!({"userName": "a", "name": {"givenName": "b"}}));
+        assert_eq!(
+            parse(r#"{"userName": "a", "name": {"givenName": "b"}}"#).unwrap(),
+            json!({"userName": "a", "name": {"givenName": "b"}})
+        );
     }
 
     #[test]

@@ -24,32 +24,35 @@ pub mod http;
 mod json;
 mod keys;
 mod list;
-pub mod patch;
 mod migration;
 mod native;
+pub mod patch;
 mod resource;
 mod roles;
 mod router;
-mod sweep;
-pub mod settings;
-mod tenant;
 pub mod schema;
+pub mod settings;
 pub mod store;
+mod sweep;
+mod tenant;
 mod users;
 
 pub use accounts::{Account, AdminError, NewToken, TokenInfo};
-pub use groups::derive_identifier;
-pub use router::MAX_BODY;
 pub use env::{Env, TestEnv};
 pub use error::ScimError;
+pub use groups::derive_identifier;
 pub use http::{Request, Response};
+pub use router::MAX_BODY;
 pub use store::{Entry, Limits, MemStore, Precondition, ScanPage, Store, StoreError, Write};
 
 /// Checks a `User` or `Group` body as a create or a replace does, and
 /// returns the attributes that would be stored (a group's members apart) or
 /// the SCIM error the request would get. For hosts that check before they
 /// send, and for the fuzz targets.
-pub fn validate_resource(resource_type: &str, body: &serde_json::Value) -> Result<serde_json::Map<String, serde_json::Value>, ScimError> {
+pub fn validate_resource(
+    resource_type: &str,
+    body: &serde_json::Value,
+) -> Result<serde_json::Map<String, serde_json::Value>, ScimError> {
     match resource_type {
         "User" => users::user_attrs(body),
         "Group" => groups::group_attrs(body).map(|(attrs, _)| attrs),

@@ -48,7 +48,11 @@ impl ListQuery {
         let number = |name: &str| -> Result<Option<i64>, ScimError> {
             match get(name) {
                 None => Ok(None),
-                Some(s) => s.trim().parse::<i64>().map(Some).map_err(|_| ScimError::invalid_value(format!("{name} must be an integer, got {s:?}"))),
+                Some(s) => s
+                    .trim()
+                    .parse::<i64>()
+                    .map(Some)
+                    .map_err(|_| ScimError::invalid_value(format!("{name} must be an integer, got {s:?}"))),
             }
         };
         Self::build(
@@ -71,9 +75,10 @@ impl ListQuery {
         };
         let get = |name: &str| map.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v);
         if let Some(schemas) = get("schemas")
-            && !schemas.as_array().is_some_and(|a| a.iter().any(|s| s.as_str() == Some(SEARCH_REQUEST))) {
-                return Err(ScimError::invalid_syntax(format!("a SearchRequest must list the schema {SEARCH_REQUEST:?}")));
-            }
+            && !schemas.as_array().is_some_and(|a| a.iter().any(|s| s.as_str() == Some(SEARCH_REQUEST)))
+        {
+            return Err(ScimError::invalid_syntax(format!("a SearchRequest must list the schema {SEARCH_REQUEST:?}")));
+        }
         let string = |name: &str| -> Result<Option<String>, ScimError> {
             match get(name) {
                 None | Some(Value::Null) => Ok(None),
@@ -126,17 +131,24 @@ impl ListQuery {
             None => true,
             Some(o) if o.eq_ignore_ascii_case("ascending") => true,
             Some(o) if o.eq_ignore_ascii_case("descending") => false,
-            Some(o) => return Err(ScimError::invalid_value(format!("sortOrder must be ascending or descending, got {o:?}"))),
+            Some(o) => {
+                return Err(ScimError::invalid_value(format!("sortOrder must be ascending or descending, got {o:?}")));
+            }
         };
         let sort = match sort_by {
             None => None,
             Some(path) => Some((
-                filter::target_for(rt, path.trim()).ok_or_else(|| ScimError::invalid_value(format!("sortBy names no attribute of {}: {path:?}", rt.name)))?,
+                filter::target_for(rt, path.trim()).ok_or_else(|| {
+                    ScimError::invalid_value(format!("sortBy names no attribute of {}: {path:?}", rt.name))
+                })?,
                 ascending,
             )),
         };
         if cursor.is_some() && count.is_some_and(|c| c < 1) {
-            return Err(ScimError::bad_request(ScimType::InvalidCount, "with a cursor, count must be a positive integer"));
+            return Err(ScimError::bad_request(
+                ScimType::InvalidCount,
+                "with a cursor, count must be a positive integer",
+            ));
         }
         if cursor.is_some() && (start_index.is_some() || sort.is_some()) {
             return Err(ScimError::invalid_value("cursor cannot be combined with startIndex or sortBy"));
@@ -176,7 +188,9 @@ pub(crate) fn too_many_to_examine() -> ScimError {
     ScimError::new(
         400,
         Some(ScimType::TooMany),
-        format!("the request would examine more than {MAX_SCAN} resources; filter with an equality on an indexed attribute"),
+        format!(
+            "the request would examine more than {MAX_SCAN} resources; filter with an equality on an indexed attribute"
+        ),
     )
 }
 
@@ -236,8 +250,8 @@ pub(crate) trait Collection {
 pub(crate) fn list<C: Collection>(c: &C, query: &ListQuery) -> Result<Value, ScimError> {
     let rt = c.resource_type();
     let computed = c.computed();
-    let needs_computed =
-        query.filter.as_ref().is_some_and(|f| f.mentions(computed)) || query.sort.as_ref().is_some_and(|(t, _)| t.attribute.name == computed);
+    let needs_computed = query.filter.as_ref().is_some_and(|f| f.mentions(computed))
+        || query.sort.as_ref().is_some_and(|(t, _)| t.attribute.name == computed);
     let wants_computed = query.projection.wants(computed);
     let plan = query.filter.as_ref().and_then(Filter::index_plan);
     // A prefix of the order index itself (`userName sw`) is read in list
@@ -364,10 +378,13 @@ pub(crate) fn list<C: Collection>(c: &C, query: &ListQuery) -> Result<Value, Sci
         let Some(batch) = source.next_batch()? else { break };
         let batch = if query.filter.is_none() {
             // Every id matches: count without loading, load only the page.
-            let wanted: Vec<(String, String)> = batch.into_iter().filter(|_| {
-                total += 1;
-                on_page(total)
-            }).collect();
+            let wanted: Vec<(String, String)> = batch
+                .into_iter()
+                .filter(|_| {
+                    total += 1;
+                    on_page(total)
+                })
+                .collect();
             for (_, full, item, complete) in examine(wanted)? {
                 page.push(finish(full, &item, complete)?);
             }
@@ -448,18 +465,24 @@ pub(crate) fn encode_cursor(position: &str) -> String {
 }
 
 pub(crate) fn decode_cursor(cursor: &str) -> Result<String, ScimError> {
-    let invalid = || ScimError::bad_request(ScimType::InvalidCursor, format!("cursor {cursor:?} was not issued by this server"));
+    let invalid =
+        || ScimError::bad_request(ScimType::InvalidCursor, format!("cursor {cursor:?} was not issued by this server"));
     if !cursor.is_ascii() || !cursor.len().is_multiple_of(2) || cursor.len() > 4096 {
         return Err(invalid());
     }
-    let bytes: Result<Vec<u8>, _> = (0..cursor.len()).step_by(2).map(|i| u8::from_str_radix(&cursor[i..i + 2], 16)).collect();
+    let bytes: Result<Vec<u8>, _> =
+        (0..cursor.len()).step_by(2).map(|i| u8::from_str_radix(&cursor[i..i + 2], 16)).collect();
     String::from_utf8(bytes.map_err(|_| invalid())?).map_err(|_| invalid())
 }
 
 /// Answers `POST /.search` (RFC 7644 §3.4.3): users then groups, paged as
 /// one list. A filter must make sense for at least one of the two; an
 /// attribute only one type has simply matches nothing in the other.
-pub(crate) fn search_all<U: Collection, G: Collection>(users: &U, groups: &G, body: &Value) -> Result<Value, ScimError> {
+pub(crate) fn search_all<U: Collection, G: Collection>(
+    users: &U,
+    groups: &G,
+    body: &Value,
+) -> Result<Value, ScimError> {
     let u = ListQuery::from_search(users.resource_type(), body);
     let g = ListQuery::from_search(groups.resource_type(), body);
     let (u, g) = match (u, g) {
@@ -469,7 +492,9 @@ pub(crate) fn search_all<U: Collection, G: Collection>(users: &U, groups: &G, bo
     let start = u.as_ref().or(g.as_ref()).map(|q| q.start_index).unwrap_or(1);
     let count = u.as_ref().or(g.as_ref()).map(|q| q.count).unwrap_or(DEFAULT_COUNT);
     if u.as_ref().or(g.as_ref()).is_some_and(|q| q.cursor.is_some() || q.sort.is_some()) {
-        return Err(ScimError::invalid_value("a search across resource types supports neither cursor nor sortBy; search /Users or /Groups"));
+        return Err(ScimError::invalid_value(
+            "a search across resource types supports neither cursor nor sortBy; search /Users or /Groups",
+        ));
     }
     let mut total = 0;
     let mut resources = Vec::new();

@@ -37,7 +37,8 @@ fn difference(a: &str, b: &str, settings: &Settings) -> &'static str {
     if a.eq_ignore_ascii_case(b) {
         return "e-mails differ only by case";
     }
-    let split = |e: &str| e.to_lowercase().rsplit_once('@').map(|(l, d)| (l.to_owned(), d.to_owned())).unwrap_or_default();
+    let split =
+        |e: &str| e.to_lowercase().rsplit_once('@').map(|(l, d)| (l.to_owned(), d.to_owned())).unwrap_or_default();
     let ((la, da), (lb, db)) = (split(a), split(b));
     if da != db {
         let canon = |d: &str| settings.email_domain_aliases.get(d).cloned().unwrap_or_else(|| d.to_owned());
@@ -57,7 +58,13 @@ fn difference(a: &str, b: &str, settings: &Settings) -> &'static str {
 fn user_emails(user: &Stored) -> Vec<String> {
     let mut out: Vec<String> = user.prov.login.iter().cloned().collect();
     if !user.prov.native {
-        let scim = user.attrs.get("emails").and_then(Value::as_array).into_iter().flatten().filter_map(|e| e.get("value").and_then(Value::as_str));
+        let scim = user
+            .attrs
+            .get("emails")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.get("value").and_then(Value::as_str));
         let name = user.attrs.get("userName").and_then(Value::as_str).filter(|u| crate::users::looks_like_email(u));
         for e in scim.chain(name) {
             if !out.iter().any(|o| o.eq_ignore_ascii_case(e)) {
@@ -125,9 +132,14 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
 
         let groups_taken: Vec<Value> = groups
             .iter()
-            .filter_map(|(id, g)| g.prov.taken_over.map(|t| json!({"id": id, "name": g.attrs.get("displayName"), "takenOverAt": format_rfc3339(t)})))
+            .filter_map(|(id, g)| {
+                g.prov
+                    .taken_over
+                    .map(|t| json!({"id": id, "name": g.attrs.get("displayName"), "takenOverAt": format_rfc3339(t)}))
+            })
             .collect();
-        let count = |items: &[(String, Stored)], native: bool| items.iter().filter(|(_, r)| r.prov.native == native).count();
+        let count =
+            |items: &[(String, Stored)], native: bool| items.iter().filter(|(_, r)| r.prov.native == native).count();
         Ok(json!({
             "summary": {
                 "users": users.len(),
@@ -157,7 +169,8 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     }
 }
 
-pub(crate) const CSV_HEADER: &str = "id,email,name,userName,source,scimTokenId,takenOverAt,active,groups,roleBindings\r\n";
+pub(crate) const CSV_HEADER: &str =
+    "id,email,name,userName,source,scimTokenId,takenOverAt,active,groups,roleBindings\r\n";
 
 /// Renders export rows as CSV (RFC 4180), one user per line; multi-valued
 /// cells are `;`-separated.
@@ -172,7 +185,8 @@ pub(crate) fn to_csv(users: &[Value], header: bool) -> String {
             Some(Value::Bool(b)) => b.to_string(),
             _ => String::new(),
         };
-        let groups: Vec<String> = u["groups"].as_array().into_iter().flatten().filter_map(|g| g["id"].as_str().map(str::to_owned)).collect();
+        let groups: Vec<String> =
+            u["groups"].as_array().into_iter().flatten().filter_map(|g| g["id"].as_str().map(str::to_owned)).collect();
         let bindings: Vec<String> = u["roleBindings"]
             .as_array()
             .into_iter()
@@ -209,11 +223,7 @@ pub(crate) fn to_csv(users: &[Value], header: bool) -> String {
 fn csv_cell(value: &str) -> String {
     // A leading =, +, - or @ would run as a formula in a spreadsheet.
     let value = if value.starts_with(['=', '+', '-', '@']) { format!("'{value}") } else { value.to_owned() };
-    if value.contains([',', '"', '\r', '\n']) {
-        format!("\"{}\"", value.replace('"', "\"\""))
-    } else {
-        value
-    }
+    if value.contains([',', '"', '\r', '\n']) { format!("\"{}\"", value.replace('"', "\"\"")) } else { value }
 }
 
 #[cfg(test)]
@@ -238,7 +248,12 @@ mod tests {
         assert_eq!(csv_cell("a,b"), "\"a,b\"");
         assert_eq!(csv_cell("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_cell("=SUM(A1)"), "'=SUM(A1)");
-        let row = to_csv(&[json!({"id": "1", "email": "a@b.c", "name": "A", "source": {"kind": "native"}, "active": true, "groups": [{"id": "g1"}, {"id": "g2"}], "roleBindings": [{"role": "viewer", "scope": {"kind": "account"}}]})], true);
+        let row = to_csv(
+            &[
+                json!({"id": "1", "email": "a@b.c", "name": "A", "source": {"kind": "native"}, "active": true, "groups": [{"id": "g1"}, {"id": "g2"}], "roleBindings": [{"role": "viewer", "scope": {"kind": "account"}}]}),
+            ],
+            true,
+        );
         assert_eq!(row, format!("{CSV_HEADER}1,a@b.c,A,,native,,,true,g1;g2,viewer@account\r\n"));
     }
 }

@@ -30,7 +30,11 @@ fn scim_managed_user(id: &str, what: &str) -> ScimError {
 }
 
 fn scim_managed_group(id: &str, what: &str) -> ScimError {
-    ScimError::rule(409, "scim_managed_group", format!("group {id:?} is managed by SCIM: {what} only in the identity provider"))
+    ScimError::rule(
+        409,
+        "scim_managed_group",
+        format!("group {id:?} is managed by SCIM: {what} only in the identity provider"),
+    )
 }
 
 /// The admin API's name for a user: displayName, else the formatted or
@@ -41,7 +45,8 @@ pub(crate) fn user_name(user: &Stored) -> String {
     s(a.get("displayName"))
         .or_else(|| s(a.get("name").and_then(|n| n.get("formatted"))))
         .or_else(|| {
-            let parts: Vec<String> = ["givenName", "familyName"].iter().filter_map(|k| s(a.get("name").and_then(|n| n.get(*k)))).collect();
+            let parts: Vec<String> =
+                ["givenName", "familyName"].iter().filter_map(|k| s(a.get("name").and_then(|n| n.get(*k)))).collect();
             (!parts.is_empty()).then(|| parts.join(" "))
         })
         .or_else(|| user.prov.login.clone())
@@ -66,8 +71,12 @@ fn source_json(prov: &Provenance) -> Value {
 fn text(body: &Map<String, Value>, key: &str) -> Result<Option<String>, ScimError> {
     match body.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= MAX_NAME && !s.chars().any(char::is_control) => Ok(Some(s.trim().to_owned())),
-        Some(_) => Err(ScimError::invalid_value(format!("{key} must be a non-empty string of at most {MAX_NAME} bytes"))),
+        Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= MAX_NAME && !s.chars().any(char::is_control) => {
+            Ok(Some(s.trim().to_owned()))
+        }
+        Some(_) => {
+            Err(ScimError::invalid_value(format!("{key} must be a non-empty string of at most {MAX_NAME} bytes")))
+        }
     }
 }
 
@@ -130,7 +139,12 @@ const MAX_EXAMINED: usize = 20_000;
 impl<S: Store, E: Env> Tenant<'_, S, E> {
     /// Walks records under `prefix` from the page's cursor, keeping those
     /// `keep` accepts; returns them and the cursor of the next page.
-    pub(crate) fn page_of<T>(&self, prefix: &str, page: &Page, mut keep: impl FnMut(&str, Stored, u64) -> Result<Option<T>, ScimError>) -> Result<PageOf<T>, ScimError> {
+    pub(crate) fn page_of<T>(
+        &self,
+        prefix: &str,
+        page: &Page,
+        mut keep: impl FnMut(&str, Stored, u64) -> Result<Option<T>, ScimError>,
+    ) -> Result<PageOf<T>, ScimError> {
         let mut after = page.cursor.as_ref().map(|c| format!("{prefix}{}", keys::segment(c)));
         let mut out = Vec::new();
         let mut examined = 0;
@@ -169,7 +183,8 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         let groups = self.user_group_list(id)?;
         let bindings: Vec<Value> = self.bindings_of("user", id)?.iter().map(|b| b.to_json()).collect();
         let mut v = self.user_summary(id, user);
-        v["groups"] = groups.into_iter().map(|(gid, name, source)| json!({"id": gid, "name": name, "source": source})).collect();
+        v["groups"] =
+            groups.into_iter().map(|(gid, name, source)| json!({"id": gid, "name": name, "source": source})).collect();
         v["roleBindings"] = bindings.into();
         Ok(v)
     }
@@ -207,7 +222,11 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
 
     pub(crate) fn admin_list_users(&self, page: &Page) -> Result<PageOf<Value>, ScimError> {
         self.page_of(&self.keys.users(), page, |id, user, _| {
-            let hay = [user.prov.login.clone().unwrap_or_default(), user_name(&user), user.attrs.get("userName").and_then(Value::as_str).unwrap_or_default().to_owned()];
+            let hay = [
+                user.prov.login.clone().unwrap_or_default(),
+                user_name(&user),
+                user.attrs.get("userName").and_then(Value::as_str).unwrap_or_default().to_owned(),
+            ];
             Ok(Self::wants(page, &user, &hay).then(|| self.user_summary(id, &user)))
         })
     }
@@ -237,7 +256,11 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
             let (index, uniques) = self.user_index_writes(&id, None, Some(&user));
             let mut writes = vec![Write::create(self.keys.user(&id), user.encode())];
             writes.extend(index);
-            let op = Op { name: if invited { "user.invite" } else { "user.create" }, resource_type: "User", resource_id: &id };
+            let op = Op {
+                name: if invited { "user.invite" } else { "user.create" },
+                resource_type: "User",
+                resource_id: &id,
+            };
             match self.commit(op, writes) {
                 Ok(_) => Ok(Ok((id, user))),
                 Err(StoreError::Conflict(i)) if uniques.hit(1, i).is_some() => Err(self.email_taken(&login)?),
@@ -248,8 +271,16 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     }
 
     fn email_taken(&self, login: &str) -> Result<ScimError, ScimError> {
-        let holder = self.store().get(&self.keys.login(login))?.map(|e| String::from_utf8_lossy(&e.value).into_owned()).unwrap_or_default();
-        Ok(ScimError::rule(409, "email_taken", format!("the e-mail {login:?} already belongs to user {holder:?} of this account")))
+        let holder = self
+            .store()
+            .get(&self.keys.login(login))?
+            .map(|e| String::from_utf8_lossy(&e.value).into_owned())
+            .unwrap_or_default();
+        Ok(ScimError::rule(
+            409,
+            "email_taken",
+            format!("the e-mail {login:?} already belongs to user {holder:?} of this account"),
+        ))
     }
 
     /// `PATCH /users/{id}`: e-mail and name of a native user.
@@ -281,7 +312,9 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
             writes.extend(index);
             match self.commit(Op { name: "user.update", resource_type: "User", resource_id: id }, writes) {
                 Ok(_) => Ok(Ok(new)),
-                Err(StoreError::Conflict(i)) if uniques.hit(1, i).is_some() => Err(self.email_taken(new.prov.login.as_deref().unwrap_or_default())?),
+                Err(StoreError::Conflict(i)) if uniques.hit(1, i).is_some() => {
+                    Err(self.email_taken(new.prov.login.as_deref().unwrap_or_default())?)
+                }
                 Err(e) => Ok(Err(e)),
             }
         })?;
@@ -296,7 +329,9 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
                 return Err(ScimError::rule(
                     409,
                     "scim_managed_user",
-                    format!("user {id:?} is managed by SCIM: remove it from the application's assignments in the identity provider"),
+                    format!(
+                        "user {id:?} is managed by SCIM: remove it from the application's assignments in the identity provider"
+                    ),
                 ));
             }
             let writes = self.user_removal_writes(id, &user, version)?;
@@ -338,7 +373,8 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
 
     pub(crate) fn admin_list_groups(&self, page: &Page) -> Result<PageOf<Value>, ScimError> {
         self.page_of(&self.keys.groups(), page, |id, group, _| {
-            let hay = [id.to_owned(), group.attrs.get("displayName").and_then(Value::as_str).unwrap_or_default().to_owned()];
+            let hay =
+                [id.to_owned(), group.attrs.get("displayName").and_then(Value::as_str).unwrap_or_default().to_owned()];
             Ok(Self::wants(page, &group, &hay).then(|| self.group_summary(id, &group)))
         })
     }
@@ -350,7 +386,13 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         let name = text(body, "name")?.ok_or_else(|| ScimError::invalid_value("name is required"))?;
         let given = match body.get("identifier") {
             None | Some(Value::Null) => None,
-            Some(Value::String(s)) if !s.is_empty() && s.len() <= 128 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$') => Some(s.clone()),
+            Some(Value::String(s))
+                if !s.is_empty()
+                    && s.len() <= 128
+                    && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$') =>
+            {
+                Some(s.clone())
+            }
             Some(_) => return Err(ScimError::invalid_value("identifier is 1 to 128 characters of [A-Za-z0-9_$]")),
         };
         let base = given.clone().unwrap_or_else(|| derive_identifier(&name));
@@ -360,15 +402,24 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
             let now = self.now();
             let mut attrs = Map::new();
             attrs.insert("displayName".into(), name.clone().into());
-            let group = Stored { created: now, modified: now, attrs, prov: Provenance { native: true, ..Provenance::default() }, generation: self.new_generation(), members: Some(0) };
+            let group = Stored {
+                created: now,
+                modified: now,
+                attrs,
+                prov: Provenance { native: true, ..Provenance::default() },
+                generation: self.new_generation(),
+                members: Some(0),
+            };
             let (index, uniques) = self.group_index_writes(&id, None, Some(&group));
             let mut writes = vec![Write::create(self.keys.group(&id), group.encode())];
             writes.extend(index);
             match self.commit(Op { name: "group.create", resource_type: "Group", resource_id: &id }, writes) {
                 Ok(_) => Ok(Ok((id, group))),
-                Err(StoreError::Conflict(0)) if given.is_some() => {
-                    Err(ScimError::rule(409, "identifier_taken", format!("a group with identifier {id:?} already exists in this account")))
-                }
+                Err(StoreError::Conflict(0)) if given.is_some() => Err(ScimError::rule(
+                    409,
+                    "identifier_taken",
+                    format!("a group with identifier {id:?} already exists in this account"),
+                )),
                 Err(StoreError::Conflict(0)) => {
                     suffix += 1;
                     Ok(Err(StoreError::Conflict(0)))
@@ -431,17 +482,22 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
                 return Err(scim_managed_group(id, if member { "add members" } else { "remove members" }));
             }
             if member {
-                let (u, _) = self.load_user(user)?.ok_or_else(|| ScimError::not_found(format!("no user with id {user:?} in this account")))?;
+                let (u, _) = self
+                    .load_user(user)?
+                    .ok_or_else(|| ScimError::not_found(format!("no user with id {user:?} in this account")))?;
                 // A user the identity provider assigns through a group has
                 // its group assignments managed there; one it assigned
                 // directly may be put in native groups by hand.
                 if !u.prov.native
-                    && let Some((_, via, _)) = self.user_group_list(user)?.into_iter().find(|(_, _, source)| *source == "scim")
+                    && let Some((_, via, _)) =
+                        self.user_group_list(user)?.into_iter().find(|(_, _, source)| *source == "scim")
                 {
                     return Err(ScimError::rule(
                         409,
                         "scim_managed_user",
-                        format!("user {user:?} is provisioned through the SCIM group {via:?}: its group assignments are managed in the identity provider"),
+                        format!(
+                            "user {user:?} is provisioned through the SCIM group {via:?}: its group assignments are managed in the identity provider"
+                        ),
                     ));
                 }
             }
@@ -454,7 +510,11 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
             new.members = Some(plan.members);
             let mut writes = vec![Write::replace(self.keys.group(id), new.encode(), version)];
             writes.extend(plan.writes);
-            let op = Op { name: if member { "group.addMember" } else { "group.removeMember" }, resource_type: "Group", resource_id: id };
+            let op = Op {
+                name: if member { "group.addMember" } else { "group.removeMember" },
+                resource_type: "Group",
+                resource_id: id,
+            };
             Ok(self.commit(op, writes).map(|_| new))
         })?;
         self.group_view(id, &group)
@@ -462,5 +522,9 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
 }
 
 fn group_name_taken(name: &str) -> ScimError {
-    ScimError::rule(409, "group_name_taken", format!("a native group named {name:?} already exists in this account (names are case-insensitive)"))
+    ScimError::rule(
+        409,
+        "group_name_taken",
+        format!("a native group named {name:?} already exists in this account (names are case-insensitive)"),
+    )
 }

@@ -87,7 +87,9 @@ pub fn parse(rt: &ResourceType, body: &Value) -> Result<Vec<Operation>, ScimErro
         return Err(ScimError::invalid_syntax("a PATCH body must be a PatchOp JSON object"));
     };
     if let Some(schemas) = field(map, "schemas") {
-        let ok = schemas.as_array().is_some_and(|a| a.iter().any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(schema::PATCH_OP))));
+        let ok = schemas
+            .as_array()
+            .is_some_and(|a| a.iter().any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(schema::PATCH_OP))));
         if !ok {
             return Err(ScimError::invalid_syntax(format!("a PatchOp must list the schema {:?}", schema::PATCH_OP)));
         }
@@ -112,7 +114,9 @@ pub fn parse(rt: &ResourceType, body: &Value) -> Result<Vec<Operation>, ScimErro
             Some(s) if s.eq_ignore_ascii_case("replace") => OpKind::Replace,
             Some(s) if s.eq_ignore_ascii_case("remove") => OpKind::Remove,
             Some(s) => {
-                return Err(ScimError::invalid_syntax(format!("Operations[{i}].op is {s:?}; it must be add, replace or remove")));
+                return Err(ScimError::invalid_syntax(format!(
+                    "Operations[{i}].op is {s:?}; it must be add, replace or remove"
+                )));
             }
             None => return Err(ScimError::invalid_syntax(format!("Operations[{i}] has no \"op\""))),
         };
@@ -130,7 +134,11 @@ pub fn parse(rt: &ResourceType, body: &Value) -> Result<Vec<Operation>, ScimErro
                 match (kind, value) {
                     (OpKind::Remove, _) => {
                         for attribute in rt.extension(ext).map(|e| e.attributes).unwrap_or_default() {
-                            out.push(Operation { kind, path: Path { extension: Some(ext), attribute, sub: None, filter: None }, value: None });
+                            out.push(Operation {
+                                kind,
+                                path: Path { extension: Some(ext), attribute, sub: None, filter: None },
+                                value: None,
+                            });
                         }
                     }
                     (_, Some(Value::Object(fields))) => {
@@ -138,7 +146,11 @@ pub fn parse(rt: &ResourceType, body: &Value) -> Result<Vec<Operation>, ScimErro
                         wrapped.insert(ext.to_owned(), Value::Object(fields));
                         expand(rt, kind, &wrapped, &mut out)?;
                     }
-                    _ => return Err(ScimError::invalid_value(format!("Operations[{i}] targets {ext}; its value must be an object of that extension's attributes"))),
+                    _ => {
+                        return Err(ScimError::invalid_value(format!(
+                            "Operations[{i}] targets {ext}; its value must be an object of that extension's attributes"
+                        )));
+                    }
                 }
             }
             Some(p) => {
@@ -154,7 +166,9 @@ pub fn parse(rt: &ResourceType, body: &Value) -> Result<Vec<Operation>, ScimErro
             None => {
                 // Quirk::PathlessObject: split into one operation per key.
                 let Some(Value::Object(fields)) = value else {
-                    return Err(ScimError::invalid_value(format!("Operations[{i}] has no path, so its value must be an object of attributes")));
+                    return Err(ScimError::invalid_value(format!(
+                        "Operations[{i}] has no path, so its value must be an object of attributes"
+                    )));
                 };
                 expand(rt, kind, &fields, &mut out)?;
             }
@@ -167,7 +181,12 @@ fn field<'v>(map: &'v Map<String, Value>, name: &str) -> Option<&'v Value> {
     map.get(name).or_else(|| map.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v))
 }
 
-fn expand(rt: &ResourceType, kind: OpKind, fields: &Map<String, Value>, out: &mut Vec<Operation>) -> Result<(), ScimError> {
+fn expand(
+    rt: &ResourceType,
+    kind: OpKind,
+    fields: &Map<String, Value>,
+    out: &mut Vec<Operation>,
+) -> Result<(), ScimError> {
     for (key, value) in fields {
         if key.eq_ignore_ascii_case("schemas") {
             continue;
@@ -179,14 +198,20 @@ fn expand(rt: &ResourceType, kind: OpKind, fields: &Map<String, Value>, out: &mu
                     if attribute.mutability == Mutability::ReadOnly {
                         continue;
                     }
-                    out.push(Operation { kind, path: Path { extension: Some(ext.id), attribute, sub: None, filter: None }, value: Some(v.clone()) });
+                    out.push(Operation {
+                        kind,
+                        path: Path { extension: Some(ext.id), attribute, sub: None, filter: None },
+                        value: Some(v.clone()),
+                    });
                 }
             }
             continue;
         }
         let Ok(path) = parse_path(rt, key) else { continue };
         // Okta repeats `id` (and clients echo `meta`) inside value objects.
-        if path.attribute.mutability == Mutability::ReadOnly || path.sub.is_some_and(|s| s.mutability == Mutability::ReadOnly) {
+        if path.attribute.mutability == Mutability::ReadOnly
+            || path.sub.is_some_and(|s| s.mutability == Mutability::ReadOnly)
+        {
             continue;
         }
         out.push(Operation { kind, path, value: Some(value.clone()) });
@@ -199,13 +224,19 @@ pub fn parse_path(rt: &ResourceType, text: &str) -> Result<Path, ScimError> {
     let unknown = || ScimError::invalid_path(format!("{text:?} does not name an attribute of {}", rt.name));
     let (attr_part, filter, after) = match text.find('[') {
         Some(open) => {
-            let close = text.rfind(']').filter(|&c| c > open).ok_or_else(|| ScimError::invalid_path(format!("{text:?} has '[' without a matching ']'")))?;
+            let close = text
+                .rfind(']')
+                .filter(|&c| c > open)
+                .ok_or_else(|| ScimError::invalid_path(format!("{text:?} has '[' without a matching ']'")))?;
             let after = &text[close + 1..];
-            let after = if after.is_empty() {
-                None
-            } else {
-                Some(after.strip_prefix('.').ok_or_else(|| ScimError::invalid_path(format!("{text:?}: expected '.subAttribute' after ']'")))?)
-            };
+            let after =
+                if after.is_empty() {
+                    None
+                } else {
+                    Some(after.strip_prefix('.').ok_or_else(|| {
+                        ScimError::invalid_path(format!("{text:?}: expected '.subAttribute' after ']'"))
+                    })?)
+                };
             (&text[..open], Some(&text[open + 1..close]), after)
         }
         None => (text, None, None),
@@ -217,7 +248,9 @@ pub fn parse_path(rt: &ResourceType, text: &str) -> Result<Path, ScimError> {
         Some(filter_text) => {
             let attribute = resolved.attribute;
             if resolved.sub.is_some() || attribute.ty != Type::Complex || !attribute.multi_valued {
-                return Err(ScimError::invalid_path(format!("{text:?}: only multi-valued complex attributes take a [filter]")));
+                return Err(ScimError::invalid_path(format!(
+                    "{text:?}: only multi-valued complex attributes take a [filter]"
+                )));
             }
             let filter = Filter::parse_within(rt, attribute, filter_text)
                 .map_err(|e| ScimError::invalid_path(format!("{text:?}: {}", e.detail)))?;
@@ -345,7 +378,12 @@ fn apply_whole(holder: &mut Map<String, Value>, attr: &'static Attribute, op: &O
     }
 }
 
-fn apply_sub(holder: &mut Map<String, Value>, attr: &'static Attribute, sub: &'static Attribute, op: &Operation) -> Result<(), ScimError> {
+fn apply_sub(
+    holder: &mut Map<String, Value>,
+    attr: &'static Attribute,
+    sub: &'static Attribute,
+    op: &Operation,
+) -> Result<(), ScimError> {
     let new = match op.kind {
         OpKind::Remove => None,
         _ => coerce(sub, op.value.as_ref().unwrap_or(&Value::Null))?,
@@ -446,7 +484,9 @@ fn apply_filtered(
     if !matched && op.kind != OpKind::Remove {
         // Quirk::FilterMissCreates: build the element the filter describes.
         let Some(equalities) = filter.required_equalities() else {
-            return Err(ScimError::no_target(format!("no value of {name} matches the filter, and the filter does not describe one to create")));
+            return Err(ScimError::no_target(format!(
+                "no value of {name} matches the filter, and the filter does not describe one to create"
+            )));
         };
         let mut element = Map::new();
         for (k, v) in equalities {
@@ -469,10 +509,12 @@ fn apply_filtered(
     let is_primary = |i: &Value| i.get("primary") == Some(&Value::Bool(true));
     if out.iter().zip(&touched).any(|(i, t)| *t && is_primary(i)) {
         for (item, t) in out.iter_mut().zip(&touched) {
-            if !*t && is_primary(item)
-                && let Value::Object(m) = item {
-                    m.remove("primary");
-                }
+            if !*t
+                && is_primary(item)
+                && let Value::Object(m) = item
+            {
+                m.remove("primary");
+            }
         }
     }
     if out.iter().filter(|i| is_primary(i)).count() > 1 {
@@ -487,9 +529,10 @@ fn apply_filtered(
 fn clear_primary(items: &mut [Value]) {
     for item in items {
         if let Value::Object(m) = item
-            && m.get("primary") == Some(&Value::Bool(true)) {
-                m.remove("primary");
-            }
+            && m.get("primary") == Some(&Value::Bool(true))
+        {
+            m.remove("primary");
+        }
     }
 }
 
@@ -582,13 +625,20 @@ mod tests {
             ])),
         )
         .unwrap();
-        assert_eq!(out["emails"], json!([{"value": "a@x", "type": "work"}, {"value": "b@x", "type": "home", "primary": true}]));
+        assert_eq!(
+            out["emails"],
+            json!([{"value": "a@x", "type": "work"}, {"value": "b@x", "type": "home", "primary": true}])
+        );
     }
 
     #[test]
     fn removes() {
         let start = json!({"userName": "a", "title": "t", "emails": [{"value": "a@x", "type": "work"}, {"value": "b@x", "type": "home"}]});
-        let out = run(start.clone(), ops(json!([{"op": "remove", "path": "emails[type eq \"home\"]"}, {"op": "remove", "path": "title"}]))).unwrap();
+        let out = run(
+            start.clone(),
+            ops(json!([{"op": "remove", "path": "emails[type eq \"home\"]"}, {"op": "remove", "path": "title"}])),
+        )
+        .unwrap();
         assert_eq!(out, json!({"userName": "a", "emails": [{"value": "a@x", "type": "work"}]}));
         // Removing what is not there is not an error.
         let out = run(start.clone(), ops(json!([{"op": "remove", "path": "emails[type eq \"other\"]"}]))).unwrap();
@@ -611,7 +661,10 @@ mod tests {
             (ops(json!([{"op": "replace", "path": "meta.created", "value": "2026-01-01T00:00:00Z"}])), "mutability"),
             (ops(json!([{"op": "replace", "path": "active", "value": "maybe"}])), "invalidValue"),
             (ops(json!([{"op": "add", "path": "emails[type co \"w\"].value", "value": "x"}])), "noTarget"),
-            (json!({"schemas": ["urn:wrong"], "Operations": [{"op": "add", "path": "title", "value": "x"}]}), "invalidSyntax"),
+            (
+                json!({"schemas": ["urn:wrong"], "Operations": [{"op": "add", "path": "title", "value": "x"}]}),
+                "invalidSyntax",
+            ),
         ] {
             let err = run(start.clone(), patch.clone()).unwrap_err();
             assert_eq!((err.status, err.scim_type.map(|t| t.as_str())), (400, Some(status_type)), "{patch}");

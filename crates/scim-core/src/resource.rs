@@ -28,9 +28,10 @@ pub(crate) fn normalize(rt: &ResourceType, body: &Value) -> Result<Map<String, V
         return Err(ScimError::invalid_syntax("the request body must be a JSON object"));
     };
     if let Some(schemas) = input.iter().find(|(k, _)| k.eq_ignore_ascii_case("schemas")).map(|(_, v)| v)
-        && !schemas.as_array().is_some_and(|a| a.iter().all(Value::is_string)) {
-            return Err(ScimError::invalid_syntax("\"schemas\" must be an array of schema URNs"));
-        }
+        && !schemas.as_array().is_some_and(|a| a.iter().all(Value::is_string))
+    {
+        return Err(ScimError::invalid_syntax("\"schemas\" must be an array of schema URNs"));
+    }
     let mut out = Map::new();
     for (key, value) in input {
         if key.eq_ignore_ascii_case("schemas") {
@@ -61,7 +62,12 @@ pub(crate) fn normalize(rt: &ResourceType, body: &Value) -> Result<Map<String, V
     Ok(out)
 }
 
-fn set_attribute(out: &mut Map<String, Value>, ext: Option<&'static str>, attr: &'static Attribute, value: &Value) -> Result<(), ScimError> {
+fn set_attribute(
+    out: &mut Map<String, Value>,
+    ext: Option<&'static str>,
+    attr: &'static Attribute,
+    value: &Value,
+) -> Result<(), ScimError> {
     if attr.mutability == Mutability::ReadOnly || attr.name == "password" {
         return Ok(());
     }
@@ -93,7 +99,10 @@ pub(crate) fn require_schemas(rt: &ResourceType, body: &Value) -> Result<(), Sci
     if names_core {
         Ok(())
     } else {
-        Err(ScimError::invalid_value(format!("\"schemas\" is required and must include {:?} (RFC 7643, section 3)", rt.schema.id)))
+        Err(ScimError::invalid_value(format!(
+            "\"schemas\" is required and must include {:?} (RFC 7643, section 3)",
+            rt.schema.id
+        )))
     }
 }
 
@@ -114,13 +123,17 @@ pub(crate) fn coerce(attr: &Attribute, value: &Value) -> Result<Option<Value>, S
         let mut out = Vec::with_capacity(items.len());
         for item in items {
             if let Some(v) = coerce_single(attr, item)?
-                && !out.contains(&v) {
-                    out.push(v);
-                }
+                && !out.contains(&v)
+            {
+                out.push(v);
+            }
         }
         let primaries = out.iter().filter(|v| v.get("primary") == Some(&Value::Bool(true))).count();
         if primaries > 1 {
-            return Err(ScimError::invalid_value(format!("{} has {primaries} values marked primary; at most one may be", attr.name)));
+            return Err(ScimError::invalid_value(format!(
+                "{} has {primaries} values marked primary; at most one may be",
+                attr.name
+            )));
         }
         return Ok((!out.is_empty()).then_some(Value::Array(out)));
     }
@@ -145,9 +158,10 @@ fn coerce_single(attr: &Attribute, value: &Value) -> Result<Option<Value>, ScimE
                         continue;
                     }
                     if let Some((_, v)) = fields.iter().find(|(k, _)| k.eq_ignore_ascii_case(sub.name))
-                        && let Some(v) = coerce(sub, v)? {
-                            out.insert(sub.name.to_owned(), v);
-                        }
+                        && let Some(v) = coerce(sub, v)?
+                    {
+                        out.insert(sub.name.to_owned(), v);
+                    }
                 }
                 if out.is_empty() {
                     return Ok(None);
@@ -224,7 +238,14 @@ impl Meta {
 
 /// Builds the full representation: schemas, id, attributes in schema order,
 /// extensions, server-computed attributes and meta.
-pub(crate) fn render(rt: &ResourceType, id: &str, attrs: &Map<String, Value>, computed: Vec<(&str, Value)>, meta: &Meta, location: &str) -> Value {
+pub(crate) fn render(
+    rt: &ResourceType,
+    id: &str,
+    attrs: &Map<String, Value>,
+    computed: Vec<(&str, Value)>,
+    meta: &Meta,
+    location: &str,
+) -> Value {
     let mut out = Map::new();
     let mut schemas = vec![Value::String(rt.schema.id.to_owned())];
     for (ext, _) in rt.extensions {
@@ -278,7 +299,10 @@ impl Projection {
         let list = |s: &str| -> Vec<Resolved> {
             s.split(',').map(str::trim).filter(|n| !n.is_empty()).flat_map(|n| resolve_for_projection(rt, n)).collect()
         };
-        Projection { attributes: attributes.map(list).filter(|l| !l.is_empty()), excluded: excluded.map(list).unwrap_or_default() }
+        Projection {
+            attributes: attributes.map(list).filter(|l| !l.is_empty()),
+            excluded: excluded.map(list).unwrap_or_default(),
+        }
     }
 
     /// Whether the top-level attribute `name` will be returned whole, with
@@ -341,7 +365,12 @@ impl Projection {
         let present: Vec<Value> = map
             .get("schemas")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter(|s| s.as_str().is_some_and(|s| rt.extension(s).is_none() || map.contains_key(s))).cloned().collect())
+            .map(|a| {
+                a.iter()
+                    .filter(|s| s.as_str().is_some_and(|s| rt.extension(s).is_none() || map.contains_key(s)))
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default();
         map.insert("schemas".into(), Value::Array(present));
         Value::Object(map)
@@ -354,7 +383,8 @@ impl Projection {
         if attr.returned == Returned::Never {
             return Keep::None;
         }
-        let same = |r: &Resolved| r.extension == extension && r.schema.id == schema_id && std::ptr::eq(r.attribute, attr);
+        let same =
+            |r: &Resolved| r.extension == extension && r.schema.id == schema_id && std::ptr::eq(r.attribute, attr);
         match &self.attributes {
             Some(list) => {
                 let hits: Vec<&Resolved> = list.iter().filter(|r| same(r)).collect();
@@ -407,7 +437,11 @@ fn filter_subs(value: Option<&mut Value>, keep: &[&str]) {
 /// for every attribute of that extension.
 fn resolve_for_projection(rt: &ResourceType, name: &str) -> Vec<Resolved> {
     if let Some(ext) = rt.extension(name) {
-        return ext.attributes.iter().map(|attribute| Resolved { schema: ext, extension: true, attribute, sub: None }).collect();
+        return ext
+            .attributes
+            .iter()
+            .map(|attribute| Resolved { schema: ext, extension: true, attribute, sub: None })
+            .collect();
     }
     schema::resolve(rt, name).into_iter().collect()
 }
@@ -449,7 +483,10 @@ mod tests {
             (json!({"userName": 5}), "userName must be a string"),
             (json!({"userName": "a", "active": "yes"}), "active must be true or false"),
             (json!({"userName": "a", "name": "Ada"}), "name must be an object"),
-            (json!({"userName": "a", "emails": [{"value": "a", "primary": true}, {"value": "b", "primary": true}]}), "at most one"),
+            (
+                json!({"userName": "a", "emails": [{"value": "a", "primary": true}, {"value": "b", "primary": true}]}),
+                "at most one",
+            ),
             (json!(["not an object"]), "JSON object"),
         ] {
             let err = normalize(&USER_TYPE, &body).unwrap_err();
@@ -470,7 +507,10 @@ mod tests {
         assert!(out.get("members").is_none() && out["displayName"] == "Ops" && out.get("meta").is_some());
         let p = Projection::parse(&GROUP_TYPE, Some("displayName,members.value"), None);
         let out = p.apply(&GROUP_TYPE, full);
-        assert_eq!(out, json!({"schemas": [schema::GROUP], "id": "Ops", "displayName": "Ops", "members": [{"value": "u1"}]}));
+        assert_eq!(
+            out,
+            json!({"schemas": [schema::GROUP], "id": "Ops", "displayName": "Ops", "members": [{"value": "u1"}]})
+        );
     }
 
     #[test]
@@ -479,8 +519,14 @@ mod tests {
         // multi-valued is a one-element list; a one-element list where it
         // says single-valued is its element (legacy Entra `manager`).
         let user = |body: Value| normalize(&USER_TYPE, &body).unwrap();
-        assert_eq!(user(json!({"userName": "a", "emails": {"value": "a@example.com"}}))["emails"], json!([{"value": "a@example.com"}]));
-        assert_eq!(user(json!({"userName": "a", "emails": "a@example.com"}))["emails"], json!([{"value": "a@example.com"}]));
+        assert_eq!(
+            user(json!({"userName": "a", "emails": {"value": "a@example.com"}}))["emails"],
+            json!([{"value": "a@example.com"}])
+        );
+        assert_eq!(
+            user(json!({"userName": "a", "emails": "a@example.com"}))["emails"],
+            json!([{"value": "a@example.com"}])
+        );
         assert_eq!(user(json!({"userName": "a", "displayName": ["Ada"]}))["displayName"], json!("Ada"));
         // More than one element where one value is expected is refused.
         assert!(normalize(&USER_TYPE, &json!({"userName": "a", "displayName": ["Ada", "Grace"]})).is_err());

@@ -62,7 +62,13 @@ impl RoleBinding {
 
 fn ident(value: Option<&Value>, what: &str) -> Result<String, ScimError> {
     match value.and_then(Value::as_str) {
-        Some(s) if !s.is_empty() && s.len() <= MAX_IDENT && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') => Ok(s.to_owned()),
+        Some(s)
+            if !s.is_empty()
+                && s.len() <= MAX_IDENT
+                && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') =>
+        {
+            Ok(s.to_owned())
+        }
         _ => Err(ScimError::invalid_value(format!("{what} must be 1 to {MAX_IDENT} characters of [A-Za-z0-9_-]"))),
     }
 }
@@ -74,7 +80,10 @@ fn parse_scope(value: Option<&Value>) -> Result<Scope, ScimError> {
     match scope.get("kind").and_then(Value::as_str) {
         Some("account") => Ok(Scope::Account),
         Some("organization") => Ok(Scope::Organization { org: ident(scope.get("org"), "scope.org")? }),
-        Some("project") => Ok(Scope::Project { org: ident(scope.get("org"), "scope.org")?, project: ident(scope.get("project"), "scope.project")? }),
+        Some("project") => Ok(Scope::Project {
+            org: ident(scope.get("org"), "scope.org")?,
+            project: ident(scope.get("project"), "scope.project")?,
+        }),
         _ => Err(ScimError::invalid_value("scope.kind is account, organization or project")),
     }
 }
@@ -90,19 +99,35 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
 
     /// `POST /role-bindings`.
     pub(crate) fn create_binding(&self, body: &Value) -> Result<RoleBinding, ScimError> {
-        let principal = body.get("principal").and_then(Value::as_object).ok_or_else(|| ScimError::invalid_value("principal {\"type\", \"id\"} is required"))?;
+        let principal = body
+            .get("principal")
+            .and_then(Value::as_object)
+            .ok_or_else(|| ScimError::invalid_value("principal {\"type\", \"id\"} is required"))?;
         let kind = principal.get("type").and_then(Value::as_str).unwrap_or_default().to_owned();
-        let pid = principal.get("id").and_then(Value::as_str).filter(|s| !s.is_empty() && s.len() <= 256).ok_or_else(|| ScimError::invalid_value("principal.id is required"))?;
+        let pid = principal
+            .get("id")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty() && s.len() <= 256)
+            .ok_or_else(|| ScimError::invalid_value("principal.id is required"))?;
         let pkey = self.principal_key(&kind, pid)?;
         let role = ident(body.get("role"), "role")?;
         let scope = parse_scope(body.get("scope"))?;
         tenant::retry(self.service.env(), || {
             // Rewriting the principal unchanged makes its existence a
             // precondition of the commit: a binding can never outlive it.
-            let principal = self.store().get(&pkey)?.ok_or_else(|| ScimError::not_found(format!("no {kind} with id {pid:?} in this account")))?;
-            let (held, _) = crate::store::scan_all(self.store(), &self.keys.principal_bindings(&kind, pid), MAX_PER_PRINCIPAL as usize)?;
+            let principal = self
+                .store()
+                .get(&pkey)?
+                .ok_or_else(|| ScimError::not_found(format!("no {kind} with id {pid:?} in this account")))?;
+            let (held, _) = crate::store::scan_all(
+                self.store(),
+                &self.keys.principal_bindings(&kind, pid),
+                MAX_PER_PRINCIPAL as usize,
+            )?;
             if held.len() as u32 >= MAX_PER_PRINCIPAL {
-                return Err(ScimError::invalid_value(format!("a principal holds at most {MAX_PER_PRINCIPAL} role bindings")));
+                return Err(ScimError::invalid_value(format!(
+                    "a principal holds at most {MAX_PER_PRINCIPAL} role bindings"
+                )));
             }
             let binding = RoleBinding {
                 id: crate::accounts::random_uuid(self.service.env()),
@@ -115,10 +140,16 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
             let writes = vec![
                 Write::create(self.keys.binding_identity(&binding.identity()), binding.id.clone().into_bytes()),
                 Write::create(self.keys.role_binding(&binding.id), encode(&binding)),
-                Write::put(format!("{}{}", self.keys.principal_bindings(&kind, pid), keys::segment(&binding.id)), Vec::new()),
+                Write::put(
+                    format!("{}{}", self.keys.principal_bindings(&kind, pid), keys::segment(&binding.id)),
+                    Vec::new(),
+                ),
                 Write::replace(pkey.clone(), principal.value.clone(), principal.version),
             ];
-            match self.commit(Op { name: "roleBinding.create", resource_type: "RoleBinding", resource_id: &binding.id }, writes) {
+            match self.commit(
+                Op { name: "roleBinding.create", resource_type: "RoleBinding", resource_id: &binding.id },
+                writes,
+            ) {
                 Ok(_) => Ok(Ok(binding)),
                 Err(StoreError::Conflict(0)) => Err(ScimError::rule(
                     409,
@@ -140,23 +171,32 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     /// `DELETE /role-bindings/{id}`.
     pub(crate) fn delete_binding(&self, id: &str) -> Result<(), ScimError> {
         tenant::retry(self.service.env(), || {
-            let (binding, version) = self.load_binding(id)?.ok_or_else(|| ScimError::not_found(format!("no role binding {id:?} in this account")))?;
+            let (binding, version) = self
+                .load_binding(id)?
+                .ok_or_else(|| ScimError::not_found(format!("no role binding {id:?} in this account")))?;
             let mut writes = vec![Write::delete_at(self.keys.role_binding(id), version)];
             writes.extend(self.binding_index_deletes(&binding));
-            Ok(self.commit(Op { name: "roleBinding.delete", resource_type: "RoleBinding", resource_id: id }, writes).map(|_| ()))
+            Ok(self
+                .commit(Op { name: "roleBinding.delete", resource_type: "RoleBinding", resource_id: id }, writes)
+                .map(|_| ()))
         })
     }
 
     fn binding_index_deletes(&self, b: &RoleBinding) -> [Write; 2] {
         [
             Write::delete(self.keys.binding_identity(&b.identity())),
-            Write::delete(format!("{}{}", self.keys.principal_bindings(&b.principal_type, &b.principal_id), keys::segment(&b.id))),
+            Write::delete(format!(
+                "{}{}",
+                self.keys.principal_bindings(&b.principal_type, &b.principal_id),
+                keys::segment(&b.id)
+            )),
         ]
     }
 
     /// The role bindings of one principal.
     pub(crate) fn bindings_of(&self, kind: &str, id: &str) -> Result<Vec<RoleBinding>, ScimError> {
-        let (refs, _) = crate::store::scan_all(self.store(), &self.keys.principal_bindings(kind, id), MAX_PER_PRINCIPAL as usize)?;
+        let (refs, _) =
+            crate::store::scan_all(self.store(), &self.keys.principal_bindings(kind, id), MAX_PER_PRINCIPAL as usize)?;
         let keys: Vec<String> = refs.iter().map(|e| self.keys.role_binding(&keys::last_segment(&e.key))).collect();
         let mut out = Vec::new();
         for entry in self.store().get_many(&keys)?.into_iter().flatten() {
@@ -176,7 +216,12 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     }
 
     /// A page of bindings, in id order, optionally of one principal.
-    pub(crate) fn list_bindings(&self, principal: Option<(&str, &str)>, after: Option<&str>, count: u32) -> Result<(Vec<RoleBinding>, Option<String>), ScimError> {
+    pub(crate) fn list_bindings(
+        &self,
+        principal: Option<(&str, &str)>,
+        after: Option<&str>,
+        count: u32,
+    ) -> Result<(Vec<RoleBinding>, Option<String>), ScimError> {
         if let Some((kind, id)) = principal {
             self.principal_key(kind, id)?;
             let all = self.bindings_of(kind, id)?;

@@ -26,10 +26,12 @@ const PREFIXES: [&str; 3] = ["/gateway/ng/api/scim/account/", "/gateway/api/scim
 
 pub(crate) fn handle<S: Store, E: Env>(service: &Service<S, E>, request: &Request) -> Response {
     if let Some(rest) = request.path_with_query.strip_prefix(admin_api::PREFIX)
-        && (rest.is_empty() || rest.starts_with(['/', '?'])) {
-            return admin_api::handle(service, request, rest);
-        }
-    let info = RequestInfo::from_headers(service.env(), request.header("x-request-id"), request.header("user-agent"), "other");
+        && (rest.is_empty() || rest.starts_with(['/', '?']))
+    {
+        return admin_api::handle(service, request, rest);
+    }
+    let info =
+        RequestInfo::from_headers(service.env(), request.header("x-request-id"), request.header("user-agent"), "other");
     let request_id = info.id.clone();
     let mut response = match route(service, request, info) {
         Ok(response) => response,
@@ -39,10 +41,16 @@ pub(crate) fn handle<S: Store, E: Env>(service: &Service<S, E>, request: &Reques
     response
 }
 
-fn route<S: Store, E: Env>(service: &Service<S, E>, request: &Request, info: RequestInfo) -> Result<Response, ScimError> {
+fn route<S: Store, E: Env>(
+    service: &Service<S, E>,
+    request: &Request,
+    info: RequestInfo,
+) -> Result<Response, ScimError> {
     let (path, params) = http::split_query(&request.path_with_query);
     let Some((prefix, rest)) = PREFIXES.iter().find_map(|p| path.strip_prefix(p).map(|rest| (*p, rest))) else {
-        return Err(ScimError::not_found(format!("no SCIM endpoint at {path:?}; SCIM lives under /gateway/ng/api/scim/account/<accountId>/")));
+        return Err(ScimError::not_found(format!(
+            "no SCIM endpoint at {path:?}; SCIM lives under /gateway/ng/api/scim/account/<accountId>/"
+        )));
     };
     let (account_raw, resource_path) = match rest.split_once('/') {
         Some((a, r)) => (a, r.trim_end_matches('/')),
@@ -103,9 +111,11 @@ pub(crate) fn dispatch<S: Store, E: Env>(tenant: &Tenant<'_, S, E>, call: Call<'
     let result = operate(tenant, call);
     if let Err(err) = &result
         && let Some((name, resource_type, id)) = write_op(method, path)
-            && err.status != 405 && err.status < 500 {
-                tenant.record_failure(Op { name, resource_type, resource_id: id }, err);
-            }
+        && err.status != 405
+        && err.status < 500
+    {
+        tenant.record_failure(Op { name, resource_type, resource_id: id }, err);
+    }
     result
 }
 
@@ -155,7 +165,9 @@ fn operate<S: Store, E: Env>(tenant: &Tenant<'_, S, E>, call: Call<'_>) -> Resul
         (["Groups", id], "GET") => tenant.get_group(id, &list::projection(&GROUP_TYPE, params), if_none_match),
         (["Groups", id], "PUT") => tenant.replace_group(id, &body()?, if_match, &list::projection(&GROUP_TYPE, params)),
         (["Groups", id], "PATCH") => {
-            let asks = params.iter().any(|(k, _)| k.eq_ignore_ascii_case("attributes") || k.eq_ignore_ascii_case("excludedAttributes"));
+            let asks = params
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("attributes") || k.eq_ignore_ascii_case("excludedAttributes"));
             let projection = asks.then(|| list::projection(&GROUP_TYPE, params));
             tenant.patch_group(id, &body()?, if_match, projection.as_ref())
         }
@@ -164,19 +176,31 @@ fn operate<S: Store, E: Env>(tenant: &Tenant<'_, S, E>, call: Call<'_>) -> Resul
             Body::Raw(_) => bulk::run(tenant, &body()?),
             Body::Json(_) => Err(ScimError::invalid_value("Bulk operations cannot nest")),
         },
-        (["ServiceProviderConfig"], "GET") => Ok(Response::scim_json(200, &discovery::service_provider_config(&tenant.base_url))),
-        (["ResourceTypes"], "GET") => Ok(Response::scim_json(200, &discovery::resource_types(&tenant.base_url, None).unwrap_or(Value::Null))),
+        (["ServiceProviderConfig"], "GET") => {
+            Ok(Response::scim_json(200, &discovery::service_provider_config(&tenant.base_url)))
+        }
+        (["ResourceTypes"], "GET") => {
+            Ok(Response::scim_json(200, &discovery::resource_types(&tenant.base_url, None).unwrap_or(Value::Null)))
+        }
         (["ResourceTypes", id], "GET") => discovery::resource_types(&tenant.base_url, Some(id))
             .map(|v| Response::scim_json(200, &v))
             .ok_or_else(|| ScimError::not_found(format!("no resource type {id:?}"))),
-        (["Schemas"], "GET") => Ok(Response::scim_json(200, &discovery::schemas(&tenant.base_url, None).unwrap_or(Value::Null))),
+        (["Schemas"], "GET") => {
+            Ok(Response::scim_json(200, &discovery::schemas(&tenant.base_url, None).unwrap_or(Value::Null)))
+        }
         (["Schemas", id], "GET") => discovery::schemas(&tenant.base_url, Some(id))
             .map(|v| Response::scim_json(200, &v))
             .ok_or_else(|| ScimError::not_found(format!("no schema {id:?}"))),
-        (["Me", ..], _) => Err(ScimError::new(501, None, "/Me is not supported: scimlet authenticates provisioning clients, not end users")),
+        (["Me", ..], _) => Err(ScimError::new(
+            501,
+            None,
+            "/Me is not supported: scimlet authenticates provisioning clients, not end users",
+        )),
         (["Users" | "Groups"], _) => Err(not_allowed("GET, POST")),
         (["Users" | "Groups", _], _) => Err(not_allowed("GET, PUT, PATCH, DELETE")),
-        (["ServiceProviderConfig"] | ["ResourceTypes" | "Schemas", ..], _) if segments.len() <= 2 => Err(not_allowed("GET")),
+        (["ServiceProviderConfig"] | ["ResourceTypes" | "Schemas", ..], _) if segments.len() <= 2 => {
+            Err(not_allowed("GET"))
+        }
         _ => Err(ScimError::not_found(format!("no SCIM endpoint at {:?}", call.path))),
     }
 }

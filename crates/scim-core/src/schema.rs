@@ -270,9 +270,12 @@ pub static USER_SCHEMA: Schema = Schema {
     name: "User",
     description: "User Account",
     attributes: &[
-        string("userName", "Unique identifier for the User, typically used to sign in. Unique per account, case-insensitive.")
-            .required()
-            .unique(),
+        string(
+            "userName",
+            "Unique identifier for the User, typically used to sign in. Unique per account, case-insensitive.",
+        )
+        .required()
+        .unique(),
         complex(
             "name",
             &[
@@ -293,7 +296,11 @@ pub static USER_SCHEMA: Schema = Schema {
         string("preferredLanguage", "The user's preferred written or spoken language."),
         string("locale", "The user's default location, e.g. 'en-US'."),
         string("timezone", "The user's time zone in IANA format, e.g. 'Europe/Paris'."),
-        attr("active", Type::Boolean, "The user's administrative status; inactive users keep their data but get no access."),
+        attr(
+            "active",
+            Type::Boolean,
+            "The user's administrative status; inactive users keep their data but get no access.",
+        ),
         string("password", "The user's cleartext password; accepted and never stored or returned.").write_only(),
         complex(
             "emails",
@@ -309,13 +316,19 @@ pub static USER_SCHEMA: Schema = Schema {
         .multi(),
         complex(
             "ims",
-            multi_value!(string("value", "Instant messaging address."), &["aim", "gtalk", "icq", "xmpp", "msn", "skype", "qq", "yahoo"]),
+            multi_value!(
+                string("value", "Instant messaging address."),
+                &["aim", "gtalk", "icq", "xmpp", "msn", "skype", "qq", "yahoo"]
+            ),
             "Instant messaging addresses for the user.",
         )
         .multi(),
         complex(
             "photos",
-            multi_value!(attr("value", Type::Reference, "URL of a photo of the user.").refs(&["external"]), &["photo", "thumbnail"]),
+            multi_value!(
+                attr("value", Type::Reference, "URL of a photo of the user.").refs(&["external"]),
+                &["photo", "thumbnail"]
+            ),
             "URLs of photos of the user.",
         )
         .multi(),
@@ -414,13 +427,8 @@ pub static USER_TYPE: ResourceType = ResourceType {
 };
 
 /// The Group resource type.
-pub static GROUP_TYPE: ResourceType = ResourceType {
-    name: "Group",
-    endpoint: "/Groups",
-    description: "Group",
-    schema: &GROUP_SCHEMA,
-    extensions: &[],
-};
+pub static GROUP_TYPE: ResourceType =
+    ResourceType { name: "Group", endpoint: "/Groups", description: "Group", schema: &GROUP_SCHEMA, extensions: &[] };
 
 /// Every resource type served.
 pub static RESOURCE_TYPES: [&ResourceType; 2] = [&USER_TYPE, &GROUP_TYPE];
@@ -492,7 +500,8 @@ mod tests {
     fn resolves_names_case_insensitively() {
         let r = resolve(&USER_TYPE, "NAME.givenname").unwrap();
         assert_eq!((r.attribute.name, r.target().name), ("name", "givenName"));
-        let r = resolve(&USER_TYPE, "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value").unwrap();
+        let r =
+            resolve(&USER_TYPE, "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value").unwrap();
         assert!(r.extension);
         assert_eq!(r.target().name, "value");
         let r = resolve(&USER_TYPE, "urn:ietf:params:scim:schemas:core:2.0:User:userName").unwrap();

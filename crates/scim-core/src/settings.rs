@@ -98,8 +98,9 @@ impl Settings {
                     }
                 }
                 "updateEmailsViaScim" => {
-                    next.update_emails_via_scim =
-                        value.as_bool().ok_or_else(|| ScimError::invalid_value("updateEmailsViaScim is true or false"))?
+                    next.update_emails_via_scim = value
+                        .as_bool()
+                        .ok_or_else(|| ScimError::invalid_value("updateEmailsViaScim is true or false"))?
                 }
                 "deactivation" => {
                     next.deactivation = match value.as_str() {
@@ -109,9 +110,9 @@ impl Settings {
                     }
                 }
                 "emailDomainAliases" => {
-                    let map = value
-                        .as_object()
-                        .ok_or_else(|| ScimError::invalid_value("emailDomainAliases maps an alias domain to its canonical domain"))?;
+                    let map = value.as_object().ok_or_else(|| {
+                        ScimError::invalid_value("emailDomainAliases maps an alias domain to its canonical domain")
+                    })?;
                     if map.len() > MAX_ALIASES {
                         return Err(ScimError::invalid_value(format!("at most {MAX_ALIASES} domain aliases")));
                     }
@@ -140,7 +141,10 @@ impl Settings {
 }
 
 fn is_domain(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 253 && s.contains('.') && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+    !s.is_empty()
+        && s.len() <= 253
+        && s.contains('.')
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
 }
 
 #[cfg(test)]

@@ -130,7 +130,11 @@ pub trait Store {
 /// Every entry under `prefix`, read page by page until the store says the
 /// prefix is exhausted. `max` bounds the work: the flag is `true` when the
 /// prefix holds more than `max` entries and only the first `max` came back.
-pub(crate) fn scan_all<S: Store + ?Sized>(store: &S, prefix: &str, max: usize) -> Result<(Vec<Entry>, bool), StoreError> {
+pub(crate) fn scan_all<S: Store + ?Sized>(
+    store: &S,
+    prefix: &str,
+    max: usize,
+) -> Result<(Vec<Entry>, bool), StoreError> {
     let mut out: Vec<Entry> = Vec::new();
     loop {
         let want = (max + 1 - out.len()).min(SCAN_PAGE as usize) as u32;
@@ -263,7 +267,11 @@ impl Store for MemStore {
 
     fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Entry>>, StoreError> {
         if keys.len() > self.limits.get_many_keys {
-            return Err(StoreError::Unavailable(format!("get-many of {} keys exceeds the limit of {}", keys.len(), self.limits.get_many_keys)));
+            return Err(StoreError::Unavailable(format!(
+                "get-many of {} keys exceeds the limit of {}",
+                keys.len(),
+                self.limits.get_many_keys
+            )));
         }
         let state = self.lock();
         Ok(keys
@@ -298,7 +306,11 @@ impl Store for MemStore {
 
     fn commit(&self, writes: Vec<Write>) -> Result<u64, StoreError> {
         if writes.len() > self.limits.commit_writes {
-            return Err(StoreError::Unavailable(format!("commit of {} writes exceeds the limit of {}", writes.len(), self.limits.commit_writes)));
+            return Err(StoreError::Unavailable(format!(
+                "commit of {} writes exceeds the limit of {}",
+                writes.len(),
+                self.limits.commit_writes
+            )));
         }
         let mut state = self.lock();
         for (index, write) in writes.iter().enumerate() {
@@ -380,9 +392,8 @@ mod tests {
     fn failed_precondition_applies_nothing() {
         let store = MemStore::new();
         let v = store.commit(vec![Write::put("k", b"1".to_vec())]).unwrap();
-        let err = store
-            .commit(vec![Write::put("other", b"2".to_vec()), Write::create("k", b"3".to_vec())])
-            .unwrap_err();
+        let err =
+            store.commit(vec![Write::put("other", b"2".to_vec()), Write::create("k", b"3".to_vec())]).unwrap_err();
         assert_eq!(err, StoreError::Conflict(1));
         assert!(store.get("other").unwrap().is_none());
         assert_eq!(store.get("k").unwrap().unwrap().version, v);

@@ -77,10 +77,12 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
             None => None,
         };
         let after = (!tomb.value.is_empty()).then(|| String::from_utf8_lossy(&tomb.value).into_owned());
-        let room = (self.store().limits().commit_writes.saturating_sub(RESERVED_WRITES) / 2).min(SCAN_PAGE as usize) as u32;
+        let room =
+            (self.store().limits().commit_writes.saturating_sub(RESERVED_WRITES) / 2).min(SCAN_PAGE as usize) as u32;
         let page = self.store().scan(&self.keys.members(group), after.as_deref(), room.max(1))?;
         let dead: Vec<&Entry> = page.entries.iter().filter(|e| Some(edge_gen(&e.value)) != live).collect();
-        let reverse_keys: Vec<String> = dead.iter().map(|e| self.keys.membership(&crate::keys::last_segment(&e.key), group)).collect();
+        let reverse_keys: Vec<String> =
+            dead.iter().map(|e| self.keys.membership(&crate::keys::last_segment(&e.key), group)).collect();
         let reverse = store::get_all(self.store(), &reverse_keys)?;
         let mut writes = Vec::with_capacity(dead.len() * 2 + 1);
         for (edge, back) in dead.iter().zip(reverse) {
@@ -100,7 +102,8 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
 
     /// Takes one page of a deleted user's memberships away.
     fn sweep_user(&self, user: &str, tomb: &Entry) -> Result<(), StoreError> {
-        let room = (self.store().limits().commit_writes.saturating_sub(RESERVED_WRITES) / WRITES_PER_MEMBER).min(SCAN_PAGE as usize) as u32;
+        let room = (self.store().limits().commit_writes.saturating_sub(RESERVED_WRITES) / WRITES_PER_MEMBER)
+            .min(SCAN_PAGE as usize) as u32;
         let page = self.store().scan(&self.keys.memberships(user), None, room.max(1))?;
         let mut writes = self.leave_groups(user, &page.entries).map_err(|e| StoreError::Unavailable(e.detail))?;
         if !page.more {

@@ -6,6 +6,7 @@ use std::cell::OnceCell;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::Service;
 use crate::audit::{self, Actor, Op, RequestInfo};
 use crate::env::{Env, format_rfc3339};
 use crate::error::ScimError;
@@ -14,7 +15,6 @@ use crate::keys::AccountKeys;
 use crate::resource::Meta;
 use crate::settings::Settings;
 use crate::store::{Entry, Precondition, Store, StoreError, Write};
-use crate::Service;
 
 /// How many times a write re-reads and retries after losing an optimistic
 /// concurrency race before answering 503.
@@ -76,7 +76,8 @@ impl Provenance {
 
 impl Stored {
     pub(crate) fn decode(entry: &Entry) -> Result<Self, ScimError> {
-        serde_json::from_slice(&entry.value).map_err(|_| ScimError::unavailable(format!("record {} is corrupt", entry.key)))
+        serde_json::from_slice(&entry.value)
+            .map_err(|_| ScimError::unavailable(format!("record {} is corrupt", entry.key)))
     }
 
     pub(crate) fn encode(&self) -> Vec<u8> {
@@ -102,8 +103,22 @@ pub(crate) struct Tenant<'a, S, E> {
 }
 
 impl<'a, S: Store, E: Env> Tenant<'a, S, E> {
-    pub(crate) fn new(service: &'a Service<S, E>, account: &str, base_url: String, actor: Actor, request: RequestInfo) -> Self {
-        Tenant { service, account: account.to_owned(), keys: AccountKeys::new(account), base_url, actor, request, settings: OnceCell::new() }
+    pub(crate) fn new(
+        service: &'a Service<S, E>,
+        account: &str,
+        base_url: String,
+        actor: Actor,
+        request: RequestInfo,
+    ) -> Self {
+        Tenant {
+            service,
+            account: account.to_owned(),
+            keys: AccountKeys::new(account),
+            base_url,
+            actor,
+            request,
+            settings: OnceCell::new(),
+        }
     }
 }
 
@@ -141,7 +156,9 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
             self.service.env().fill_random(&mut shard);
             let key = self.keys.counter(kind, shard[0] % COUNTER_SHARDS);
             out.push(match self.store().get(&key)? {
-                Some(entry) => Write::replace(key, (decode_count(&entry.value) + delta).to_string().into_bytes(), entry.version),
+                Some(entry) => {
+                    Write::replace(key, (decode_count(&entry.value) + delta).to_string().into_bytes(), entry.version)
+                }
                 None => Write::create(key, delta.to_string().into_bytes()),
             });
         }
@@ -175,7 +192,13 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     }
 
     pub(crate) fn provenance(&self) -> Provenance {
-        Provenance { native: false, token: self.actor.token_id().map(str::to_owned), taken_over: None, login: None, invited: false }
+        Provenance {
+            native: false,
+            token: self.actor.token_id().map(str::to_owned),
+            taken_over: None,
+            login: None,
+            invited: false,
+        }
     }
 
     /// A fresh, never-zero membership generation for a group.
@@ -256,7 +279,10 @@ pub(crate) fn resource_response(status: u16, body: &Value, version: u64, locatio
 /// [`Env::pause`]) an exponentially growing, jittered time, at most
 /// [`MAX_BACKOFF_MS`]: writers contending for one record (a busy group)
 /// spread out instead of spinning through their attempts together.
-pub(crate) fn retry<T>(env: &dyn Env, mut attempt: impl FnMut() -> Result<Result<T, StoreError>, ScimError>) -> Result<T, ScimError> {
+pub(crate) fn retry<T>(
+    env: &dyn Env,
+    mut attempt: impl FnMut() -> Result<Result<T, StoreError>, ScimError>,
+) -> Result<T, ScimError> {
     for lost in 0..MAX_ATTEMPTS {
         if lost >= 1 {
             env.pause(backoff_millis(env, lost));

@@ -12,14 +12,14 @@ use crate::audit::Op;
 use crate::env::Env;
 use crate::error::ScimError;
 use crate::filter::IndexHint;
+use crate::groups::{self, RESERVED_WRITES, WRITES_PER_MEMBER};
 use crate::http::Response;
 use crate::keys;
 use crate::list::{self, Collection, ListQuery, Loaded, MAX_SCAN, too_many_to_examine};
 use crate::patch;
 use crate::resource::{self, Projection};
-use crate::schema::{USER_TYPE, GROUP_TYPE};
+use crate::schema::{GROUP_TYPE, USER_TYPE};
 use crate::settings::Deactivation;
-use crate::groups::{self, RESERVED_WRITES, WRITES_PER_MEMBER};
 use crate::store::{self, Entry, Store, StoreError, Write};
 use crate::tenant::{self, IndexEntry, Stored, Tenant, Uniques};
 
@@ -72,7 +72,12 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
 
     /// Writes that move the indexes from `old` to `new`, with the positions
     /// of new unique reservations so a conflict on one is recognisable.
-    pub(crate) fn user_index_writes(&self, id: &str, old: Option<&Stored>, new: Option<&Stored>) -> (Vec<Write>, Uniques) {
+    pub(crate) fn user_index_writes(
+        &self,
+        id: &str,
+        old: Option<&Stored>,
+        new: Option<&Stored>,
+    ) -> (Vec<Write>, Uniques) {
         let old = old.map(|u| self.user_index(id, u)).unwrap_or_default();
         let new = new.map(|u| self.user_index(id, u)).unwrap_or_default();
         tenant::index_writes(&old, &new)
@@ -88,7 +93,8 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         let mut writes = vec![Write::delete_at(self.keys.user(id), version)];
         writes.extend(self.user_index_writes(id, Some(user), None).0);
         writes.extend(self.binding_removal_writes("user", id)?);
-        let room = self.store().limits().commit_writes.saturating_sub(writes.len() + RESERVED_WRITES) / WRITES_PER_MEMBER;
+        let room =
+            self.store().limits().commit_writes.saturating_sub(writes.len() + RESERVED_WRITES) / WRITES_PER_MEMBER;
         let (edges, more) = store::scan_all(self.store(), &self.keys.memberships(id), room)?;
         if more {
             writes.push(Write::put(self.keys.user_tombstone(id), Vec::new()));
@@ -150,9 +156,10 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         for hit in hits.into_iter().flatten() {
             let id = String::from_utf8_lossy(&hit.value).into_owned();
             if let Some((user, version)) = self.load_user(&id)?
-                && user.prov.native {
-                    return Ok(Some((id, user, version)));
-                }
+                && user.prov.native
+            {
+                return Ok(Some((id, user, version)));
+            }
         }
         Ok(None)
     }
@@ -184,10 +191,24 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
                 computed.push(("groups", Value::Array(groups)));
             }
         }
-        Ok(resource::render(&USER_TYPE, id, &stored.attrs, computed, &stored.meta(version), &self.location(USER_TYPE.endpoint, id)))
+        Ok(resource::render(
+            &USER_TYPE,
+            id,
+            &stored.attrs,
+            computed,
+            &stored.meta(version),
+            &self.location(USER_TYPE.endpoint, id),
+        ))
     }
 
-    fn user_response(&self, status: u16, id: &str, stored: &Stored, version: u64, projection: &Projection) -> Result<Response, ScimError> {
+    fn user_response(
+        &self,
+        status: u16,
+        id: &str,
+        stored: &Stored,
+        version: u64,
+        projection: &Projection,
+    ) -> Result<Response, ScimError> {
         let body = projection.apply(&USER_TYPE, self.render_user(id, stored, version, projection.wants("groups"))?);
         let location = self.location(USER_TYPE.endpoint, id);
         Ok(tenant::resource_response(status, &body, version, (status == 201).then_some(location.as_str())))
@@ -207,14 +228,17 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
                 let mut prov = self.provenance();
                 prov.login = native.prov.login.clone();
                 prov.taken_over = Some(now);
-                let new = Stored { created: native.created, modified: now, attrs: attrs.clone(), prov, ..native.clone() };
+                let new =
+                    Stored { created: native.created, modified: now, attrs: attrs.clone(), prov, ..native.clone() };
                 let (index, uniques) = self.user_index_writes(&id, Some(&native), Some(&new));
                 let mut writes = vec![Write::replace(self.keys.user(&id), new.encode(), version)];
                 writes.extend(index);
                 let op = Op { name: "user.takeover", resource_type: "User", resource_id: &id };
                 return match self.commit(op, writes) {
                     Ok(v) => Ok(Ok((id, new, v))),
-                    Err(StoreError::Conflict(i)) if uniques.hit(1, i).is_some() => Err(conflict(&new, uniques.hit(1, i))),
+                    Err(StoreError::Conflict(i)) if uniques.hit(1, i).is_some() => {
+                        Err(conflict(&new, uniques.hit(1, i)))
+                    }
                     Err(e) => Ok(Err(e)),
                 };
             }
@@ -230,7 +254,9 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
                 Ok(v) => Ok(Ok((id, new, v))),
                 // An admin created this login since we looked: go round
                 // again, and the next attempt takes that user over.
-                Err(StoreError::Conflict(i)) if uniques.hit(1, i) == Some("login") && self.migration_match(&attrs)?.is_some() => {
+                Err(StoreError::Conflict(i))
+                    if uniques.hit(1, i) == Some("login") && self.migration_match(&attrs)?.is_some() =>
+                {
                     Ok(Err(StoreError::Conflict(i)))
                 }
                 Err(StoreError::Conflict(i)) if uniques.hit(1, i).is_some() => Err(conflict(&new, uniques.hit(1, i))),
@@ -241,7 +267,12 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     }
 
     /// `GET /Users/{id}`.
-    pub(crate) fn get_user(&self, id: &str, projection: &Projection, if_none_match: Option<&str>) -> Result<Response, ScimError> {
+    pub(crate) fn get_user(
+        &self,
+        id: &str,
+        projection: &Projection,
+        if_none_match: Option<&str>,
+    ) -> Result<Response, ScimError> {
         let (stored, version) = self.load_scim_user(id)?.ok_or_else(|| Self::user_not_found(id))?;
         if tenant::not_modified(if_none_match, version) {
             return Ok(Response::empty(304).with_header("etag", resource::Meta::etag(version)));
@@ -250,21 +281,34 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     }
 
     /// `PUT /Users/{id}`: the body replaces every writable attribute.
-    pub(crate) fn replace_user(&self, id: &str, body: &Value, if_match: Option<&str>, projection: &Projection) -> Result<Response, ScimError> {
+    pub(crate) fn replace_user(
+        &self,
+        id: &str,
+        body: &Value,
+        if_match: Option<&str>,
+        projection: &Projection,
+    ) -> Result<Response, ScimError> {
         let mut attrs = user_attrs(body)?;
         self.update_user(id, if_match, projection, move |old| {
             // `active` omitted from a full replacement keeps its value, so an
             // update that does not mention it cannot disable a user.
             if !attrs.contains_key("active")
-                && let Some(active) = old.get("active") {
-                    attrs.insert("active".into(), active.clone());
-                }
+                && let Some(active) = old.get("active")
+            {
+                attrs.insert("active".into(), active.clone());
+            }
             Ok(attrs.clone())
         })
     }
 
     /// `PATCH /Users/{id}`.
-    pub(crate) fn patch_user(&self, id: &str, body: &Value, if_match: Option<&str>, projection: &Projection) -> Result<Response, ScimError> {
+    pub(crate) fn patch_user(
+        &self,
+        id: &str,
+        body: &Value,
+        if_match: Option<&str>,
+        projection: &Projection,
+    ) -> Result<Response, ScimError> {
         let ops = patch::parse(&USER_TYPE, body)?;
         self.update_user(id, if_match, projection, |old| {
             let mut attrs = old.clone();
@@ -311,7 +355,11 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
             let (index, uniques) = self.user_index_writes(id, Some(&old), Some(&new));
             let mut writes = vec![Write::replace(self.keys.user(id), new.encode(), version)];
             writes.extend(index);
-            let op = Op { name: if deactivated { "user.deactivate" } else { "user.update" }, resource_type: "User", resource_id: id };
+            let op = Op {
+                name: if deactivated { "user.deactivate" } else { "user.update" },
+                resource_type: "User",
+                resource_id: id,
+            };
             match self.commit(op, writes) {
                 Ok(v) => Ok(Ok((new, v, false))),
                 Err(StoreError::Conflict(i)) if uniques.hit(1, i).is_some() => Err(conflict(&new, uniques.hit(1, i))),
@@ -373,9 +421,17 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
 
     /// One page of an order index (users' userName, groups' displayName):
     /// (key, id) pairs and whether more follow.
-    pub(crate) fn scan_order_index(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<(Vec<(String, String)>, bool), ScimError> {
+    pub(crate) fn scan_order_index(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<(Vec<(String, String)>, bool), ScimError> {
         let page = self.store().scan(prefix, after, limit)?;
-        Ok((page.entries.into_iter().map(|e| (e.key, String::from_utf8_lossy(&e.value).into_owned())).collect(), page.more))
+        Ok((
+            page.entries.into_iter().map(|e| (e.key, String::from_utf8_lossy(&e.value).into_owned())).collect(),
+            page.more,
+        ))
     }
 }
 
@@ -404,7 +460,8 @@ fn validate_user(attrs: &mut Map<String, Value>) -> Result<(), ScimError> {
 fn conflict(user: &Stored, what: Option<&str>) -> ScimError {
     if what == Some("login") {
         let login = user.prov.login.as_deref().unwrap_or_default();
-        return ScimError::uniqueness(format!("the e-mail {login:?} is already another user's login in this account")).with_code("email_taken");
+        return ScimError::uniqueness(format!("the e-mail {login:?} is already another user's login in this account"))
+            .with_code("email_taken");
     }
     let name = user.attrs.get("userName").and_then(Value::as_str).unwrap_or_default();
     ScimError::uniqueness(format!("userName {name:?} is already taken in this account (userName is case-insensitive)"))
@@ -424,7 +481,8 @@ pub(crate) fn scim_login(attrs: &Map<String, Value>) -> Option<String> {
 
 /// E-mails in order of preference: primary, then work, then the rest.
 fn preferred_emails(attrs: &Map<String, Value>) -> Vec<String> {
-    let emails: Vec<&Value> = attrs.get("emails").and_then(Value::as_array).map(|a| a.iter().collect()).unwrap_or_default();
+    let emails: Vec<&Value> =
+        attrs.get("emails").and_then(Value::as_array).map(|a| a.iter().collect()).unwrap_or_default();
     let value = |e: &&Value| e.get("value").and_then(Value::as_str).filter(|v| looks_like_email(v)).map(str::to_owned);
     let primary = emails.iter().filter(|e| e.get("primary") == Some(&Value::Bool(true))).filter_map(value);
     let work = emails.iter().filter(|e| e.get("type").and_then(Value::as_str) == Some("work")).filter_map(value);
@@ -447,7 +505,8 @@ fn migration_candidates(attrs: &Map<String, Value>) -> Vec<String> {
     let picked = emails.iter().filter(|e| {
         attrs.get("emails").and_then(Value::as_array).into_iter().flatten().any(|m| {
             m.get("value").and_then(Value::as_str).is_some_and(|v| v.eq_ignore_ascii_case(e))
-                && (m.get("primary") == Some(&Value::Bool(true)) || m.get("type").and_then(Value::as_str) == Some("work"))
+                && (m.get("primary") == Some(&Value::Bool(true))
+                    || m.get("type").and_then(Value::as_str) == Some("work"))
         })
     });
     for e in user_name.into_iter().chain(picked.cloned()) {
@@ -462,7 +521,13 @@ fn migration_candidates(attrs: &Map<String, Value>) -> Vec<String> {
 pub(crate) fn looks_like_email(s: &str) -> bool {
     let s = s.trim();
     match s.split_once('@') {
-        Some((local, domain)) => !local.is_empty() && domain.contains('.') && !domain.contains('@') && s.len() <= 320 && !s.contains(char::is_whitespace),
+        Some((local, domain)) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.contains('@')
+                && s.len() <= 320
+                && !s.contains(char::is_whitespace)
+        }
         None => false,
     }
 }
@@ -488,7 +553,12 @@ impl<S: Store, E: Env> Collection for Users<'_, '_, S, E> {
     fn lookup(&self, hint: &IndexHint) -> Result<Option<Vec<String>>, ScimError> {
         let t = self.0;
         Ok(Some(match hint {
-            IndexHint::UserName(v) => t.store().get(&t.keys.user_name(v))?.map(|e| String::from_utf8_lossy(&e.value).into_owned()).into_iter().collect(),
+            IndexHint::UserName(v) => t
+                .store()
+                .get(&t.keys.user_name(v))?
+                .map(|e| String::from_utf8_lossy(&e.value).into_owned())
+                .into_iter()
+                .collect(),
             IndexHint::Id(v) => vec![v.clone()],
             IndexHint::ExternalId(v) => t.ids_under(&t.keys.user_external_ids(v))?,
             IndexHint::Email(v) => t.ids_under(&t.keys.user_emails(v))?,

@@ -25,12 +25,21 @@ impl World {
         let service = Service::new(store.clone(), &*env);
         let account = service.create_account("acme").unwrap();
         let token = service.create_token(&account.id, "entra", None).unwrap();
-        World { store, env, scim_base: account.scim_path, account: account.id, token: token.token, token_id: token.info.id }
+        World {
+            store,
+            env,
+            scim_base: account.scim_path,
+            account: account.id,
+            token: token.token,
+            token_id: token.info.id,
+        }
     }
 
     fn raw(&self, method: &str, path: &str, auth: Option<&str>, body: Option<Value>, ua: &str) -> (u16, Value) {
-        let service = Service::with_config(self.store.clone(), &*self.env, Config::default().with_admin_token(Some(ADMIN)));
-        let mut headers = vec![("user-agent".to_owned(), ua.to_owned()), ("x-request-id".to_owned(), format!("req-{method}"))];
+        let service =
+            Service::with_config(self.store.clone(), &*self.env, Config::default().with_admin_token(Some(ADMIN)));
+        let mut headers =
+            vec![("user-agent".to_owned(), ua.to_owned()), ("x-request-id".to_owned(), format!("req-{method}"))];
         if let Some(a) = auth {
             headers.push(("authorization".into(), format!("Bearer {a}")));
         }
@@ -42,7 +51,11 @@ impl World {
             body: body.map(|b| b.to_string().into_bytes()).unwrap_or_default(),
             ..Default::default()
         });
-        let value = if response.body.is_empty() { Value::Null } else { serde_json::from_slice(&response.body).unwrap_or(Value::Null) };
+        let value = if response.body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&response.body).unwrap_or(Value::Null)
+        };
         (response.status, value)
     }
 
@@ -51,7 +64,13 @@ impl World {
     }
 
     fn scim(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        self.raw(method, &format!("{}{path}", self.scim_base), Some(&self.token), body, "Microsoft.Identity.Provisioning")
+        self.raw(
+            method,
+            &format!("{}{path}", self.scim_base),
+            Some(&self.token),
+            body,
+            "Microsoft.Identity.Provisioning",
+        )
     }
 
     fn native_user(&self, email: &str, name: &str) -> String {
@@ -91,7 +110,12 @@ fn admin_api_needs_its_own_token() {
     assert_eq!((s, v["code"].as_str()), (401, Some("unauthorized")), "a SCIM token is not an admin token");
     // Without a configured admin token the API is off.
     let service = Service::new(w.store.clone(), &*w.env);
-    let r = service.handle(&Request { method: "GET".into(), path_with_query: path, headers: vec![("authorization".into(), format!("Bearer {ADMIN}"))], ..Default::default() });
+    let r = service.handle(&Request {
+        method: "GET".into(),
+        path_with_query: path,
+        headers: vec![("authorization".into(), format!("Bearer {ADMIN}"))],
+        ..Default::default()
+    });
     assert_eq!(r.status, 403);
     assert!(String::from_utf8_lossy(&r.body).contains("admin_api_disabled"));
     // Too short a token never enables it.
@@ -119,7 +143,10 @@ fn migration_takes_native_users_over_by_email() {
     assert!(created.get("groups").is_none(), "native groups are not SCIM's to see");
 
     let (_, view) = w.admin("GET", &format!("/users/{jane}"), None);
-    assert_eq!(view["source"], json!({"kind": "scim", "tokenId": w.token_id, "takenOverAt": view["source"]["takenOverAt"]}));
+    assert_eq!(
+        view["source"],
+        json!({"kind": "scim", "tokenId": w.token_id, "takenOverAt": view["source"]["takenOverAt"]})
+    );
     assert!(view["source"]["takenOverAt"].is_string());
     assert_eq!(view["email"], "jane.doe@corp.com", "the login stays the native e-mail");
     assert_eq!(view["groups"], json!([{"id": group, "name": "Platform Team", "source": "native"}]));
@@ -136,7 +163,10 @@ fn migration_takes_native_users_over_by_email() {
     let takeovers = w.audit("operation=user.takeover");
     assert_eq!(takeovers.len(), 1);
     assert_eq!(takeovers[0]["actor"], json!({"kind": "token", "tokenId": w.token_id}));
-    assert_eq!((takeovers[0]["client"].as_str(), takeovers[0]["resource"]["id"].as_str()), (Some("entra"), Some(jane.as_str())));
+    assert_eq!(
+        (takeovers[0]["client"].as_str(), takeovers[0]["resource"]["id"].as_str()),
+        (Some("entra"), Some(jane.as_str()))
+    );
     assert_eq!(takeovers[0]["requestId"], "req-POST");
 }
 
@@ -196,12 +226,17 @@ fn same_name_policy_links_or_separates() {
     let member = w.native_user("m@corp.com", "M");
     let eng = w.native_group("Eng Team");
     w.admin("PUT", &format!("/groups/{eng}/members/{member}"), None);
-    let (_, found) = w.scim("GET", "/Groups?filter=displayName%20eq%20%22Eng%20Team%22&excludedAttributes=members", None);
+    let (_, found) =
+        w.scim("GET", "/Groups?filter=displayName%20eq%20%22Eng%20Team%22&excludedAttributes=members", None);
     assert_eq!(found["totalResults"], 1);
     assert_eq!(found["Resources"][0]["id"], eng);
     let (_, all) = w.scim("GET", "/Groups", None);
     assert_eq!(all["totalResults"], 0, "unfiltered lists stay SCIM's own");
-    let (s, pushed) = w.scim("POST", "/Groups", Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Eng Team"})));
+    let (s, pushed) = w.scim(
+        "POST",
+        "/Groups",
+        Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Eng Team"})),
+    );
     assert_eq!((s, pushed["id"].as_str()), (201, Some(eng.as_str())));
     let (_, view) = w.admin("GET", &format!("/groups/{eng}"), None);
     assert_eq!(view["source"]["kind"], "scim");
@@ -216,7 +251,11 @@ fn same_name_policy_links_or_separates() {
     let (_, found) = w.scim("GET", "/Groups?filter=displayName%20eq%20%22Eng%20Team%22", None);
     assert_eq!(found["totalResults"], 0);
     assert_eq!(w.scim("GET", &format!("/Groups/{eng}"), None).0, 404);
-    let (s, pushed) = w.scim("POST", "/Groups", Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Eng Team"})));
+    let (s, pushed) = w.scim(
+        "POST",
+        "/Groups",
+        Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Eng Team"})),
+    );
     assert_eq!((s, pushed["id"].as_str()), (201, Some("Eng_Team_2")));
     let (_, native) = w.admin("GET", &format!("/groups/{eng}"), None);
     assert_eq!(native["source"]["kind"], "native");
@@ -230,26 +269,48 @@ fn settings_govern_emails_and_deactivation() {
     let (_, u) = w.scim("POST", "/Users", Some(scim_user("pat@corp.com", "pat@corp.com")));
     let pat = u["id"].as_str().unwrap().to_owned();
     // On (default): a SCIM e-mail change moves the login.
-    w.scim("PATCH", &format!("/Users/{pat}"), Some(patch(json!([{"op": "replace", "path": "userName", "value": "patricia@corp.com"}]))));
+    w.scim(
+        "PATCH",
+        &format!("/Users/{pat}"),
+        Some(patch(json!([{"op": "replace", "path": "userName", "value": "patricia@corp.com"}]))),
+    );
     assert_eq!(w.admin("GET", &format!("/users/{pat}"), None).1["email"], "patricia@corp.com");
     // Off: SCIM's change is stored but the login stays.
     w.admin("PATCH", "/settings", Some(json!({"updateEmailsViaScim": false})));
-    let (s, _) = w.scim("PATCH", &format!("/Users/{pat}"), Some(patch(json!([{"op": "replace", "path": "userName", "value": "pat.x@corp.com"}]))));
+    let (s, _) = w.scim(
+        "PATCH",
+        &format!("/Users/{pat}"),
+        Some(patch(json!([{"op": "replace", "path": "userName", "value": "pat.x@corp.com"}]))),
+    );
     assert_eq!(s, 200);
     let (_, view) = w.admin("GET", &format!("/users/{pat}"), None);
-    assert_eq!((view["email"].as_str(), view["userName"].as_str()), (Some("patricia@corp.com"), Some("pat.x@corp.com")));
+    assert_eq!(
+        (view["email"].as_str(), view["userName"].as_str()),
+        (Some("patricia@corp.com"), Some("pat.x@corp.com"))
+    );
 
     // disable (default): stays, readable, memberships kept, access blocked.
     let (_, g) = w.scim("POST", "/Groups", Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Ops", "members": [{"value": pat}]})));
-    let (s, _) = w.scim("PATCH", &format!("/Users/{pat}"), Some(patch(json!([{"op": "replace", "path": "active", "value": false}]))));
+    let (s, _) = w.scim(
+        "PATCH",
+        &format!("/Users/{pat}"),
+        Some(patch(json!([{"op": "replace", "path": "active", "value": false}]))),
+    );
     assert_eq!(s, 200);
     let (_, view) = w.admin("GET", &format!("/users/{pat}"), None);
-    assert_eq!((view["active"].as_bool(), view["access"].as_str(), view["groups"].as_array().unwrap().len()), (Some(false), Some("blocked"), 1));
+    assert_eq!(
+        (view["active"].as_bool(), view["access"].as_str(), view["groups"].as_array().unwrap().len()),
+        (Some(false), Some("blocked"), 1)
+    );
     assert_eq!(w.scim("GET", &format!("/Users/{pat}"), None).1["active"], false);
     // remove: deactivation takes the user out of the account.
     w.scim("PATCH", &format!("/Users/{pat}"), Some(patch(json!([{"op": "replace", "path": "active", "value": true}]))));
     w.admin("PATCH", "/settings", Some(json!({"deactivation": "remove"})));
-    let (s, _) = w.scim("PATCH", &format!("/Users/{pat}"), Some(patch(json!([{"op": "replace", "path": "active", "value": false}]))));
+    let (s, _) = w.scim(
+        "PATCH",
+        &format!("/Users/{pat}"),
+        Some(patch(json!([{"op": "replace", "path": "active", "value": false}]))),
+    );
     assert_eq!(s, 200);
     assert_eq!(w.admin("GET", &format!("/users/{pat}"), None).0, 404);
     assert_eq!(w.scim("GET", &format!("/Users/{pat}"), None).0, 404);
@@ -269,7 +330,11 @@ fn role_bindings_are_native_and_unique() {
     assert_eq!(s, 201);
     let (s, err) = w.admin("POST", "/role-bindings", Some(body));
     assert_eq!((s, err["code"].as_str()), (409, Some("duplicate_role_binding")));
-    let (s, _) = w.admin("POST", "/role-bindings", Some(json!({"principal": {"type": "user", "id": "ghost"}, "role": "viewer", "scope": {"kind": "account"}})));
+    let (s, _) = w.admin(
+        "POST",
+        "/role-bindings",
+        Some(json!({"principal": {"type": "user", "id": "ghost"}, "role": "viewer", "scope": {"kind": "account"}})),
+    );
     assert_eq!(s, 404);
     let (_, list) = w.admin("GET", &format!("/role-bindings?principalType=user&principalId={u}"), None);
     assert_eq!(list["items"], json!([b]));
@@ -291,7 +356,12 @@ fn tokens_rotate_warn_and_record_use() {
 
     let (s, short) = w.admin("POST", "/tokens", Some(json!({"name": "okta", "expiresInDays": 10})));
     assert_eq!(s, 201);
-    assert!(short["expiryWarning"].as_str().is_some_and(|m| m.contains("expires in 9 days") || m.contains("expires in 10 days")), "{short}");
+    assert!(
+        short["expiryWarning"]
+            .as_str()
+            .is_some_and(|m| m.contains("expires in 9 days") || m.contains("expires in 10 days")),
+        "{short}"
+    );
     let (s, rotated) = w.admin("POST", &format!("/tokens/{}/rotate", w.token_id), Some(json!({"graceHours": 1})));
     assert_eq!(s, 201, "{rotated}");
     let new_token = rotated["token"]["token"].as_str().unwrap().to_owned();
@@ -315,7 +385,10 @@ fn audit_log_pages_and_filters() {
     let all = w.audit("count=1000");
     // The operator's token.create of World::new comes first.
     assert_eq!(all.len(), 7);
-    assert_eq!((all[0]["operation"].as_str(), all[0]["actor"]["kind"].as_str(), all[0]["client"].as_str()), (Some("token.create"), Some("operator"), Some("cli")));
+    assert_eq!(
+        (all[0]["operation"].as_str(), all[0]["actor"]["kind"].as_str(), all[0]["client"].as_str()),
+        (Some("token.create"), Some("operator"), Some("cli"))
+    );
     let first = w.audit("count=4");
     let (_, page) = w.admin("GET", "/audit?count=4", None);
     let cursor = page["nextCursor"].as_str().unwrap();
@@ -341,7 +414,11 @@ fn export_and_report_reflect_migration_state() {
     w.admin("PATCH", "/settings", Some(json!({"emailDomainAliases": {"corp.onmicrosoft.com": "corp.com"}})));
     let bob = w.native_user("bobsmith@corp.com", "Bob");
     w.native_user("carol@corp.com", "Carol");
-    let (_, dup) = w.scim("POST", "/Users", Some(scim_user("Bob.Smith+x@corp.onmicrosoft.com", "bob.smith+x@corp.onmicrosoft.com")));
+    let (_, dup) = w.scim(
+        "POST",
+        "/Users",
+        Some(scim_user("Bob.Smith+x@corp.onmicrosoft.com", "bob.smith+x@corp.onmicrosoft.com")),
+    );
     let (_, report) = w.admin("GET", "/migration-report", None);
     assert_eq!(report["summary"]["nativeUsers"], 2);
     assert_eq!(report["summary"]["scimUsers"], 1);
@@ -362,7 +439,9 @@ fn export_and_report_reflect_migration_state() {
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines[0], "id,email,name,userName,source,scimTokenId,takenOverAt,active,groups,roleBindings");
     assert_eq!(lines.len(), 4);
-    assert!(lines.iter().any(|l| l.starts_with(&format!("{bob},bobsmith@corp.com,Bob,bobsmith@corp.com,native,,,true,,"))));
+    assert!(
+        lines.iter().any(|l| l.starts_with(&format!("{bob},bobsmith@corp.com,Bob,bobsmith@corp.com,native,,,true,,")))
+    );
     let (_, json_export) = w.admin("GET", "/export/users?format=json&count=2", None);
     assert_eq!(json_export["items"].as_array().unwrap().len(), 2);
     assert!(json_export["nextCursor"].is_string());
@@ -385,7 +464,10 @@ fn racing_native_and_scim_creates_never_duplicate_a_person() {
         assert_eq!(items[0]["source"]["kind"], "scim");
         match native.0 {
             // The admin was first and SCIM took the user over.
-            201 => assert_eq!((items[0]["id"].clone(), items[0]["source"]["takenOverAt"].is_string()), (native.1["id"].clone(), true)),
+            201 => assert_eq!(
+                (items[0]["id"].clone(), items[0]["source"]["takenOverAt"].is_string()),
+                (native.1["id"].clone(), true)
+            ),
             // SCIM was first: the admin hears whose e-mail it is.
             409 => assert_eq!(native.1["code"], "email_taken"),
             other => panic!("unexpected {other}: {}", native.1),
@@ -405,9 +487,16 @@ fn linked_groups_never_show_native_users_to_scim() {
     }
     // Found by Okta's lookup, with only the members SCIM knows.
     let (_, found) = w.scim("GET", "/Groups?filter=displayName%20eq%20%22Support%22", None);
-    assert_eq!(found["Resources"][0]["members"].as_array().unwrap().iter().map(|m| m["value"].clone()).collect::<Vec<_>>(), vec![json!(scim_member)]);
+    assert_eq!(
+        found["Resources"][0]["members"].as_array().unwrap().iter().map(|m| m["value"].clone()).collect::<Vec<_>>(),
+        vec![json!(scim_member)]
+    );
     // A PATCH takes it over; the native member leaves, the SCIM one stays.
-    let (s, _) = w.scim("PATCH", &format!("/Groups/{support}"), Some(patch(json!([{"op": "add", "path": "externalId", "value": "okta-42"}]))));
+    let (s, _) = w.scim(
+        "PATCH",
+        &format!("/Groups/{support}"),
+        Some(patch(json!([{"op": "add", "path": "externalId", "value": "okta-42"}]))),
+    );
     assert_eq!(s, 204);
     let (_, view) = w.admin("GET", &format!("/groups/{support}"), None);
     assert_eq!((view["source"]["kind"].as_str(), view["members"].clone()), (Some("scim"), json!([scim_member])));
@@ -462,7 +551,9 @@ fn check_finds_every_kind_of_damage_and_repair_puts_it_right() {
 
     // Damage, as a crash of a store without atomic commits or a foreign writer would.
     let keys = w.store.keys();
-    let find = |part: &str| keys.iter().find(|k| k.contains(part)).unwrap_or_else(|| panic!("no key with {part}: {keys:?}")).clone();
+    let find = |part: &str| {
+        keys.iter().find(|k| k.contains(part)).unwrap_or_else(|| panic!("no key with {part}: {keys:?}")).clone()
+    };
     let root = format!("a/{}/", w.account);
     let user_name_index = find(&format!("{root}x/un/grace"));
     let reverse_edge = find(&format!("{root}mu/{}", users[0]));
@@ -525,7 +616,11 @@ fn check_counts_members_across_pages_and_repairs_wrong_counts() {
     assert_eq!(s, 201, "{big}");
     let (s, small) = w.scim("POST", "/Groups", Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Small", "members": [{"value": users[0]}]})));
     assert_eq!(s, 201, "{small}");
-    let (s, empty) = w.scim("POST", "/Groups", Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Empty"})));
+    let (s, empty) = w.scim(
+        "POST",
+        "/Groups",
+        Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Empty"})),
+    );
     assert_eq!(s, 201, "{empty}");
     assert_eq!(check(&w, false), vec![], "a healthy account");
 
@@ -545,7 +640,8 @@ fn check_counts_members_across_pages_and_repairs_wrong_counts() {
     set_count(&ids[2], 3);
     let mut found = check(&w, false);
     found.sort();
-    let mut expected: Vec<(String, String)> = ids.iter().map(|id| ("memberCount".to_owned(), format!("{root}g/{id}"))).collect();
+    let mut expected: Vec<(String, String)> =
+        ids.iter().map(|id| ("memberCount".to_owned(), format!("{root}g/{id}"))).collect();
     expected.sort();
     assert_eq!(found, expected);
 
@@ -553,7 +649,8 @@ fn check_counts_members_across_pages_and_repairs_wrong_counts() {
     assert_eq!(repaired.len(), 3, "{repaired:?}");
     assert_eq!(check(&w, false), vec![]);
     for (id, n) in ids.iter().zip([7u64, 1, 0]) {
-        let record: Value = serde_json::from_slice(&w.store.get(&format!("{root}g/{id}")).unwrap().unwrap().value).unwrap();
+        let record: Value =
+            serde_json::from_slice(&w.store.get(&format!("{root}g/{id}")).unwrap().unwrap().value).unwrap();
         assert_eq!(record["members"], n, "group {id}");
     }
 }

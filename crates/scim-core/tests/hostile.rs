@@ -42,7 +42,11 @@ impl Account {
         let (status, user) = a.send("POST", "/Users", &body(json!({"schemas": [USER], "userName": "ada@example.com", "emails": [{"value": "ada@example.com", "primary": true}]})));
         assert_eq!(status, 201, "{user}");
         a.user = user["id"].as_str().unwrap().to_owned();
-        let (status, group) = a.send("POST", "/Groups", &body(json!({"schemas": [GROUP], "displayName": "Engineering", "members": [{"value": a.user}]})));
+        let (status, group) = a.send(
+            "POST",
+            "/Groups",
+            &body(json!({"schemas": [GROUP], "displayName": "Engineering", "members": [{"value": a.user}]})),
+        );
         assert_eq!(status, 201, "{group}");
         a.group = group["id"].as_str().unwrap().to_owned();
         a
@@ -67,8 +71,18 @@ impl Account {
             Ok(response) => response,
             Err(_) => panic!("{method} {path} with body {:?} panicked", String::from_utf8_lossy(body)),
         };
-        assert!(response.status < 500, "{method} {path} with body {:?}: {} {}", String::from_utf8_lossy(body), response.status, String::from_utf8_lossy(&response.body));
-        let value: Value = if response.body.is_empty() { Value::Null } else { serde_json::from_slice(&response.body).expect("a JSON body") };
+        assert!(
+            response.status < 500,
+            "{method} {path} with body {:?}: {} {}",
+            String::from_utf8_lossy(body),
+            response.status,
+            String::from_utf8_lossy(&response.body)
+        );
+        let value: Value = if response.body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&response.body).expect("a JSON body")
+        };
         if response.status >= 400 {
             let content_type = response.headers.iter().find(|(k, _)| k == "content-type").map(|(_, v)| v.as_str());
             assert_eq!(content_type, Some("application/scim+json"), "{method} {path}");
@@ -90,7 +104,12 @@ impl Account {
         let (status, _) = self.send(method, path, body);
         if status >= 400 {
             let after = self.state();
-            let changed: Vec<&String> = before.iter().chain(&after).filter(|r| !before.contains(r) || !after.contains(r)).map(|(k, _, _)| k).collect();
+            let changed: Vec<&String> = before
+                .iter()
+                .chain(&after)
+                .filter(|r| !before.contains(r) || !after.contains(r))
+                .map(|(k, _, _)| k)
+                .collect();
             assert!(changed.is_empty(), "a refused {method} {path} changed {changed:?}");
         }
         status
@@ -105,7 +124,13 @@ fn body(value: Value) -> Vec<u8> {
 /// the parsers exactly as generated.
 fn encode(text: &str) -> String {
     text.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 
@@ -225,20 +250,33 @@ fn limits_are_scim_errors_and_write_nothing() {
     assert_eq!(status_and_type("GET", &format!("/Users?filter={}", encode(&deep)), b""), (400, json!("invalidFilter")));
 
     // More than 1,000 PATCH operations.
-    let ops: Vec<Value> = (0..1001).map(|i| json!({"op": "replace", "path": "displayName", "value": format!("n{i}")})).collect();
+    let ops: Vec<Value> =
+        (0..1001).map(|i| json!({"op": "replace", "path": "displayName", "value": format!("n{i}")})).collect();
     let (status, _) = status_and_type("PATCH", &user, &body(json!({"schemas": [PATCH_OP], "Operations": ops})));
     assert_eq!(status, 400);
 
     // A string over 16 KiB, and more than 100 e-mails.
-    let (status, kind) = status_and_type("PUT", &user, &body(json!({"schemas": [USER], "userName": "ada@example.com", "displayName": "x".repeat(16 * 1024 + 1)})));
+    let (status, kind) = status_and_type(
+        "PUT",
+        &user,
+        &body(json!({"schemas": [USER], "userName": "ada@example.com", "displayName": "x".repeat(16 * 1024 + 1)})),
+    );
     assert_eq!((status, kind), (400, json!("invalidValue")));
     let emails: Vec<Value> = (0..101).map(|i| json!({"value": format!("ada{i}@example.com")})).collect();
-    let (status, kind) = status_and_type("PUT", &user, &body(json!({"schemas": [USER], "userName": "ada@example.com", "emails": emails})));
+    let (status, kind) = status_and_type(
+        "PUT",
+        &user,
+        &body(json!({"schemas": [USER], "userName": "ada@example.com", "emails": emails})),
+    );
     assert_eq!((status, kind), (400, json!("invalidValue")));
 
     // More than 1,000 bulk operations: 413 (RFC 7644 §3.7.4).
     let ops: Vec<Value> = (0..1001).map(|i| json!({"method": "DELETE", "path": format!("/Users/none{i}")})).collect();
-    let (status, _) = status_and_type("POST", "/Bulk", &body(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": ops})));
+    let (status, _) = status_and_type(
+        "POST",
+        "/Bulk",
+        &body(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": ops})),
+    );
     assert_eq!(status, 413);
 
     // A body over 1 MiB: 413.
@@ -246,7 +284,11 @@ fn limits_are_scim_errors_and_write_nothing() {
     assert_eq!(status, 413);
 
     // JSON nested deeper than the parser's recursion limit: 400, no stack overflow.
-    let nested = format!("{{\"schemas\":[\"{USER}\"],\"userName\":\"deep@example.com\",\"name\":{}1{}}}", "[".repeat(10_000), "]".repeat(10_000));
+    let nested = format!(
+        "{{\"schemas\":[\"{USER}\"],\"userName\":\"deep@example.com\",\"name\":{}1{}}}",
+        "[".repeat(10_000),
+        "]".repeat(10_000)
+    );
     let (status, kind) = status_and_type("POST", "/Users", nested.as_bytes());
     assert_eq!((status, kind), (400, json!("invalidSyntax")));
 }

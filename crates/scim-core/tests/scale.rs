@@ -38,7 +38,8 @@ impl Client {
             headers: vec![("Authorization".into(), format!("Bearer {}", self.token))],
             body: body.map(|b| serde_json::to_vec(&b).unwrap()).unwrap_or_default(),
         });
-        let value = if response.body.is_empty() { Value::Null } else { serde_json::from_slice(&response.body).unwrap() };
+        let value =
+            if response.body.is_empty() { Value::Null } else { serde_json::from_slice(&response.body).unwrap() };
         (response.status, value)
     }
 
@@ -49,7 +50,11 @@ impl Client {
     }
 
     fn group(&self, name: &str) -> String {
-        let (status, body) = self.call("POST", "/Groups", Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name})));
+        let (status, body) = self.call(
+            "POST",
+            "/Groups",
+            Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name})),
+        );
         assert_eq!(status, 201, "{body}");
         body["id"].as_str().unwrap().to_owned()
     }
@@ -57,7 +62,11 @@ impl Client {
     fn add(&self, group: &str, users: &[String]) {
         for chunk in users.chunks(BUDGET) {
             let value: Vec<Value> = chunk.iter().map(|u| json!({"value": u})).collect();
-            let (status, body) = self.call("PATCH", &format!("/Groups/{group}"), patch(json!([{"op": "add", "path": "members", "value": value}])));
+            let (status, body) = self.call(
+                "PATCH",
+                &format!("/Groups/{group}"),
+                patch(json!([{"op": "add", "path": "members", "value": value}])),
+            );
             assert_eq!(status, 204, "{body}");
         }
     }
@@ -65,7 +74,10 @@ impl Client {
     fn members(&self, group: &str) -> Vec<String> {
         let (status, body) = self.call("GET", &format!("/Groups/{group}"), None);
         assert_eq!(status, 200, "{body}");
-        let mut ids: Vec<String> = body["members"].as_array().map(|a| a.iter().map(|m| m["value"].as_str().unwrap().to_owned()).collect()).unwrap_or_default();
+        let mut ids: Vec<String> = body["members"]
+            .as_array()
+            .map(|a| a.iter().map(|m| m["value"].as_str().unwrap().to_owned()).collect())
+            .unwrap_or_default();
         ids.sort();
         ids
     }
@@ -73,14 +85,21 @@ impl Client {
     fn user_groups(&self, user: &str) -> Vec<String> {
         let (status, body) = self.call("GET", &format!("/Users/{user}"), None);
         assert_eq!(status, 200, "{body}");
-        let mut ids: Vec<String> = body["groups"].as_array().map(|a| a.iter().map(|g| g["value"].as_str().unwrap().to_owned()).collect()).unwrap_or_default();
+        let mut ids: Vec<String> = body["groups"]
+            .as_array()
+            .map(|a| a.iter().map(|g| g["value"].as_str().unwrap().to_owned()).collect())
+            .unwrap_or_default();
         ids.sort();
         ids
     }
 
     /// Keys of membership edges and tombstones that name `id`.
     fn leftovers(&self, id: &str) -> Vec<String> {
-        self.store.keys().into_iter().filter(|k| (k.contains("/m/") || k.contains("/mu/") || k.contains("/t/")) && k.contains(id)).collect()
+        self.store
+            .keys()
+            .into_iter()
+            .filter(|k| (k.contains("/m/") || k.contains("/mu/") || k.contains("/t/")) && k.contains(id))
+            .collect()
     }
 
     fn tombstones(&self) -> usize {
@@ -95,7 +114,8 @@ fn patch(ops: Value) -> Option<Value> {
 fn filter(c: &Client, endpoint: &str, filter: &str) -> (u64, Vec<String>) {
     let (status, body) = c.call("GET", &format!("/{endpoint}?count=1000&filter={}", urlencode(filter)), None);
     assert_eq!(status, 200, "{body}");
-    let mut ids: Vec<String> = body["Resources"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect();
+    let mut ids: Vec<String> =
+        body["Resources"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect();
     ids.sort();
     (body["totalResults"].as_u64().unwrap(), ids)
 }
@@ -131,10 +151,14 @@ fn a_member_change_larger_than_one_commit_is_refused_and_changes_nothing() {
     let g = c.group("big");
     let before = c.store.keys();
     let value: Vec<Value> = users.iter().map(|u| json!({"value": u})).collect();
-    let (status, body) = c.call("PATCH", &format!("/Groups/{g}"), patch(json!([{"op": "add", "path": "members", "value": value}])));
+    let (status, body) =
+        c.call("PATCH", &format!("/Groups/{g}"), patch(json!([{"op": "add", "path": "members", "value": value}])));
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["scimType"], "invalidValue");
-    assert_eq!(body["detail"], format!("one request may add or remove at most {BUDGET} members; send the change as several PATCH requests"));
+    assert_eq!(
+        body["detail"],
+        format!("one request may add or remove at most {BUDGET} members; send the change as several PATCH requests")
+    );
     // Nothing but the audit record of the refusal was written.
     let after: Vec<String> = c.store.keys().into_iter().filter(|k| !k.contains("/log/")).collect();
     assert_eq!(after, before.into_iter().filter(|k| !k.contains("/log/")).collect::<Vec<_>>());
@@ -151,7 +175,11 @@ fn clearing_a_group_larger_than_one_commit_is_one_atomic_change() {
     c.add(&g, &users);
     assert_eq!(c.members(&g).len(), 40);
     // Okta's full re-push: replace with one member.
-    let (status, body) = c.call("PATCH", &format!("/Groups/{g}"), patch(json!([{"op": "replace", "path": "members", "value": [{"value": users[7]}]}])));
+    let (status, body) = c.call(
+        "PATCH",
+        &format!("/Groups/{g}"),
+        patch(json!([{"op": "replace", "path": "members", "value": [{"value": users[7]}]}])),
+    );
     assert_eq!(status, 204, "{body}");
     assert_eq!(c.members(&g), vec![users[7].clone()]);
     assert_eq!(c.user_groups(&users[7]), vec![g.clone()]);
@@ -197,7 +225,13 @@ fn deleting_a_group_larger_than_one_commit_hides_it_at_once_and_sweeps_later() {
         c.user(&format!("later{i}"), "e");
     }
     assert_eq!(c.tombstones(), 0);
-    let edges: Vec<String> = c.store.keys().into_iter().filter(|k| k.contains(&format!("/{g}"))).filter(|k| k.contains("/m/") || k.contains("/mu/")).collect();
+    let edges: Vec<String> = c
+        .store
+        .keys()
+        .into_iter()
+        .filter(|k| k.contains(&format!("/{g}")))
+        .filter(|k| k.contains("/m/") || k.contains("/mu/"))
+        .collect();
     assert_eq!(edges.len(), 4, "the two new members' edges, both ways: {edges:?}");
 }
 
@@ -219,7 +253,11 @@ fn deleting_a_user_in_more_groups_than_one_commit_hides_it_at_once_and_sweeps_la
     }
     assert_eq!(filter(&c, "Groups", &format!(r#"members[value eq "{u}"]"#)).0, 0);
     // Removing the deleted user again is a no-op; adding it is refused.
-    let (status, body) = c.call("PATCH", &format!("/Groups/{}", groups[5]), patch(json!([{"op": "add", "path": "members", "value": [{"value": u}]}])));
+    let (status, body) = c.call(
+        "PATCH",
+        &format!("/Groups/{}", groups[5]),
+        patch(json!([{"op": "add", "path": "members", "value": [{"value": u}]}])),
+    );
     assert_eq!(status, 400, "{body}");
     for i in 0..10 {
         c.user(&format!("later{i}"), "e");
@@ -247,7 +285,12 @@ impl scim_core::Store for Counting {
     fn get_many(&self, keys: &[String]) -> Result<Vec<Option<scim_core::Entry>>, scim_core::StoreError> {
         self.inner.get_many(keys)
     }
-    fn scan(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<scim_core::ScanPage, scim_core::StoreError> {
+    fn scan(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<scim_core::ScanPage, scim_core::StoreError> {
         self.scans.lock().unwrap().push(prefix.to_owned());
         self.inner.scan(prefix, after, limit)
     }
@@ -279,10 +322,22 @@ fn membership_filters_and_or_lookups_read_only_what_they_name() {
         assert_eq!(response.status, 200, "{}", String::from_utf8_lossy(&response.body));
         serde_json::from_slice(&response.body).unwrap()
     };
-    let member_scans = || counting.scans.lock().unwrap().iter().filter(|p| p.contains("/m/") || p.contains("/x/un/") || p.contains("/x/gn/")).cloned().collect::<Vec<_>>();
+    let member_scans = || {
+        counting
+            .scans
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|p| p.contains("/m/") || p.contains("/x/un/") || p.contains("/x/gn/"))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
 
     // Entra's membership check, members excluded: one edge read, no scan.
-    let found = get(&format!("/Groups?excludedAttributes=members&filter={}", urlencode(&format!(r#"members[value eq "{}"] and displayName eq "big""#, users[3]))));
+    let found = get(&format!(
+        "/Groups?excludedAttributes=members&filter={}",
+        urlencode(&format!(r#"members[value eq "{}"] and displayName eq "big""#, users[3]))
+    ));
     assert_eq!(found["totalResults"], 1);
     assert!(found["Resources"][0].get("members").is_none());
     let found = get(&format!("/Groups/{g}?excludedAttributes=members"));
@@ -295,13 +350,17 @@ fn membership_filters_and_or_lookups_read_only_what_they_name() {
     counting.scans.lock().unwrap().clear();
 
     // `or` of equalities: the unique index by key, never a walk of it.
-    let found = get(&format!("/Users?filter={}", urlencode(r#"userName eq "u01@example.com" or userName eq "U02@EXAMPLE.COM" or externalId eq "none""#)));
+    let found = get(&format!(
+        "/Users?filter={}",
+        urlencode(r#"userName eq "u01@example.com" or userName eq "U02@EXAMPLE.COM" or externalId eq "none""#)
+    ));
     assert_eq!(found["totalResults"], 2);
     assert_eq!(member_scans(), Vec::<String>::new());
 
     // `sw`: only the range of the index that starts so, in userName order.
     let found = get(&format!("/Users?filter={}", urlencode(r#"userName sw "U1""#)));
-    let names: Vec<&str> = found["Resources"].as_array().unwrap().iter().map(|r| r["userName"].as_str().unwrap()).collect();
+    let names: Vec<&str> =
+        found["Resources"].as_array().unwrap().iter().map(|r| r["userName"].as_str().unwrap()).collect();
     assert_eq!(names, (10..20).map(|i| format!("u{i}@example.com")).collect::<Vec<_>>());
     assert!(member_scans().iter().all(|p| p.ends_with("/x/un/u1")), "{:?}", member_scans());
 }
@@ -314,11 +373,23 @@ fn total_results_come_from_kept_counts_and_match_the_listing() {
         assert_eq!(c.call("DELETE", &format!("/Users/{u}"), None).0, 204);
     }
     for (i, u) in users[4..7].iter().enumerate() {
-        let (status, body) = c.call("PATCH", &format!("/Users/{u}"), patch(json!([{"op": "replace", "path": "userName", "value": format!("renamed{i}@example.com")}])));
+        let (status, body) = c.call(
+            "PATCH",
+            &format!("/Users/{u}"),
+            patch(json!([{"op": "replace", "path": "userName", "value": format!("renamed{i}@example.com")}])),
+        );
         assert_eq!(status, 200, "{body}");
     }
     // A create that loses on uniqueness counts nothing.
-    assert_eq!(c.call("POST", "/Users", Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "U10@example.com"}))).0, 409);
+    assert_eq!(
+        c.call(
+            "POST",
+            "/Users",
+            Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "U10@example.com"}))
+        )
+        .0,
+        409
+    );
     let groups: Vec<String> = (0..9).map(|i| c.group(&format!("g{i}"))).collect();
     assert_eq!(c.call("DELETE", &format!("/Groups/{}", groups[0]), None).0, 204);
 

@@ -25,7 +25,13 @@ impl Client {
         Client { store, env, base: account.scim_path, token }
     }
 
-    fn send(&self, method: &str, path: &str, body: Option<Value>, headers: &[(&str, &str)]) -> (u16, Value, Vec<(String, String)>) {
+    fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value, Vec<(String, String)>) {
         let service = Service::new(self.store.clone(), &*self.env);
         let mut all = vec![("Authorization".to_owned(), format!("Bearer {}", self.token))];
         all.extend(headers.iter().map(|(k, v)| (k.to_string(), v.to_string())));
@@ -37,7 +43,8 @@ impl Client {
             headers: all,
             body: body.map(|b| serde_json::to_vec(&b).unwrap()).unwrap_or_default(),
         });
-        let value = if response.body.is_empty() { Value::Null } else { serde_json::from_slice(&response.body).unwrap() };
+        let value =
+            if response.body.is_empty() { Value::Null } else { serde_json::from_slice(&response.body).unwrap() };
         (response.status, value, response.headers)
     }
 
@@ -56,7 +63,8 @@ impl Client {
 /// A group's member ids, sorted.
 fn member_ids(c: &Client, gid: &str) -> Vec<String> {
     let (_, group) = c.call("GET", &format!("/Groups/{gid}"), None);
-    let mut members: Vec<String> = group["members"].as_array().unwrap().iter().map(|m| m["value"].as_str().unwrap().to_owned()).collect();
+    let mut members: Vec<String> =
+        group["members"].as_array().unwrap().iter().map(|m| m["value"].as_str().unwrap().to_owned()).collect();
     members.sort();
     members
 }
@@ -87,7 +95,8 @@ fn paging_is_stable_complete_and_counted() {
     }
     let names: Vec<String> = (0..25).map(|i| format!("user{i:02}@example.com")).collect();
     let (_, all) = c.call("GET", "/Users?count=1000", None);
-    let listed: Vec<&str> = all["Resources"].as_array().unwrap().iter().map(|r| r["userName"].as_str().unwrap()).collect();
+    let listed: Vec<&str> =
+        all["Resources"].as_array().unwrap().iter().map(|r| r["userName"].as_str().unwrap()).collect();
     assert_eq!(listed, names, "listing order is userName order");
     ids.sort();
     seen.sort();
@@ -106,7 +115,11 @@ fn paging_is_stable_complete_and_counted() {
 fn concurrent_member_patches_lose_nothing() {
     let c = Arc::new(Client::new());
     let users: Vec<String> = (0..40).map(|i| c.user(&format!("m{i}@example.com"))).collect();
-    let (status, group) = c.call("POST", "/Groups", Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Everyone"})));
+    let (status, group) = c.call(
+        "POST",
+        "/Groups",
+        Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Everyone"})),
+    );
     assert_eq!(status, 201);
     let gid = group["id"].as_str().unwrap().to_owned();
     let threads: Vec<_> = users
@@ -116,7 +129,11 @@ fn concurrent_member_patches_lose_nothing() {
             let gid = gid.clone();
             let values: Vec<Value> = chunk.iter().map(|u| json!({"value": u})).collect();
             std::thread::spawn(move || {
-                let (status, body) = c.call("PATCH", &format!("/Groups/{gid}"), patch(json!([{"op": "add", "path": "members", "value": values}])));
+                let (status, body) = c.call(
+                    "PATCH",
+                    &format!("/Groups/{gid}"),
+                    patch(json!([{"op": "add", "path": "members", "value": values}])),
+                );
                 assert_eq!(status, 204, "{body}");
             })
         })
@@ -129,14 +146,21 @@ fn concurrent_member_patches_lose_nothing() {
     expected.sort();
     assert_eq!(members, expected);
     let (_, user) = c.call("GET", &format!("/Users/{}", users[0]), None);
-    assert_eq!(user["groups"], json!([{"value": "Everyone", "$ref": format!("http://scim.test{}/Groups/Everyone", c.base), "display": "Everyone", "type": "direct"}]));
+    assert_eq!(
+        user["groups"],
+        json!([{"value": "Everyone", "$ref": format!("http://scim.test{}/Groups/Everyone", c.base), "display": "Everyone", "type": "direct"}])
+    );
 }
 
 #[test]
 fn sixteen_clients_adding_and_removing_members_of_one_group_lose_nothing() {
     let c = Arc::new(Client::new());
     let users: Vec<String> = (0..48).map(|i| c.user(&format!("crowd{i}@example.com"))).collect();
-    let (status, group) = c.call("POST", "/Groups", Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Crowd"})));
+    let (status, group) = c.call(
+        "POST",
+        "/Groups",
+        Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Crowd"})),
+    );
     assert_eq!(status, 201);
     let gid = group["id"].as_str().unwrap().to_owned();
     // Each of 16 clients adds its three members one PATCH at a time, then
@@ -149,10 +173,18 @@ fn sixteen_clients_adding_and_removing_members_of_one_group_lose_nothing() {
             std::thread::spawn(move || {
                 barrier.wait();
                 for uid in &mine {
-                    let (status, body) = c.call("PATCH", &format!("/Groups/{gid}"), patch(json!([{"op": "add", "path": "members", "value": [{"value": uid}]}])));
+                    let (status, body) = c.call(
+                        "PATCH",
+                        &format!("/Groups/{gid}"),
+                        patch(json!([{"op": "add", "path": "members", "value": [{"value": uid}]}])),
+                    );
                     assert_eq!(status, 204, "{body}");
                 }
-                let (status, body) = c.call("PATCH", &format!("/Groups/{gid}"), patch(json!([{"op": "remove", "path": format!("members[value eq \"{}\"]", mine[0])}])));
+                let (status, body) = c.call(
+                    "PATCH",
+                    &format!("/Groups/{gid}"),
+                    patch(json!([{"op": "remove", "path": format!("members[value eq \"{}\"]", mine[0])}])),
+                );
                 assert_eq!(status, 204, "{body}");
             })
         })
@@ -182,7 +214,11 @@ fn concurrent_creates_of_one_user_name_give_one_201_and_409s() {
                 barrier.wait();
                 // The same person in different letter case: one userName.
                 let name = if i % 2 == 0 { "Race@Example.com" } else { "race@example.com" };
-                c.call("POST", "/Users", Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name})))
+                c.call(
+                    "POST",
+                    "/Users",
+                    Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name})),
+                )
             })
         })
         .collect();
@@ -203,7 +239,12 @@ fn accounts_cannot_see_each_other() {
     let b = Client::on(store, env);
     let uid = a.user("alice@a.example");
     let intruder = Client { store: a.store.clone(), env: a.env.clone(), base: a.base.clone(), token: b.token.clone() };
-    for (method, path) in [("GET", format!("/Users/{uid}")), ("GET", "/Users".into()), ("DELETE", format!("/Users/{uid}")), ("GET", "/Schemas".into())] {
+    for (method, path) in [
+        ("GET", format!("/Users/{uid}")),
+        ("GET", "/Users".into()),
+        ("DELETE", format!("/Users/{uid}")),
+        ("GET", "/Schemas".into()),
+    ] {
         let (status, body) = intruder.call(method, &path, None);
         assert_eq!(status, 401, "{method} {path}");
         assert_eq!(body["schemas"], json!(["urn:ietf:params:scim:api:messages:2.0:Error"]));
@@ -248,15 +289,26 @@ fn no_token_but_the_accounts_own_reaches_it_and_no_id_crosses() {
         ("GET", "/Groups/Secret".into(), None),
         ("PATCH", "/Groups/Secret".into(), patch(json!([{"op": "remove", "path": "members"}]))),
         ("DELETE", "/Groups/Secret".into(), None),
-        ("POST", "/.search".into(), Some(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "filter": "userName pr"}))),
-        ("POST", "/Bulk".into(), Some(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": [{"method": "DELETE", "path": format!("/Users/{alice}")}]}))),
+        (
+            "POST",
+            "/.search".into(),
+            Some(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "filter": "userName pr"})),
+        ),
+        (
+            "POST",
+            "/Bulk".into(),
+            Some(
+                json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": [{"method": "DELETE", "path": format!("/Users/{alice}")}]}),
+            ),
+        ),
         ("GET", "/ServiceProviderConfig".into(), None),
         ("GET", "/Schemas".into(), None),
         ("GET", "/Me".into(), None),
     ];
     let (scheme_only, garbage) = ("".to_owned(), format!("{}x", a.token));
     for token in [&b.token, &revoked.token, &expiring.token, &scheme_only, &garbage, &"scimlet_x_y".to_owned()] {
-        let intruder = Client { store: a.store.clone(), env: a.env.clone(), base: a.base.clone(), token: token.clone() };
+        let intruder =
+            Client { store: a.store.clone(), env: a.env.clone(), base: a.base.clone(), token: token.clone() };
         for (method, path, body) in &routes {
             let (status, answer) = intruder.call(method, path, body.clone());
             assert_eq!(status, 401, "{method} {path} with token {token:?}: {answer}");
@@ -275,7 +327,11 @@ fn no_token_but_the_accounts_own_reaches_it_and_no_id_crosses() {
     }
     let (status, answer) = b.call("POST", "/Groups", Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Mine", "members": [{"value": alice}]})));
     assert_eq!(status, 400, "A's user as a member in B: {answer}");
-    let after = store.dump().into_iter().filter(|(k, _, _)| k.contains(&format!("a/{account_a}/")) && !k.contains("/log/")).collect::<Vec<_>>();
+    let after = store
+        .dump()
+        .into_iter()
+        .filter(|(k, _, _)| k.contains(&format!("a/{account_a}/")) && !k.contains("/log/"))
+        .collect::<Vec<_>>();
     let before_a = before.into_iter().filter(|(k, _, _)| k.contains(&format!("a/{account_a}/"))).collect::<Vec<_>>();
     assert!(before_a == after, "account A changed");
 }
@@ -290,12 +346,46 @@ fn refused_writes_leave_nothing_behind() {
     let log_len = |c: &Client| c.store.keys().iter().filter(|k| k.contains("/log/")).count();
     let before = data(&c);
     let attempts = [
-        ("POST", "/Users".to_owned(), Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "TAKEN@example.com"})), 409),
-        ("POST", "/Users".to_owned(), Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "displayName": "no userName"})), 400),
-        ("POST", "/Groups".to_owned(), Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "G", "members": [{"value": uid}, {"value": "ghost"}]})), 400),
-        ("PATCH", format!("/Users/{uid}"), patch(json!([{"op": "replace", "path": "title", "value": "ok"}, {"op": "jump"}])), 400),
-        ("PATCH", format!("/Users/{uid}"), patch(json!([{"op": "replace", "path": "title", "value": "ok"}, {"op": "replace", "path": "active", "value": "perhaps"}])), 400),
-        ("PUT", format!("/Users/{uid}"), Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": ""})), 400),
+        (
+            "POST",
+            "/Users".to_owned(),
+            Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "TAKEN@example.com"})),
+            409,
+        ),
+        (
+            "POST",
+            "/Users".to_owned(),
+            Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "displayName": "no userName"})),
+            400,
+        ),
+        (
+            "POST",
+            "/Groups".to_owned(),
+            Some(
+                json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "G", "members": [{"value": uid}, {"value": "ghost"}]}),
+            ),
+            400,
+        ),
+        (
+            "PATCH",
+            format!("/Users/{uid}"),
+            patch(json!([{"op": "replace", "path": "title", "value": "ok"}, {"op": "jump"}])),
+            400,
+        ),
+        (
+            "PATCH",
+            format!("/Users/{uid}"),
+            patch(
+                json!([{"op": "replace", "path": "title", "value": "ok"}, {"op": "replace", "path": "active", "value": "perhaps"}]),
+            ),
+            400,
+        ),
+        (
+            "PUT",
+            format!("/Users/{uid}"),
+            Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": ""})),
+            400,
+        ),
         ("POST", "/Users".to_owned(), None, 400),
     ];
     let (tries, logged_before) = (attempts.len(), log_len(&c));
@@ -307,12 +397,17 @@ fn refused_writes_leave_nothing_behind() {
         assert_eq!(data(&c), before, "{method} {path} changed the store");
     }
     assert_eq!(log_len(&c), logged_before + tries, "one audit record per refusal");
-    let raw = Request { method: "POST".into(), path_with_query: format!("{}/Users", c.base), headers: vec![("authorization".into(), format!("Bearer {}", c.token))], body: b"{not json".to_vec(), ..Default::default() };
+    let raw = Request {
+        method: "POST".into(),
+        path_with_query: format!("{}/Users", c.base),
+        headers: vec![("authorization".into(), format!("Bearer {}", c.token))],
+        body: b"{not json".to_vec(),
+        ..Default::default()
+    };
     let response = Service::new(c.store.clone(), &*c.env).handle(&raw);
     assert_eq!((response.status, response.header("content-type")), (400, Some("application/scim+json")));
     assert_eq!(data(&c), before);
 }
-
 
 #[test]
 fn etags_and_preconditions() {
@@ -322,7 +417,12 @@ fn etags_and_preconditions() {
     let etag = headers.iter().find(|(k, _)| k == "etag").unwrap().1.clone();
     assert_eq!(user["meta"]["version"], etag);
     assert_eq!(c.send("GET", &format!("/Users/{uid}"), None, &[("If-None-Match", &etag)]).0, 304);
-    let (status, _, _) = c.send("PATCH", &format!("/Users/{uid}"), patch(json!([{"op": "add", "path": "title", "value": "x"}])), &[("If-Match", &etag)]);
+    let (status, _, _) = c.send(
+        "PATCH",
+        &format!("/Users/{uid}"),
+        patch(json!([{"op": "add", "path": "title", "value": "x"}])),
+        &[("If-Match", &etag)],
+    );
     assert_eq!(status, 200);
     let (status, err, _) = c.send("DELETE", &format!("/Users/{uid}"), None, &[("If-Match", &etag)]);
     assert_eq!(status, 412, "{err}");
@@ -345,29 +445,73 @@ fn deleting_a_user_removes_its_memberships() {
 #[test]
 fn groups_keep_their_identifier_and_stay_unique() {
     let c = Client::new();
-    let (s1, a) = c.call("POST", "/Groups", Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Dev-Ops"})));
-    let (s2, b) = c.call("POST", "/Groups", Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Dev Ops"})));
+    let (s1, a) = c.call(
+        "POST",
+        "/Groups",
+        Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Dev-Ops"})),
+    );
+    let (s2, b) = c.call(
+        "POST",
+        "/Groups",
+        Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Dev Ops"})),
+    );
     assert_eq!((s1, s2), (201, 201));
     assert_eq!((a["id"].as_str(), b["id"].as_str()), (Some("Dev_Ops"), Some("Dev_Ops_2")));
-    assert_eq!(c.call("POST", "/Groups", Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "dev-ops"}))).0, 409);
-    assert_eq!(c.call("PATCH", "/Groups/Dev_Ops_2", patch(json!([{"op": "replace", "path": "displayName", "value": "DEV-OPS"}]))).0, 409);
-    assert_eq!(c.call("PATCH", "/Groups/Dev_Ops", patch(json!([{"op": "Replace", "path": "displayName", "value": "Platform"}]))).0, 204);
+    assert_eq!(
+        c.call(
+            "POST",
+            "/Groups",
+            Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "dev-ops"}))
+        )
+        .0,
+        409
+    );
+    assert_eq!(
+        c.call(
+            "PATCH",
+            "/Groups/Dev_Ops_2",
+            patch(json!([{"op": "replace", "path": "displayName", "value": "DEV-OPS"}]))
+        )
+        .0,
+        409
+    );
+    assert_eq!(
+        c.call(
+            "PATCH",
+            "/Groups/Dev_Ops",
+            patch(json!([{"op": "Replace", "path": "displayName", "value": "Platform"}]))
+        )
+        .0,
+        204
+    );
     let (_, renamed) = c.call("GET", "/Groups/Dev_Ops", None);
     assert_eq!(renamed["displayName"], "Platform");
     let (_, found) = c.call("GET", "/Groups?filter=displayName+eq+%22platform%22", None);
     assert_eq!(found["Resources"][0]["id"], "Dev_Ops");
     // The old name is free again.
-    assert_eq!(c.call("POST", "/Groups", Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Dev-Ops"}))).1["id"], "Dev_Ops_3");
+    assert_eq!(
+        c.call(
+            "POST",
+            "/Groups",
+            Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Dev-Ops"}))
+        )
+        .1["id"],
+        "Dev_Ops_3"
+    );
 }
 
 #[test]
 fn lookups_by_the_attributes_clients_match_on() {
     let c = Client::new();
-    let (_, u) = c.call("POST", "/Users", Some(json!({
-        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-        "userName": "Grace@Navy.example", "externalId": "ghopper",
-        "emails": [{"value": "grace.hopper@navy.example", "type": "work"}]
-    })));
+    let (_, u) = c.call(
+        "POST",
+        "/Users",
+        Some(json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": "Grace@Navy.example", "externalId": "ghopper",
+            "emails": [{"value": "grace.hopper@navy.example", "type": "work"}]
+        })),
+    );
     let uid = u["id"].as_str().unwrap();
     let (_, g) = c.call("POST", "/Groups", Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Compilers", "members": [{"value": uid}]})));
     for (path, expected) in [
@@ -381,7 +525,11 @@ fn lookups_by_the_attributes_clients_match_on() {
         let (status, list) = c.call("GET", path, None);
         assert_eq!((status, list["totalResults"].clone()), (200, json!(expected)), "{path}");
     }
-    let (_, by_member) = c.call("GET", &format!("/Groups?filter=members%5Bvalue%20eq%20%22{uid}%22%5D&excludedAttributes=members"), None);
+    let (_, by_member) = c.call(
+        "GET",
+        &format!("/Groups?filter=members%5Bvalue%20eq%20%22{uid}%22%5D&excludedAttributes=members"),
+        None,
+    );
     assert_eq!(by_member["totalResults"], 1);
     assert_eq!(by_member["Resources"][0]["id"], g["id"]);
     assert!(by_member["Resources"][0].get("members").is_none());
@@ -393,7 +541,11 @@ fn lookups_by_the_attributes_clients_match_on() {
 fn sorting_by_typed_attributes() {
     let c = Client::new();
     for (name, title) in [("b@x", "beta"), ("a@x", "Alpha"), ("c@x", "gamma"), ("d@x", "")] {
-        let body = if title.is_empty() { json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name}) } else { json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name, "title": title}) };
+        let body = if title.is_empty() {
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name})
+        } else {
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name, "title": title})
+        };
         assert_eq!(c.call("POST", "/Users", Some(body)).0, 201);
     }
     let order = |query: &str| -> Vec<String> {
@@ -421,7 +573,8 @@ fn cursor_paging_walks_everything_once() {
     let mut cursor = String::new();
     let mut pages = 0;
     loop {
-        let (status, page) = c.call("GET", &format!("/Users?cursor={cursor}&count=5&filter=userName%20sw%20%22c%22"), None);
+        let (status, page) =
+            c.call("GET", &format!("/Users?cursor={cursor}&count=5&filter=userName%20sw%20%22c%22"), None);
         assert_eq!(status, 200, "{page}");
         pages += 1;
         let items = page["Resources"].as_array().unwrap();
@@ -450,13 +603,22 @@ fn search_by_post() {
     c.user("s2@x");
     c.call("POST", "/Groups", Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "s-team", "members": [{"value": uid}]})));
     let search = |path: &str, body: Value| c.call("POST", path, Some(body));
-    let (status, found) = search("/Users/.search", json!({
-        "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
-        "filter": "userName eq \"s1@x\"", "attributes": ["userName"]
-    }));
+    let (status, found) = search(
+        "/Users/.search",
+        json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+            "filter": "userName eq \"s1@x\"", "attributes": ["userName"]
+        }),
+    );
     assert_eq!(status, 200);
-    assert_eq!(found["Resources"], json!([{"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "id": uid, "userName": "s1@x"}]));
-    let (_, all) = search("/.search", json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "startIndex": 2, "count": 2, "attributes": ["id"]}));
+    assert_eq!(
+        found["Resources"],
+        json!([{"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "id": uid, "userName": "s1@x"}])
+    );
+    let (_, all) = search(
+        "/.search",
+        json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "startIndex": 2, "count": 2, "attributes": ["id"]}),
+    );
     assert_eq!(all["totalResults"], 3);
     assert_eq!(all["Resources"].as_array().unwrap().len(), 2);
     assert_eq!(all["Resources"][1]["id"], "s_team");
@@ -518,7 +680,8 @@ fn bulk_resolves_bulk_ids_and_stops_on_errors() {
         ]),
         None,
     );
-    let statuses: Vec<&str> = out["Operations"].as_array().unwrap().iter().map(|o| o["status"].as_str().unwrap()).collect();
+    let statuses: Vec<&str> =
+        out["Operations"].as_array().unwrap().iter().map(|o| o["status"].as_str().unwrap()).collect();
     assert_eq!(statuses, ["409", "409", "400"]);
 
     let too_many: Vec<Value> = (0..1001).map(|i| json!({"method": "DELETE", "path": format!("/Users/{i}")})).collect();
@@ -532,7 +695,11 @@ fn protocol_edges() {
     let uid = c.user("edge@x");
     let ext = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
     // A bare extension URN as a PATCH path addresses the whole extension.
-    let (status, user) = c.call("PATCH", &format!("/Users/{uid}"), patch(json!([{"op": "add", "path": ext, "value": {"department": "Ops", "costCenter": "7"}}])));
+    let (status, user) = c.call(
+        "PATCH",
+        &format!("/Users/{uid}"),
+        patch(json!([{"op": "add", "path": ext, "value": {"department": "Ops", "costCenter": "7"}}])),
+    );
     assert_eq!(status, 200, "{user}");
     assert_eq!(user[ext], json!({"costCenter": "7", "department": "Ops"}));
     let (_, user) = c.call("PATCH", &format!("/Users/{uid}"), patch(json!([{"op": "remove", "path": ext}])));

@@ -40,11 +40,7 @@ impl Target for Native {
             body: req.body.clone(),
         };
         let response = self.service.handle(&request);
-        Ok(VectorResponse {
-            status: response.status,
-            headers: response.headers,
-            body: response.body,
-        })
+        Ok(VectorResponse { status: response.status, headers: response.headers, body: response.body })
     }
 
     fn restart(&mut self) -> Result<(), String> {
@@ -57,26 +53,15 @@ fn setup() -> Result<(Box<dyn Target>, Vars), String> {
     let store = MemStore::with_caps(3, Limits::CONTRACT);
     let env = SharedEnv(Rc::new(TestEnv::default()));
     let service = Service::new(store.clone(), env.clone());
-    let account = service
-        .create_account("vectors")
-        .map_err(|e| format!("create_account: {e:?}"))?;
-    let token = service
-        .create_token(&account.id, "vectors", None)
-        .map_err(|e| format!("create_token: {e:?}"))?;
+    let account = service.create_account("vectors").map_err(|e| format!("create_account: {e:?}"))?;
+    let token = service.create_token(&account.id, "vectors", None).map_err(|e| format!("create_token: {e:?}"))?;
     let vars = Vars {
         base: account.scim_path.clone(),
         origin: format!("http://{AUTHORITY}"),
         account: account.id.clone(),
         token: token.token,
     };
-    Ok((
-        Box::new(Native {
-            store,
-            env,
-            service,
-        }),
-        vars,
-    ))
+    Ok((Box::new(Native { store, env, service }), vars))
 }
 
 #[test]
@@ -96,6 +81,11 @@ fn a_large_account_in_memory() {
     let service = Service::new(store.clone(), env.clone());
     let account = service.create_account("large").unwrap();
     let token = service.create_token(&account.id, "large", None).unwrap();
-    let vars = Vars { base: account.scim_path.clone(), origin: format!("http://{AUTHORITY}"), account: account.id.clone(), token: token.token };
+    let vars = Vars {
+        base: account.scim_path.clone(),
+        origin: format!("http://{AUTHORITY}"),
+        account: account.id.clone(),
+        token: token.token,
+    };
     scimlet_vectors::large::large_tenant(&mut Native { store, env, service }, &vars);
 }

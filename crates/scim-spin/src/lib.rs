@@ -60,10 +60,7 @@ impl Sql for SpinSql {
                 SqlValue::Null => sqlite::Value::Null,
             })
             .collect();
-        let result = self
-            .connection()?
-            .execute(statement, &params)
-            .map_err(|e| e.to_string())?;
+        let result = self.connection()?.execute(statement, &params).map_err(|e| e.to_string())?;
         Ok(result
             .rows
             .into_iter()
@@ -83,12 +80,9 @@ impl Sql for SpinSql {
     }
 }
 
-
 /// A Spin variable; undefined or blank reads as unset.
 fn variable(name: &str) -> Option<String> {
-    spin_sdk::variables::get(name)
-        .ok()
-        .filter(|v| !v.trim().is_empty())
+    spin_sdk::variables::get(name).ok().filter(|v| !v.trim().is_empty())
 }
 
 type SpinService = Service<SqlStore<SpinSql>, WasiEnv>;

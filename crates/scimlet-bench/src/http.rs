@@ -45,7 +45,8 @@ impl Conn {
         let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
         let mut line = String::new();
         self.reader.read_line(&mut line)?;
-        let status: u16 = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| bad("status line"))?;
+        let status: u16 =
+            line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| bad("status line"))?;
         let (mut length, mut chunked) = (None, false);
         self.closed = line.starts_with("HTTP/1.0");
         loop {
@@ -60,7 +61,9 @@ impl Conn {
                     length = value.trim().parse::<usize>().ok();
                 } else if name.eq_ignore_ascii_case("connection") {
                     self.closed = value.trim().eq_ignore_ascii_case("close");
-                } else if name.eq_ignore_ascii_case("transfer-encoding") && value.to_ascii_lowercase().contains("chunked") {
+                } else if name.eq_ignore_ascii_case("transfer-encoding")
+                    && value.to_ascii_lowercase().contains("chunked")
+                {
                     chunked = true;
                 }
             }
@@ -70,7 +73,8 @@ impl Conn {
             loop {
                 line.clear();
                 self.reader.read_line(&mut line)?;
-                let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16).map_err(|_| bad("chunk size"))?;
+                let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)
+                    .map_err(|_| bad("chunk size"))?;
                 if size == 0 {
                     line.clear();
                     self.reader.read_line(&mut line)?;

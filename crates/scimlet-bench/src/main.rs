@@ -77,7 +77,9 @@ fn parse_args() -> Args {
         native: true,
         scim2_server: None,
     };
-    let list = |s: String| -> Vec<usize> { s.split(',').map(|n| n.trim().replace('_', "").parse().expect("a number")).collect() };
+    let list = |s: String| -> Vec<usize> {
+        s.split(',').map(|n| n.trim().replace('_', "").parse().expect("a number")).collect()
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
@@ -125,7 +127,11 @@ impl Server {
         }
         // One log line per request: to a file, off the measured pipe.
         let log = std::fs::File::create(dir.join("stderr.log")).expect("log file");
-        let mut child = command.stdout(Stdio::piped()).stderr(log).spawn().unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
         let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
         let (mut addr, mut url, mut token) = (None, None, None);
         while token.is_none() {
@@ -158,7 +164,14 @@ impl Server {
             .spawn()
             .map_err(|e| eprintln!("(no scim2-server column: cannot start {}: {e})", bin.display()))
             .ok()?;
-        let server = Server { child, addr: format!("127.0.0.1:{port}"), base: String::new(), token, dir: PathBuf::new(), name: "scim2-server" };
+        let server = Server {
+            child,
+            addr: format!("127.0.0.1:{port}"),
+            base: String::new(),
+            token,
+            dir: PathBuf::new(),
+            name: "scim2-server",
+        };
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(60) {
             if let Ok(mut conn) = http::Conn::open(&server.addr)
@@ -180,7 +193,8 @@ impl Server {
     fn cpu(&self) -> Duration {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
         // Fields after the command name, which is in parentheses.
-        let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+        let fields: Vec<&str> =
+            stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
         let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
         Duration::from_secs_f64((ticks(11) + ticks(12)) as f64 / clock_ticks())
     }
@@ -188,7 +202,14 @@ impl Server {
     /// (resident, peak resident) memory in MiB.
     fn memory(&self) -> (f64, f64) {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
-        let kib = |name: &str| status.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        let kib = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
         (kib("VmRSS:") / 1024.0, kib("VmHWM:") / 1024.0)
     }
 }
@@ -204,7 +225,13 @@ impl Drop for Server {
 }
 
 fn clock_ticks() -> f64 {
-    Command::new("getconf").arg("CLK_TCK").output().ok().and_then(|o| String::from_utf8(o.stdout).ok()).and_then(|s| s.trim().parse().ok()).unwrap_or(100.0)
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
 }
 
 /// What one load step measured.
@@ -239,7 +266,11 @@ impl Profile {
             return None;
         }
         static SEQ: AtomicUsize = AtomicUsize::new(0);
-        let out = std::env::temp_dir().join(format!("scimlet-bench-{}-{step}-{}.perf", server.name, SEQ.fetch_add(1, Ordering::Relaxed)));
+        let out = std::env::temp_dir().join(format!(
+            "scimlet-bench-{}-{step}-{}.perf",
+            server.name,
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
         let child = Command::new("perf")
             .args(["record", "-q", "-F", "2000", "-g", "-p", &server.child.id().to_string(), "-o"])
             .arg(&out)
@@ -265,7 +296,13 @@ static PERF_STEP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 /// Runs `work` on `clients` threads, each with its own connection, until
 /// `work` answers `false` or `duration` has passed.
-fn load(server: &Server, step: &str, clients: usize, duration: Option<Duration>, work: impl Fn(&mut http::Conn, usize) -> bool + Sync) -> Step {
+fn load(
+    server: &Server,
+    step: &str,
+    clients: usize,
+    duration: Option<Duration>,
+    work: impl Fn(&mut http::Conn, usize) -> bool + Sync,
+) -> Step {
     let _profile = Profile::start(server, step);
     let cpu = server.cpu();
     let started = Instant::now();
@@ -305,7 +342,12 @@ fn filter_path(name: &str) -> String {
 
 fn check(answer: std::io::Result<http::Answer>, status: u16, what: &str) -> http::Answer {
     let answer = answer.unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert_eq!(answer.status, status, "{what}: {}", String::from_utf8_lossy(&answer.body[..answer.body.len().min(400)]));
+    assert_eq!(
+        answer.status,
+        status,
+        "{what}: {}",
+        String::from_utf8_lossy(&answer.body[..answer.body.len().min(400)])
+    );
     answer
 }
 
@@ -333,7 +375,11 @@ fn measure(server: &Server, args: &Args, kind: Kind) -> Table {
 
     // What every request costs before any SCIM work: a static resource.
     let floor = load(server, "floor", args.clients, Some(window), |conn, _| {
-        check(conn.send("GET", &format!("{}/ServiceProviderConfig", server.base), &server.token, None), 200, "ServiceProviderConfig");
+        check(
+            conn.send("GET", &format!("{}/ServiceProviderConfig", server.base), &server.token, None),
+            200,
+            "ServiceProviderConfig",
+        );
         true
     });
     row("GET /ServiceProviderConfig (the per-request floor), req/s".into(), floor.rate());
@@ -349,11 +395,16 @@ fn measure(server: &Server, args: &Args, kind: Kind) -> Table {
             if n >= size {
                 return false;
             }
-            let found = check(conn.send("GET", &format!("{}{}", server.base, filter_path(&user_name(n))), &server.token, None), 200, "lookup before create");
+            let found = check(
+                conn.send("GET", &format!("{}{}", server.base, filter_path(&user_name(n))), &server.token, None),
+                200,
+                "lookup before create",
+            );
             let found: Value = serde_json::from_slice(&found.body).expect("a JSON list");
             assert_eq!(found["totalResults"], 0, "user {n} exists before its create");
             let body = serde_json::to_vec(&json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": user_name(n), "externalId": format!("ext-{n}"), "emails": [{"value": user_name(n), "type": "work", "primary": true}]})).unwrap();
-            let answer = check(conn.send("POST", &format!("{}/Users", server.base), &server.token, Some(&body)), 201, "create");
+            let answer =
+                check(conn.send("POST", &format!("{}/Users", server.base), &server.token, Some(&body)), 201, "create");
             let id = serde_json::from_slice::<Value>(&answer.body).unwrap()["id"].as_str().unwrap().to_owned();
             created.lock().unwrap().push((n, id));
             true
@@ -368,7 +419,11 @@ fn measure(server: &Server, args: &Args, kind: Kind) -> Table {
 
         let mut lookups = load(server, "lookups", args.clients, Some(window), |conn, i| {
             let n = pick(i, size);
-            check(conn.send("GET", &format!("{}{}", server.base, filter_path(&user_name(n))), &server.token, None), 200, "lookup");
+            check(
+                conn.send("GET", &format!("{}{}", server.base, filter_path(&user_name(n))), &server.token, None),
+                200,
+                "lookup",
+            );
             true
         });
         row(format!("userName lookups at {size}, req/s"), lookups.rate());
@@ -378,7 +433,8 @@ fn measure(server: &Server, args: &Args, kind: Kind) -> Table {
 
         let mut email = load(server, "email", args.clients, Some(window), |conn, i| {
             let n = pick(i, size);
-            let path = format!("{}/Users?filter=emails.value%20eq%20%22{}%22", server.base, user_name(n).replace('@', "%40"));
+            let path =
+                format!("{}/Users?filter=emails.value%20eq%20%22{}%22", server.base, user_name(n).replace('@', "%40"));
             check(conn.send("GET", &path, &server.token, None), 200, "e-mail lookup");
             true
         });
@@ -387,7 +443,11 @@ fn measure(server: &Server, args: &Args, kind: Kind) -> Table {
         let _ = email.percentile_ms(0.5);
 
         let mut index = load(server, "index", args.clients, Some(window), |conn, _| {
-            check(conn.send("GET", &format!("{}/Users?startIndex=1&count=100", server.base), &server.token, None), 200, "index page");
+            check(
+                conn.send("GET", &format!("{}/Users?startIndex=1&count=100", server.base), &server.token, None),
+                200,
+                "index page",
+            );
             true
         });
         row(format!("index page (100, totalResults) at {size}, req/s"), index.rate());
@@ -402,7 +462,11 @@ fn measure(server: &Server, args: &Args, kind: Kind) -> Table {
         // A cursor in the middle of the account: the hex of a position.
         let middle: String = user_name(size / 2).bytes().map(|b| format!("{b:02x}")).collect();
         let mut cursor = load(server, "cursor", args.clients, Some(window), |conn, _| {
-            check(conn.send("GET", &format!("{}/Users?cursor={middle}&count=100", server.base), &server.token, None), 200, "cursor page");
+            check(
+                conn.send("GET", &format!("{}/Users?cursor={middle}&count=100", server.base), &server.token, None),
+                200,
+                "cursor page",
+            );
             true
         });
         row(format!("cursor page (100) at {size}, req/s"), cursor.rate());
@@ -429,18 +493,28 @@ fn measure(server: &Server, args: &Args, kind: Kind) -> Table {
     for &members in args.groups.iter().filter(|&&m| m <= ids.len()) {
         let mut conn = server.conn();
         let body = serde_json::to_vec(&json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": format!("bench {members}")})).unwrap();
-        let created = check(conn.send("POST", &format!("{}/Groups", server.base), &server.token, Some(&body)), 201, "create group");
+        let created = check(
+            conn.send("POST", &format!("{}/Groups", server.base), &server.token, Some(&body)),
+            201,
+            "create group",
+        );
         let gid = serde_json::from_slice::<Value>(&created.body).unwrap()["id"].as_str().unwrap().to_owned();
         let path = format!("{}/Groups/{gid}", server.base);
         let patch = |op: &str, users: &[String]| -> Vec<u8> {
             let value: Vec<Value> = users.iter().map(|u| json!({"value": u})).collect();
-            serde_json::to_vec(&json!({"schemas": [PATCH_OP], "Operations": [{"op": op, "path": "members", "value": value}]})).unwrap()
+            serde_json::to_vec(
+                &json!({"schemas": [PATCH_OP], "Operations": [{"op": op, "path": "members", "value": value}]}),
+            )
+            .unwrap()
         };
         let fill = Instant::now();
         for chunk in ids[..members].chunks(FILL_CHUNK) {
             check(conn.send("PATCH", &path, &server.token, Some(&patch("add", chunk))), 204, "fill group");
         }
-        row(format!("filling a {members}-member group ({FILL_CHUNK} a PATCH), members/s"), members as f64 / fill.elapsed().as_secs_f64());
+        row(
+            format!("filling a {members}-member group ({FILL_CHUNK} a PATCH), members/s"),
+            members as f64 / fill.elapsed().as_secs_f64(),
+        );
         // Remove and re-add one member, alternately, on one connection.
         let member = ids[0].clone();
         let mut step = load(server, "patch", 1, None, |conn, i| {
@@ -448,7 +522,11 @@ fn measure(server: &Server, args: &Args, kind: Kind) -> Table {
                 return false;
             }
             let op = if i % 2 == 0 { "remove" } else { "add" };
-            check(conn.send("PATCH", &path, &server.token, Some(&patch(op, std::slice::from_ref(&member)))), 204, "one-member PATCH");
+            check(
+                conn.send("PATCH", &path, &server.token, Some(&patch(op, std::slice::from_ref(&member)))),
+                204,
+                "one-member PATCH",
+            );
             true
         });
         row(format!("one-member PATCH on a {members}-member group, p50 ms"), step.percentile_ms(0.5));
@@ -461,7 +539,11 @@ fn measure(server: &Server, args: &Args, kind: Kind) -> Table {
         let mut bytes = 0;
         for _ in 0..3 {
             let t = Instant::now();
-            let answer = check(conn.send("GET", &format!("{}/Groups/{gid}", server.base), &server.token, None), 200, "GET biggest group");
+            let answer = check(
+                conn.send("GET", &format!("{}/Groups/{gid}", server.base), &server.token, None),
+                200,
+                "GET biggest group",
+            );
             times.push(t.elapsed().as_secs_f64() * 1e3);
             bytes = answer.body.len();
         }
@@ -469,7 +551,11 @@ fn measure(server: &Server, args: &Args, kind: Kind) -> Table {
         row("GET the biggest group, ms (median of 3)".into(), times[1]);
         row("  its body, MB".into(), bytes as f64 / 1e6);
         let excluded = Instant::now();
-        check(conn.send("GET", &format!("{}/Groups/{gid}?excludedAttributes=members", server.base), &server.token, None), 200, "GET excluded");
+        check(
+            conn.send("GET", &format!("{}/Groups/{gid}?excludedAttributes=members", server.base), &server.token, None),
+            200,
+            "GET excluded",
+        );
         row("GET the biggest group, excludedAttributes=members, ms".into(), excluded.elapsed().as_secs_f64() * 1e3);
     }
     row("peak resident memory, MiB".into(), server.memory().1);
@@ -479,10 +565,16 @@ fn measure(server: &Server, args: &Args, kind: Kind) -> Table {
 fn main() {
     let args = parse_args();
     if !args.scimlet.exists() {
-        eprintln!("no runner at {}: build it first (cargo build --release -p scimlet --features native-core)", args.scimlet.display());
+        eprintln!(
+            "no runner at {}: build it first (cargo build --release -p scimlet --features native-core)",
+            args.scimlet.display()
+        );
         std::process::exit(2);
     }
-    println!("scimlet-bench: {} clients, {} s a step, sizes {:?}, groups {:?}", args.clients, args.seconds, args.sizes, args.groups);
+    println!(
+        "scimlet-bench: {} clients, {} s a step, sizes {:?}, groups {:?}",
+        args.clients, args.seconds, args.sizes, args.groups
+    );
     let run = |bin: &PathBuf, kind: Kind| Server::start(bin, kind).map(|server| measure(&server, &args, kind));
     let component = run(&args.scimlet, Kind::Component).expect("scimlet serve did not start");
     let mut columns = vec![("component", component)];
@@ -519,5 +611,11 @@ fn main() {
 }
 
 fn fmt(v: f64) -> String {
-    if v >= 100.0 { format!("{v:.0}") } else if v >= 10.0 { format!("{v:.1}") } else { format!("{v:.2}") }
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
 }

@@ -71,9 +71,7 @@ impl<C: Sql> SqlStore<C> {
     }
 
     fn run(&self, statement: &str, params: &[SqlValue]) -> Result<Vec<Vec<SqlValue>>, StoreError> {
-        self.conn
-            .execute(statement, params)
-            .map_err(|e| StoreError::Unavailable(format!("sqlite: {e}")))
+        self.conn.execute(statement, params).map_err(|e| StoreError::Unavailable(format!("sqlite: {e}")))
     }
 
     /// Runs a read; a database where nothing was ever committed has no table
@@ -101,28 +99,17 @@ impl<C: Sql> SqlStore<C> {
         let version = match rows.first().and_then(|r| r.first()) {
             Some(SqlValue::Integer(v)) if *v > 0 => *v,
             _ => {
-                return Err(StoreError::Unavailable(
-                    "sqlite: commit counter missing".into(),
-                ));
+                return Err(StoreError::Unavailable("sqlite: commit counter missing".into()));
             }
         };
 
         // Preconditions, all read in one go under the write lock.
-        let checked: Vec<&str> = writes
-            .iter()
-            .filter(|w| w.precondition != Precondition::None)
-            .map(|w| w.key.as_str())
-            .collect();
+        let checked: Vec<&str> =
+            writes.iter().filter(|w| w.precondition != Precondition::None).map(|w| w.key.as_str()).collect();
         let mut current: HashMap<String, u64> = HashMap::with_capacity(checked.len());
         for chunk in checked.chunks(CHUNK) {
-            let sql = format!(
-                "SELECT key, version FROM scimlet_kv WHERE key IN ({})",
-                placeholders(chunk.len())
-            );
-            let params: Vec<SqlValue> = chunk
-                .iter()
-                .map(|k| SqlValue::Text((*k).to_owned()))
-                .collect();
+            let sql = format!("SELECT key, version FROM scimlet_kv WHERE key IN ({})", placeholders(chunk.len()));
+            let params: Vec<SqlValue> = chunk.iter().map(|k| SqlValue::Text((*k).to_owned())).collect();
             for row in self.run(&sql, &params)? {
                 if let [SqlValue::Text(key), SqlValue::Integer(v)] = row.as_slice() {
                     current.insert(key.clone(), u64::try_from(*v).unwrap_or(0));
@@ -137,16 +124,12 @@ impl<C: Sql> SqlStore<C> {
                 Precondition::Version(v) => found == Some(v),
             };
             if !holds {
-                return Err(StoreError::Conflict(
-                    u32::try_from(index).unwrap_or(u32::MAX),
-                ));
+                return Err(StoreError::Conflict(u32::try_from(index).unwrap_or(u32::MAX)));
             }
         }
 
-        let puts: Vec<(&str, &[u8])> = writes
-            .iter()
-            .filter_map(|w| w.value.as_deref().map(|v| (w.key.as_str(), v)))
-            .collect();
+        let puts: Vec<(&str, &[u8])> =
+            writes.iter().filter_map(|w| w.value.as_deref().map(|v| (w.key.as_str(), v))).collect();
         for chunk in puts.chunks(CHUNK) {
             let rows = vec!["(?, ?, ?)"; chunk.len()].join(", ");
             let sql = format!(
@@ -161,20 +144,10 @@ impl<C: Sql> SqlStore<C> {
             }
             self.run(&sql, &params)?;
         }
-        let deletes: Vec<&str> = writes
-            .iter()
-            .filter(|w| w.value.is_none())
-            .map(|w| w.key.as_str())
-            .collect();
+        let deletes: Vec<&str> = writes.iter().filter(|w| w.value.is_none()).map(|w| w.key.as_str()).collect();
         for chunk in deletes.chunks(CHUNK) {
-            let sql = format!(
-                "DELETE FROM scimlet_kv WHERE key IN ({})",
-                placeholders(chunk.len())
-            );
-            let params: Vec<SqlValue> = chunk
-                .iter()
-                .map(|k| SqlValue::Text((*k).to_owned()))
-                .collect();
+            let sql = format!("DELETE FROM scimlet_kv WHERE key IN ({})", placeholders(chunk.len()));
+            let params: Vec<SqlValue> = chunk.iter().map(|k| SqlValue::Text((*k).to_owned())).collect();
             self.run(&sql, &params)?;
         }
         Ok(version as u64)
@@ -197,20 +170,12 @@ fn entry_from_row(row: Vec<SqlValue>) -> Result<Entry, StoreError> {
                 SqlValue::Blob(b) => b,
                 SqlValue::Text(t) => t.into_bytes(),
                 _ => {
-                    return Err(StoreError::Unavailable(format!(
-                        "sqlite: value of {key:?} is not a blob"
-                    )));
+                    return Err(StoreError::Unavailable(format!("sqlite: value of {key:?} is not a blob")));
                 }
             };
-            Ok(Entry {
-                key,
-                value,
-                version: u64::try_from(version).unwrap_or(0),
-            })
+            Ok(Entry { key, value, version: u64::try_from(version).unwrap_or(0) })
         }
-        _ => Err(StoreError::Unavailable(
-            "sqlite: unexpected row shape".into(),
-        )),
+        _ => Err(StoreError::Unavailable("sqlite: unexpected row shape".into())),
     }
 }
 
@@ -236,10 +201,8 @@ pub fn prefix_upper_bound(prefix: &str) -> Option<String> {
 
 impl<C: Sql> Store for SqlStore<C> {
     fn get(&self, key: &str) -> Result<Option<Entry>, StoreError> {
-        let rows = self.read(
-            "SELECT key, value, version FROM scimlet_kv WHERE key = ?",
-            &[SqlValue::Text(key.to_owned())],
-        )?;
+        let rows =
+            self.read("SELECT key, value, version FROM scimlet_kv WHERE key = ?", &[SqlValue::Text(key.to_owned())])?;
         rows.into_iter().next().map(entry_from_row).transpose()
     }
 
@@ -255,16 +218,13 @@ impl<C: Sql> Store for SqlStore<C> {
         let mut found: HashMap<String, Entry> = HashMap::with_capacity(keys.len());
         let mut result = Ok(());
         for chunk in keys.chunks(CHUNK) {
-            let sql = format!(
-                "SELECT key, value, version FROM scimlet_kv WHERE key IN ({})",
-                placeholders(chunk.len())
-            );
+            let sql =
+                format!("SELECT key, value, version FROM scimlet_kv WHERE key IN ({})", placeholders(chunk.len()));
             let params: Vec<SqlValue> = chunk.iter().map(|k| SqlValue::Text(k.clone())).collect();
-            match self.read(&sql, &params).and_then(|rows| {
-                rows.into_iter()
-                    .map(entry_from_row)
-                    .collect::<Result<Vec<_>, _>>()
-            }) {
+            match self
+                .read(&sql, &params)
+                .and_then(|rows| rows.into_iter().map(entry_from_row).collect::<Result<Vec<_>, _>>())
+            {
                 Ok(entries) => found.extend(entries.into_iter().map(|e| (e.key.clone(), e))),
                 Err(e) => {
                     result = Err(e);
@@ -273,20 +233,13 @@ impl<C: Sql> Store for SqlStore<C> {
             }
         }
         if chunked {
-            let _ = self
-                .conn
-                .execute(if result.is_ok() { "COMMIT" } else { "ROLLBACK" }, &[]);
+            let _ = self.conn.execute(if result.is_ok() { "COMMIT" } else { "ROLLBACK" }, &[]);
         }
         result?;
         Ok(keys.iter().map(|k| found.get(k).cloned()).collect())
     }
 
-    fn scan(
-        &self,
-        prefix: &str,
-        after: Option<&str>,
-        limit: u32,
-    ) -> Result<ScanPage, StoreError> {
+    fn scan(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<ScanPage, StoreError> {
         let limit = limit.min(MAX_SCAN_LIMIT);
         if limit == 0 {
             return Ok(ScanPage::default());
@@ -304,11 +257,7 @@ impl<C: Sql> Store for SqlStore<C> {
         // One row past the page says whether the prefix goes on.
         sql.push_str(" ORDER BY key LIMIT ?");
         params.push(SqlValue::Integer(i64::from(limit) + 1));
-        let mut entries = self
-            .read(&sql, &params)?
-            .into_iter()
-            .map(entry_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut entries = self.read(&sql, &params)?.into_iter().map(entry_from_row).collect::<Result<Vec<_>, _>>()?;
         let more = entries.len() > limit as usize;
         entries.truncate(limit as usize);
         Ok(ScanPage { entries, more })
@@ -326,15 +275,10 @@ impl<C: Sql> Store for SqlStore<C> {
         }
         let mut seen = HashSet::with_capacity(writes.len());
         if let Some(dup) = writes.iter().find(|w| !seen.insert(w.key.as_str())) {
-            return Err(StoreError::Unavailable(format!(
-                "commit names key {:?} more than once",
-                dup.key
-            )));
+            return Err(StoreError::Unavailable(format!("commit names key {:?} more than once", dup.key)));
         }
         self.run("BEGIN IMMEDIATE", &[])?;
-        let result = self
-            .apply(&writes)
-            .and_then(|version| self.run("COMMIT", &[]).map(|_| version));
+        let result = self.apply(&writes).and_then(|version| self.run("COMMIT", &[]).map(|_| version));
         if result.is_err() {
             // Undoes everything, the counter included; harmless if COMMIT
             // already ended the transaction.

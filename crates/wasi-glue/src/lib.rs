@@ -8,9 +8,7 @@ use std::io::{Read as _, Write as _};
 
 use scim_core::Env;
 
-use wasip2::http::types::{
-    Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam, Scheme,
-};
+use wasip2::http::types::{Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam, Scheme};
 
 /// WASI's wall clock and secure random source.
 pub struct WasiEnv;
@@ -56,9 +54,7 @@ fn read_body(request: &IncomingRequest) -> Vec<u8> {
         return body;
     };
     if let Ok(stream) = incoming.stream() {
-        let _ = stream
-            .take(scim_core::MAX_BODY as u64 + 1)
-            .read_to_end(&mut body);
+        let _ = stream.take(scim_core::MAX_BODY as u64 + 1).read_to_end(&mut body);
     }
     body
 }
@@ -87,11 +83,7 @@ pub fn read_request(request: &IncomingRequest) -> scim_core::Request {
 
 /// Sends `response` through `response_out`.
 pub fn write_response(response_out: ResponseOutparam, response: scim_core::Response) {
-    let entries: Vec<(String, Vec<u8>)> = response
-        .headers
-        .into_iter()
-        .map(|(n, v)| (n, v.into_bytes()))
-        .collect();
+    let entries: Vec<(String, Vec<u8>)> = response.headers.into_iter().map(|(n, v)| (n, v.into_bytes())).collect();
     let fields = Fields::from_list(&entries).unwrap_or_else(|_| Fields::new());
     let outgoing = OutgoingResponse::new(fields);
     let _ = outgoing.set_status_code(response.status);

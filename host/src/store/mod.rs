@@ -91,8 +91,7 @@ pub trait Backend: Send + Sync + 'static {
     /// Lists records whose key starts with `prefix`, in ascending byte order,
     /// strictly after `after` when given, at most `limit` (capped at
     /// [`MAX_SCAN_LIMIT`]), and whether more follow.
-    fn scan(&self, prefix: &str, after: Option<&str>, limit: u32)
-    -> Result<ScanPage, StoreError>;
+    fn scan(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<ScanPage, StoreError>;
 
     /// Applies all writes or none; returns the version given to every record
     /// written. A key named twice is refused as `Unavailable`.
@@ -178,11 +177,7 @@ pub(crate) mod testutil {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.subsec_nanos())
                 .unwrap_or(0);
-            let name = format!(
-                "scimlet-test-{}-{}-{nanos}",
-                std::process::id(),
-                NEXT.fetch_add(1, Ordering::Relaxed)
-            );
+            let name = format!("scimlet-test-{}-{}-{nanos}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
             let path = std::env::temp_dir().join(name);
             std::fs::create_dir_all(&path).expect("create temp dir");
             TempDir(path)

@@ -38,9 +38,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 use super::{
-    Backend, Entry, MAX_BATCH, MAX_SCAN_LIMIT, Precondition, ScanPage, StoreError, Submitted,
-    Write, prefix_upper_bound,
-    successor,
+    Backend, Entry, MAX_BATCH, MAX_SCAN_LIMIT, Precondition, ScanPage, StoreError, Submitted, Write,
+    prefix_upper_bound, successor,
 };
 
 /// How long a call waits for another connection's lock before giving up with
@@ -103,30 +102,22 @@ impl SqliteStore {
         let path = path.as_ref().to_path_buf();
         let writer = Connection::open_with_flags(
             &path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
         writer.busy_timeout(BUSY_TIMEOUT).map_err(unavailable)?;
-        let mode: String = writer
-            .query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))
-            .map_err(unavailable)?;
+        let mode: String = writer.query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0)).map_err(unavailable)?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::Unavailable(format!(
                 "{}: cannot enable WAL (journal_mode is {mode})",
                 path.display()
             )));
         }
-        writer
-            .pragma_update(None, "synchronous", "FULL")
-            .map_err(unavailable)?;
+        writer.pragma_update(None, "synchronous", "FULL").map_err(unavailable)?;
         // Each commit of a group runs in a savepoint; with temporary files on
         // disk SQLite opens, writes and unlinks a statement journal for
         // each, which showed in a profile of creates.
-        writer
-            .pragma_update(None, "temp_store", "MEMORY")
-            .map_err(unavailable)?;
+        writer.pragma_update(None, "temp_store", "MEMORY").map_err(unavailable)?;
         let mut writer = writer;
         migrate(&mut writer, &path)?;
         let (committer, requests) = mpsc::channel();
@@ -140,13 +131,8 @@ impl SqliteStore {
             .name("sqlite-commit".into())
             .spawn(move || run_committer(writer, requests, delay))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the committer: {e}")))?;
-        Ok(SqliteStore {
-            path,
-            committer: Mutex::new(committer),
-            readers: Mutex::new(Vec::new()),
-        })
+        Ok(SqliteStore { path, committer: Mutex::new(committer), readers: Mutex::new(Vec::new()) })
     }
-
 }
 
 /// Creates the tables under the write lock, so two processes opening a
@@ -154,12 +140,8 @@ impl SqliteStore {
 /// layout rather than misreading it.
 fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
     {
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(unavailable)?;
-        let found: i64 = tx
-            .query_row("PRAGMA user_version", [], |row| row.get(0))
-            .map_err(unavailable)?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
+        let found: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0)).map_err(unavailable)?;
         if found > SCHEMA_VERSION {
             return Err(StoreError::Unavailable(format!(
                 "{}: storage layout version {found} is newer than this scimlet understands ({SCHEMA_VERSION})",
@@ -168,8 +150,7 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
         }
         tx.execute_batch(SCHEMA).map_err(unavailable)?;
         if found < SCHEMA_VERSION {
-            tx.pragma_update(None, "user_version", SCHEMA_VERSION)
-                .map_err(unavailable)?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(unavailable)?;
         }
         tx.commit().map_err(unavailable)
     }
@@ -177,21 +158,16 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
 
 impl SqliteStore {
     fn open_reader(&self) -> Result<Connection, StoreError> {
-        let conn = Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(unavailable)?;
+        let conn =
+            Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                .map_err(unavailable)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(unavailable)?;
         Ok(conn)
     }
 
     /// Runs `f` on a pooled read-only connection. A connection whose use
     /// failed is closed rather than returned, in case it is left in a bad state.
-    fn with_reader<R>(
-        &self,
-        f: impl FnOnce(&mut Connection) -> Result<R, rusqlite::Error>,
-    ) -> Result<R, StoreError> {
+    fn with_reader<R>(&self, f: impl FnOnce(&mut Connection) -> Result<R, rusqlite::Error>) -> Result<R, StoreError> {
         let pooled = lock(&self.readers).pop();
         let mut conn = match pooled {
             Some(conn) => conn,
@@ -207,11 +183,7 @@ impl SqliteStore {
 }
 
 fn entry_from_row(key: String, row: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
-    Ok(Entry {
-        key,
-        value: row.get(0)?,
-        version: version_from_sql(row.get(1)?),
-    })
+    Ok(Entry { key, value: row.get(0)?, version: version_from_sql(row.get(1)?) })
 }
 
 fn get_on(conn: &Connection, key: &str) -> rusqlite::Result<Option<Entry>> {
@@ -224,9 +196,8 @@ fn get_on(conn: &Connection, key: &str) -> rusqlite::Result<Option<Entry>> {
 /// a foreign writer could have stored non-UTF-8 bytes; that is reported as
 /// unavailable rather than handed to the component mangled.
 fn key_from_sql(bytes: Vec<u8>) -> rusqlite::Result<String> {
-    String::from_utf8(bytes).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, Box::new(e))
-    })
+    String::from_utf8(bytes)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, Box::new(e)))
 }
 
 /// `commit` checks every precondition, in order, under the write lock before
@@ -251,21 +222,13 @@ impl Backend for SqliteStore {
             // visible share of a lookup's CPU time. A failed read leaves
             // the transaction open; `with_reader` then drops the connection.
             conn.prepare_cached("BEGIN")?.execute([])?;
-            let entries = keys
-                .iter()
-                .map(|key| get_on(conn, key))
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let entries = keys.iter().map(|key| get_on(conn, key)).collect::<rusqlite::Result<Vec<_>>>()?;
             conn.prepare_cached("COMMIT")?.execute([])?;
             Ok(entries)
         })
     }
 
-    fn scan(
-        &self,
-        prefix: &str,
-        after: Option<&str>,
-        limit: u32,
-    ) -> Result<ScanPage, StoreError> {
+    fn scan(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<ScanPage, StoreError> {
         let limit = limit.min(MAX_SCAN_LIMIT);
         if limit == 0 {
             return Ok(ScanPage::default());
@@ -315,9 +278,7 @@ impl Backend for SqliteStore {
         check_commit(writes)?;
         let (reply, answer) = mpsc::sync_channel(1);
         self.enqueue(writes.to_vec(), Reply::Blocking(reply));
-        answer
-            .recv()
-            .unwrap_or_else(|_| Err(StoreError::Unavailable(COMMITTER_GONE.into())))
+        answer.recv().unwrap_or_else(|_| Err(StoreError::Unavailable(COMMITTER_GONE.into())))
     }
 
     fn submit(&self, writes: Vec<Write>) -> Result<Submitted, Vec<Write>> {
@@ -351,10 +312,7 @@ fn check_commit(writes: &[Write]) -> Result<(), StoreError> {
     }
     let mut seen = HashSet::with_capacity(writes.len());
     if let Some(dup) = writes.iter().find(|w| !seen.insert(w.key.as_str())) {
-        return Err(StoreError::Unavailable(format!(
-            "commit names key {:?} more than once",
-            dup.key
-        )));
+        return Err(StoreError::Unavailable(format!("commit names key {:?} more than once", dup.key)));
     }
     Ok(())
 }
@@ -454,7 +412,10 @@ fn commit_group(conn: &mut Connection, group: &[CommitRequest]) -> Vec<Result<u6
                 // end it, so the next group starts clean.
                 let _ = run("ROLLBACK");
             }
-            let detail = format!("sqlite: COMMIT of {} commit(s) failed ({e}); their outcome is unknown until the database is read again", group.len());
+            let detail = format!(
+                "sqlite: COMMIT of {} commit(s) failed ({e}); their outcome is unknown until the database is read again",
+                group.len()
+            );
             eprintln!("scimlet: {detail}");
             fail_all(StoreError::Unavailable(detail))
         }
@@ -465,17 +426,13 @@ fn commit_group(conn: &mut Connection, group: &[CommitRequest]) -> Vec<Result<u6
 /// next sequence number, inside the caller's transaction.
 fn apply(tx: &Connection, writes: &[Write]) -> Result<u64, StoreError> {
     {
-        let mut current = tx
-            .prepare_cached("SELECT version FROM kv WHERE key = ?1")
-            .map_err(unavailable)?;
+        let mut current = tx.prepare_cached("SELECT version FROM kv WHERE key = ?1").map_err(unavailable)?;
         for (index, write) in writes.iter().enumerate() {
             let holds = match write.precondition {
                 Precondition::None => true,
                 Precondition::Absent | Precondition::Version(_) => {
-                    let found: Option<i64> = current
-                        .query_row([write.key.as_bytes()], |row| row.get(0))
-                        .optional()
-                        .map_err(unavailable)?;
+                    let found: Option<i64> =
+                        current.query_row([write.key.as_bytes()], |row| row.get(0)).optional().map_err(unavailable)?;
                     match write.precondition {
                         Precondition::Absent => found.is_none(),
                         Precondition::Version(v) => found.map(version_from_sql) == Some(v),
@@ -490,11 +447,7 @@ fn apply(tx: &Connection, writes: &[Write]) -> Result<u64, StoreError> {
         }
     }
     let version: i64 = tx
-        .query_row(
-            "UPDATE seq SET last = last + 1 WHERE id = 1 RETURNING last",
-            [],
-            |row| row.get(0),
-        )
+        .query_row("UPDATE seq SET last = last + 1 WHERE id = 1 RETURNING last", [], |row| row.get(0))
         .map_err(unavailable)?;
     let mut upsert = tx
         .prepare_cached(
@@ -502,9 +455,7 @@ fn apply(tx: &Connection, writes: &[Write]) -> Result<u64, StoreError> {
              ON CONFLICT (key) DO UPDATE SET value = excluded.value, version = excluded.version",
         )
         .map_err(unavailable)?;
-    let mut delete = tx
-        .prepare_cached("DELETE FROM kv WHERE key = ?1")
-        .map_err(unavailable)?;
+    let mut delete = tx.prepare_cached("DELETE FROM kv WHERE key = ?1").map_err(unavailable)?;
     for write in writes {
         match &write.value {
             Some(value) => upsert.execute(params![write.key.as_bytes(), value, version]),
@@ -522,11 +473,7 @@ mod tests {
     use std::sync::Arc;
 
     fn put(key: &str, value: &str) -> Write {
-        Write {
-            key: key.into(),
-            value: Some(value.as_bytes().to_vec()),
-            precondition: Precondition::None,
-        }
+        Write { key: key.into(), value: Some(value.as_bytes().to_vec()), precondition: Precondition::None }
     }
 
     impl SqliteStore {
@@ -553,10 +500,7 @@ mod tests {
         let v = store.commit(&[put("a", "1")]).unwrap();
         assert!(v >= 1);
         let e = store.get("a").unwrap().unwrap();
-        assert_eq!(
-            (e.key.as_str(), e.value.as_slice(), e.version),
-            ("a", &b"1"[..], v)
-        );
+        assert_eq!((e.key.as_str(), e.value.as_slice(), e.version), ("a", &b"1"[..], v));
     }
 
     #[test]
@@ -564,13 +508,8 @@ mod tests {
         let dir = TempDir::new();
         let store = open(&dir);
         store.commit(&[put("a", "1"), put("c", "3")]).unwrap();
-        let got = store
-            .get_many(&["c".into(), "b".into(), "a".into(), "c".into()])
-            .unwrap();
-        let got: Vec<Option<&str>> = got
-            .iter()
-            .map(|e| e.as_ref().map(|e| e.key.as_str()))
-            .collect();
+        let got = store.get_many(&["c".into(), "b".into(), "a".into(), "c".into()]).unwrap();
+        let got: Vec<Option<&str>> = got.iter().map(|e| e.as_ref().map(|e| e.key.as_str())).collect();
         assert_eq!(got, vec![Some("c"), None, Some("a"), Some("c")]);
         assert_eq!(store.get_many(&[]).unwrap(), vec![]);
     }
@@ -600,20 +539,14 @@ mod tests {
         store.commit(&writes).unwrap();
 
         let got = store.scan_entries("p/", None, 100);
-        assert_eq!(
-            keys(&got),
-            vec!["p/", "p/a", "p/b", "p/z", "p/\u{7f}", "p/é", "p/\u{10FFFF}"]
-        );
+        assert_eq!(keys(&got), vec!["p/", "p/a", "p/b", "p/z", "p/\u{7f}", "p/é", "p/\u{10FFFF}"]);
 
         let got = store.scan_entries("p/\u{7f}", None, 100);
         assert_eq!(keys(&got), vec!["p/\u{7f}"]);
 
         // Prefix whose last byte is high (BF): upper bound is ...C0.
         let got = store.scan_entries("\u{10FFFF}", None, 100);
-        assert_eq!(
-            keys(&got),
-            vec!["\u{10FFFF}", "\u{10FFFF}a", "\u{10FFFF}\u{10FFFF}"]
-        );
+        assert_eq!(keys(&got), vec!["\u{10FFFF}", "\u{10FFFF}a", "\u{10FFFF}\u{10FFFF}"]);
 
         let got = store.scan_entries("", None, 100);
         assert_eq!(got.len(), all.len());
@@ -630,9 +563,7 @@ mod tests {
         let store = open(&dir);
         let writes: Vec<Write> = (0..25).map(|i| put(&format!("k/{i:02}"), "v")).collect();
         store.commit(&writes).unwrap();
-        store
-            .commit(&[put("k", "outside"), put("k0", "outside")])
-            .unwrap();
+        store.commit(&[put("k", "outside"), put("k0", "outside")]).unwrap();
 
         let mut seen = Vec::new();
         let mut after: Option<String> = None;
@@ -663,9 +594,7 @@ mod tests {
     fn scan_caps_limit() {
         let dir = TempDir::new();
         let store = open(&dir);
-        let writes: Vec<Write> = (0..(MAX_SCAN_LIMIT + 5))
-            .map(|i| put(&format!("x/{i:05}"), "v"))
-            .collect();
+        let writes: Vec<Write> = (0..(MAX_SCAN_LIMIT + 5)).map(|i| put(&format!("x/{i:05}"), "v")).collect();
         store.commit(&writes).unwrap();
         let got = store.scan("x/", None, u32::MAX).unwrap();
         assert_eq!(got.entries.len(), MAX_SCAN_LIMIT as usize);
@@ -683,16 +612,8 @@ mod tests {
         let err = store
             .commit(&[
                 put("new-a", "a"),
-                Write {
-                    key: "existing".into(),
-                    value: None,
-                    precondition: Precondition::Version(v1),
-                },
-                Write {
-                    key: "existing2".into(),
-                    value: Some(b"x".to_vec()),
-                    precondition: Precondition::Version(v1),
-                },
+                Write { key: "existing".into(), value: None, precondition: Precondition::Version(v1) },
+                Write { key: "existing2".into(), value: Some(b"x".to_vec()), precondition: Precondition::Version(v1) },
                 put("new-b", "b"),
             ])
             .unwrap_err();
@@ -709,11 +630,7 @@ mod tests {
     fn preconditions_absent_and_version() {
         let dir = TempDir::new();
         let store = open(&dir);
-        let absent = |k: &str| Write {
-            key: k.into(),
-            value: Some(b"v".to_vec()),
-            precondition: Precondition::Absent,
-        };
+        let absent = |k: &str| Write { key: k.into(), value: Some(b"v".to_vec()), precondition: Precondition::Absent };
         let v1 = store.commit(&[absent("a")]).unwrap();
         assert_eq!(store.commit(&[absent("a")]), Err(StoreError::Conflict(0)));
         let at = |k: &str, v: u64| Write {
@@ -721,22 +638,12 @@ mod tests {
             value: Some(b"w".to_vec()),
             precondition: Precondition::Version(v),
         };
-        assert_eq!(
-            store.commit(&[at("a", v1 + 1)]),
-            Err(StoreError::Conflict(0))
-        );
-        assert_eq!(
-            store.commit(&[at("missing", v1)]),
-            Err(StoreError::Conflict(0))
-        );
+        assert_eq!(store.commit(&[at("a", v1 + 1)]), Err(StoreError::Conflict(0)));
+        assert_eq!(store.commit(&[at("missing", v1)]), Err(StoreError::Conflict(0)));
         let v2 = store.commit(&[at("a", v1)]).unwrap();
         assert!(v2 > v1);
         // Deleting an absent key without precondition is not an error.
-        let del = Write {
-            key: "never".into(),
-            value: None,
-            precondition: Precondition::None,
-        };
+        let del = Write { key: "never".into(), value: None, precondition: Precondition::None };
         assert!(store.commit(&[del]).is_ok());
     }
 
@@ -744,9 +651,7 @@ mod tests {
     fn duplicate_key_in_one_commit_is_refused() {
         let dir = TempDir::new();
         let store = open(&dir);
-        let err = store
-            .commit(&[put("a", "1"), put("b", "2"), put("a", "3")])
-            .unwrap_err();
+        let err = store.commit(&[put("a", "1"), put("b", "2"), put("a", "3")]).unwrap_err();
         assert!(matches!(err, StoreError::Unavailable(_)));
         assert_eq!(store.get("a").unwrap(), None);
         assert_eq!(store.get("b").unwrap(), None);
@@ -758,11 +663,7 @@ mod tests {
         let store = open(&dir);
         let v1 = store.commit(&[put("a", "1"), put("b", "1")]).unwrap();
         assert_eq!(store.get("b").unwrap().unwrap().version, v1);
-        let del = Write {
-            key: "a".into(),
-            value: None,
-            precondition: Precondition::Version(v1),
-        };
+        let del = Write { key: "a".into(), value: None, precondition: Precondition::Version(v1) };
         let v2 = store.commit(&[del]).unwrap();
         assert!(v2 > v1);
         assert_eq!(store.get("a").unwrap(), None);
@@ -781,11 +682,7 @@ mod tests {
         let store = open(&dir);
         let e = store.get("a").unwrap().unwrap();
         assert_eq!((e.value.as_slice(), e.version), (&b"1"[..], v1));
-        let del = Write {
-            key: "a".into(),
-            value: None,
-            precondition: Precondition::None,
-        };
+        let del = Write { key: "a".into(), value: None, precondition: Precondition::None };
         store.commit(&[del]).unwrap();
         drop(store);
         let store = open(&dir);
@@ -815,11 +712,7 @@ mod tests {
         let other = Arc::new(open(&dir));
         let handles: Vec<_> = (0..THREADS)
             .map(|t| {
-                let store = if t % 2 == 0 {
-                    store.clone()
-                } else {
-                    other.clone()
-                };
+                let store = if t % 2 == 0 { store.clone() } else { other.clone() };
                 std::thread::spawn(move || {
                     let mut conflicts = 0u32;
                     for _ in 0..PER_THREAD {
@@ -827,10 +720,7 @@ mod tests {
                             let current = store.get("counter").unwrap();
                             let (n, precondition) = match &current {
                                 Some(e) => (
-                                    std::str::from_utf8(&e.value)
-                                        .unwrap()
-                                        .parse::<u64>()
-                                        .unwrap(),
+                                    std::str::from_utf8(&e.value).unwrap().parse::<u64>().unwrap(),
                                     Precondition::Version(e.version),
                                 ),
                                 None => (0, Precondition::Absent),
@@ -855,10 +745,7 @@ mod tests {
             h.join().unwrap();
         }
         let e = store.get("counter").unwrap().unwrap();
-        assert_eq!(
-            std::str::from_utf8(&e.value).unwrap(),
-            (THREADS * PER_THREAD).to_string()
-        );
+        assert_eq!(std::str::from_utf8(&e.value).unwrap(), (THREADS * PER_THREAD).to_string());
     }
 
     #[test]

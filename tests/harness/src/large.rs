@@ -40,7 +40,11 @@ impl Client<'_> {
             body: body.map(|b| serde_json::to_vec(b).unwrap()).unwrap_or_default(),
         };
         let response = self.target.send(&request).unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-        let value = if response.body.is_empty() { Value::Null } else { serde_json::from_slice(&response.body).unwrap_or(Value::Null) };
+        let value = if response.body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&response.body).unwrap_or(Value::Null)
+        };
         (response.status, value)
     }
 
@@ -76,7 +80,10 @@ impl Client<'_> {
 
     fn members(&mut self, group: &str) -> Vec<String> {
         let g = self.expect("GET", &format!("/Groups/{group}"), None, 200);
-        g["members"].as_array().map(|m| m.iter().map(|m| m["value"].as_str().unwrap().to_owned()).collect()).unwrap_or_default()
+        g["members"]
+            .as_array()
+            .map(|m| m.iter().map(|m| m["value"].as_str().unwrap().to_owned()).collect())
+            .unwrap_or_default()
     }
 
     fn groups_of(&mut self, user: &str) -> usize {
@@ -86,8 +93,12 @@ impl Client<'_> {
 
     /// `totalResults` of a filtered query (members excluded).
     fn count(&mut self, endpoint: &str, filter: &str) -> u64 {
-        let encoded: String = filter.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect();
-        let page = self.expect("GET", &format!("/{endpoint}?count=10&excludedAttributes=members&filter={encoded}"), None, 200);
+        let encoded: String = filter
+            .bytes()
+            .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
+            .collect();
+        let page =
+            self.expect("GET", &format!("/{endpoint}?count=10&excludedAttributes=members&filter={encoded}"), None, 200);
         page["totalResults"].as_u64().unwrap()
     }
 
@@ -118,7 +129,11 @@ pub fn large_tenant(target: &mut dyn Target, vars: &Vars) {
     // u0 in more groups than one commit can take it out of.
     let groups = c.bulk_create(
         "Groups",
-        (0..GROUPS).map(|i| json!({"schemas": [CORE_GROUP], "displayName": format!("team {i:04}"), "members": [{"value": u0}]})).collect(),
+        (0..GROUPS)
+            .map(
+                |i| json!({"schemas": [CORE_GROUP], "displayName": format!("team {i:04}"), "members": [{"value": u0}]}),
+            )
+            .collect(),
     );
     assert_eq!(c.groups_of(&u0), GROUPS);
     assert_eq!(c.count("Groups", &format!(r#"members[value eq "{u0}"]"#)), GROUPS as u64);
@@ -129,7 +144,10 @@ pub fn large_tenant(target: &mut dyn Target, vars: &Vars) {
     let (status, refused) = c.patch_members(&big, "add", &users[..BUDGET + 1]);
     assert_eq!(status, 400, "{refused}");
     assert_eq!(refused["scimType"], "invalidValue");
-    assert_eq!(refused["detail"], format!("one request may add or remove at most {BUDGET} members; send the change as several PATCH requests"));
+    assert_eq!(
+        refused["detail"],
+        format!("one request may add or remove at most {BUDGET} members; send the change as several PATCH requests")
+    );
     assert!(c.members(&big).is_empty());
     assert_eq!(c.patch_members(&big, "add", &users[..2_550]).0, 204);
     assert_eq!(c.patch_members(&big, "add", &users[2_550..]).0, 204);

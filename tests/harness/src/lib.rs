@@ -20,9 +20,7 @@ mod scenario;
 
 pub use matcher::{Captures, Mismatch};
 pub use runner::{Failure, run_all, run_scenario};
-pub use scenario::{
-    ExpectedResponse, RequestTemplate, Scenario, Step, StepKind, load_dir, load_file, vectors_dir,
-};
+pub use scenario::{ExpectedResponse, RequestTemplate, Scenario, Step, StepKind, load_dir, load_file, vectors_dir};
 
 /// A concrete request, placeholders filled in, ready to send.
 #[derive(Debug, Clone, PartialEq, Eq)]

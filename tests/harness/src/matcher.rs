@@ -63,9 +63,7 @@ pub(crate) fn tokenize(s: &str) -> Result<Vec<Token>, String> {
             tokens.push(Token::Literal(rest[..start].to_owned()));
         }
         let after = &rest[start + 2..];
-        let end = after
-            .find("}}")
-            .ok_or_else(|| format!("unterminated placeholder in {s:?}"))?;
+        let end = after.find("}}").ok_or_else(|| format!("unterminated placeholder in {s:?}"))?;
         let inner = &after[..end];
         let (kind, name) = match inner.as_bytes().first() {
             Some(b'*') => ('*', &inner[1..]),
@@ -73,9 +71,7 @@ pub(crate) fn tokenize(s: &str) -> Result<Vec<Token>, String> {
             _ => (' ', inner),
         };
         if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-            return Err(format!(
-                "bad placeholder {{{{{inner}}}}} in {s:?} (names are [A-Za-z0-9_]+)"
-            ));
+            return Err(format!("bad placeholder {{{{{inner}}}}} in {s:?} (names are [A-Za-z0-9_]+)"));
         }
         tokens.push(match kind {
             '*' => Token::Capture(name.to_owned()),
@@ -96,18 +92,14 @@ pub fn substitute(s: &str, vars: &Vars, caps: &Captures) -> Result<String, Strin
     for token in tokenize(s)? {
         match token {
             Token::Literal(text) => out.push_str(&text),
-            Token::Ref(name) => out.push_str(
-                lookup(&name, vars, caps).ok_or_else(|| format!("{{{{{name}}}}} is not bound"))?,
-            ),
+            Token::Ref(name) => {
+                out.push_str(lookup(&name, vars, caps).ok_or_else(|| format!("{{{{{name}}}}} is not bound"))?)
+            }
             Token::Capture(name) => {
-                return Err(format!(
-                    "{{{{*{name}}}}} is only allowed in expected responses"
-                ));
+                return Err(format!("{{{{*{name}}}}} is only allowed in expected responses"));
             }
             Token::Matcher(name) => {
-                return Err(format!(
-                    "{{{{${name}}}}} is only allowed in expected responses"
-                ));
+                return Err(format!("{{{{${name}}}}} is only allowed in expected responses"));
             }
         }
     }
@@ -118,16 +110,11 @@ pub fn substitute(s: &str, vars: &Vars, caps: &Captures) -> Result<String, Strin
 pub fn substitute_json(value: &Value, vars: &Vars, caps: &Captures) -> Result<Value, String> {
     Ok(match value {
         Value::String(s) => Value::String(substitute(s, vars, caps)?),
-        Value::Array(items) => Value::Array(
-            items
-                .iter()
-                .map(|v| substitute_json(v, vars, caps))
-                .collect::<Result<_, _>>()?,
-        ),
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|v| substitute_json(v, vars, caps)).collect::<Result<_, _>>()?)
+        }
         Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| Ok((k.clone(), substitute_json(v, vars, caps)?)))
-                .collect::<Result<_, String>>()?,
+            map.iter().map(|(k, v)| Ok((k.clone(), substitute_json(v, vars, caps)?))).collect::<Result<_, String>>()?,
         ),
         other => other.clone(),
     })
@@ -143,9 +130,9 @@ pub fn resolve_for_display(value: &Value, vars: &Vars, caps: &Captures) -> Value
                     .into_iter()
                     .map(|t| match t {
                         Token::Literal(text) => text,
-                        Token::Ref(name) => lookup(&name, vars, caps)
-                            .map(str::to_owned)
-                            .unwrap_or(format!("{{{{{name}}}}}")),
+                        Token::Ref(name) => {
+                            lookup(&name, vars, caps).map(str::to_owned).unwrap_or(format!("{{{{{name}}}}}"))
+                        }
                         Token::Capture(name) => match caps.get(&name) {
                             Some(v) => v.clone(),
                             None => format!("{{{{*{name}}}}}"),
@@ -156,59 +143,34 @@ pub fn resolve_for_display(value: &Value, vars: &Vars, caps: &Captures) -> Value
             ),
             Err(_) => value.clone(),
         },
-        Value::Array(items) => Value::Array(
-            items
-                .iter()
-                .map(|v| resolve_for_display(v, vars, caps))
-                .collect(),
-        ),
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| (k.clone(), resolve_for_display(v, vars, caps)))
-                .collect(),
-        ),
+        Value::Array(items) => Value::Array(items.iter().map(|v| resolve_for_display(v, vars, caps)).collect()),
+        Value::Object(map) => {
+            Value::Object(map.iter().map(|(k, v)| (k.clone(), resolve_for_display(v, vars, caps))).collect())
+        }
         other => other.clone(),
     }
 }
 
 fn lookup<'a>(name: &str, vars: &'a Vars, caps: &'a Captures) -> Option<&'a str> {
-    vars.builtin(name)
-        .or_else(|| caps.get(name).map(String::as_str))
+    vars.builtin(name).or_else(|| caps.get(name).map(String::as_str))
 }
 
 /// Matches `expected` against `actual` (root path `$`), binding captures
 /// into `caps` on success. On failure `caps` is left unchanged.
-pub fn match_json(
-    expected: &Value,
-    actual: &Value,
-    vars: &Vars,
-    caps: &mut Captures,
-) -> Result<(), Mismatch> {
+pub fn match_json(expected: &Value, actual: &Value, vars: &Vars, caps: &mut Captures) -> Result<(), Mismatch> {
     match_all(&[("$".to_owned(), expected, actual)], vars, caps)
 }
 
 /// Matches several (path, expected, actual) triples as one unit: a capture
 /// bound in any of them may be referenced in any other.
-pub fn match_all(
-    items: &[(String, &Value, &Value)],
-    vars: &Vars,
-    caps: &mut Captures,
-) -> Result<(), Mismatch> {
+pub fn match_all(items: &[(String, &Value, &Value)], vars: &Vars, caps: &mut Captures) -> Result<(), Mismatch> {
     let mut lenient = caps.clone();
     for (path, expected, actual) in items {
-        Matcher {
-            vars,
-            defer_unbound: true,
-        }
-        .value(expected, actual, path, &mut lenient)?;
+        Matcher { vars, defer_unbound: true }.value(expected, actual, path, &mut lenient)?;
     }
     let mut strict = lenient;
     for (path, expected, actual) in items {
-        Matcher {
-            vars,
-            defer_unbound: false,
-        }
-        .value(expected, actual, path, &mut strict)?;
+        Matcher { vars, defer_unbound: false }.value(expected, actual, path, &mut strict)?;
     }
     *caps = strict;
     Ok(())
@@ -222,11 +184,7 @@ struct Matcher<'a> {
 
 fn short(v: &Value) -> String {
     let s = v.to_string();
-    if s.chars().count() > 120 {
-        format!("{}…", s.chars().take(120).collect::<String>())
-    } else {
-        s
-    }
+    if s.chars().count() > 120 { format!("{}…", s.chars().take(120).collect::<String>()) } else { s }
 }
 
 fn kind(v: &Value) -> &'static str {
@@ -241,19 +199,8 @@ fn kind(v: &Value) -> &'static str {
 }
 
 impl Matcher<'_> {
-    fn value(
-        self,
-        expected: &Value,
-        actual: &Value,
-        path: &str,
-        caps: &mut Captures,
-    ) -> Result<(), Mismatch> {
-        let fail = |message: String| {
-            Err(Mismatch {
-                path: path.to_owned(),
-                message,
-            })
-        };
+    fn value(self, expected: &Value, actual: &Value, path: &str, caps: &mut Captures) -> Result<(), Mismatch> {
+        let fail = |message: String| Err(Mismatch { path: path.to_owned(), message });
         match (expected, actual) {
             (Value::String(e), _) => self.string(e, actual, path, caps),
             (Value::Null, Value::Null) => Ok(()),
@@ -264,11 +211,7 @@ impl Matcher<'_> {
                     (_, _, Some(x), Some(y)) => x == y,
                     _ => e.as_f64() == a.as_f64(),
                 };
-                if equal {
-                    Ok(())
-                } else {
-                    fail(format!("expected {e}, got {a}"))
-                }
+                if equal { Ok(()) } else { fail(format!("expected {e}, got {a}")) }
             }
             (Value::Object(e), Value::Object(a)) => {
                 if let Some(k) = e.keys().find(|k| !a.contains_key(*k)) {
@@ -286,30 +229,15 @@ impl Matcher<'_> {
             _ => {
                 let mut message = format!("expected {}, got {}", short(expected), short(actual));
                 if std::mem::discriminant(expected) != std::mem::discriminant(actual) {
-                    message.push_str(&format!(
-                        " ({} instead of {})",
-                        kind(actual),
-                        kind(expected)
-                    ));
+                    message.push_str(&format!(" ({} instead of {})", kind(actual), kind(expected)));
                 }
                 fail(message)
             }
         }
     }
 
-    fn string(
-        self,
-        expected: &str,
-        actual: &Value,
-        path: &str,
-        caps: &mut Captures,
-    ) -> Result<(), Mismatch> {
-        let fail = |message: String| {
-            Err(Mismatch {
-                path: path.to_owned(),
-                message,
-            })
-        };
+    fn string(self, expected: &str, actual: &Value, path: &str, caps: &mut Captures) -> Result<(), Mismatch> {
+        let fail = |message: String| Err(Mismatch { path: path.to_owned(), message });
         let tokens = match tokenize(expected) {
             Ok(t) => t,
             Err(e) => return fail(e),
@@ -320,19 +248,13 @@ impl Matcher<'_> {
                 Token::Matcher(m) if m == "datetime" => {
                     return match actual.as_str() {
                         Some(a) if is_rfc3339_utc(a) => Ok(()),
-                        _ => fail(format!(
-                            "expected an RFC 3339 UTC date-time, got {}",
-                            short(actual)
-                        )),
+                        _ => fail(format!("expected an RFC 3339 UTC date-time, got {}", short(actual))),
                     };
                 }
                 Token::Matcher(m) if m == "version" => {
                     return match actual.as_str() {
                         Some(a) if is_weak_version(a) => Ok(()),
-                        _ => fail(format!(
-                            "expected a weak ETag W/\"<digits>\", got {}",
-                            short(actual)
-                        )),
+                        _ => fail(format!("expected a weak ETag W/\"<digits>\", got {}", short(actual))),
                     };
                 }
                 Token::Matcher(m) => return fail(format!("unknown matcher {{{{${m}}}}}")),
@@ -344,9 +266,9 @@ impl Matcher<'_> {
                         ));
                     };
                     return match caps.get(name) {
-                        Some(bound) if bound != a => fail(format!(
-                            "{{{{*{name}}}}} is already bound to {bound:?}, got {a:?}"
-                        )),
+                        Some(bound) if bound != a => {
+                            fail(format!("{{{{*{name}}}}} is already bound to {bound:?}, got {a:?}"))
+                        }
                         _ => {
                             caps.insert(name.clone(), a.to_owned());
                             Ok(())
@@ -380,21 +302,11 @@ impl Matcher<'_> {
         match actual.as_str() {
             Some(a) if a == want => Ok(()),
             Some(a) => fail(format!("expected {want:?}, got {a:?}")),
-            None => fail(format!(
-                "expected {want:?}, got {} ({})",
-                short(actual),
-                kind(actual)
-            )),
+            None => fail(format!("expected {want:?}, got {} ({})", short(actual), kind(actual))),
         }
     }
 
-    fn multiset(
-        self,
-        expected: &[Value],
-        actual: &[Value],
-        path: &str,
-        caps: &mut Captures,
-    ) -> Result<(), Mismatch> {
+    fn multiset(self, expected: &[Value], actual: &[Value], path: &str, caps: &mut Captures) -> Result<(), Mismatch> {
         if expected.len() != actual.len() {
             return Err(Mismatch {
                 path: path.to_owned(),
@@ -435,11 +347,7 @@ impl Matcher<'_> {
                 let (_, m) = best.expect("non-empty array");
                 return Err(Mismatch {
                     path: m.path,
-                    message: format!(
-                        "{} (no element matches expected element {i}: {})",
-                        m.message,
-                        short(e)
-                    ),
+                    message: format!("{} (no element matches expected element {i}: {})", m.message, short(e)),
                 });
             }
         }
@@ -455,10 +363,7 @@ impl Matcher<'_> {
         match (expected, actual) {
             (Value::Object(e), Value::Object(a)) => e
                 .iter()
-                .filter(|(k, ev)| {
-                    a.get(*k)
-                        .is_some_and(|av| self.value(ev, av, "$", &mut caps.clone()).is_ok())
-                })
+                .filter(|(k, ev)| a.get(*k).is_some_and(|av| self.value(ev, av, "$", &mut caps.clone()).is_ok()))
                 .count(),
             _ => 0,
         }
@@ -482,10 +387,7 @@ impl Matcher<'_> {
             }
             *budget -= 1;
             let mut trial = caps.clone();
-            if self
-                .value(&expected[i], &actual[j], "$", &mut trial)
-                .is_ok()
-            {
+            if self.value(&expected[i], &actual[j], "$", &mut trial).is_ok() {
                 used[j] = true;
                 if self.pair(expected, actual, i + 1, used, &mut trial, budget) {
                     *caps = trial;
@@ -513,18 +415,10 @@ fn depth(path: &str) -> usize {
 /// `YYYY-MM-DDTHH:MM:SS[.fraction]Z`.
 fn is_rfc3339_utc(s: &str) -> bool {
     let b = s.as_bytes();
-    let digits = |r: std::ops::Range<usize>| {
-        b.get(r.clone())
-            .is_some_and(|d| d.iter().all(u8::is_ascii_digit))
-    };
+    let digits = |r: std::ops::Range<usize>| b.get(r.clone()).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
     let num = |r: std::ops::Range<usize>| s[r].parse::<u32>().unwrap_or(99);
     if b.len() < 20
-        || !(digits(0..4)
-            && digits(5..7)
-            && digits(8..10)
-            && digits(11..13)
-            && digits(14..16)
-            && digits(17..19))
+        || !(digits(0..4) && digits(5..7) && digits(8..10) && digits(11..13) && digits(14..16) && digits(17..19))
     {
         return false;
     }
@@ -583,16 +477,9 @@ mod tests {
 
     #[test]
     fn a_wrong_value_fails_with_its_path() {
-        let err = check(
-            json!({"name": {"givenName": "Ada"}}),
-            json!({"name": {"givenName": "Eva"}}),
-        )
-        .unwrap_err();
+        let err = check(json!({"name": {"givenName": "Ada"}}), json!({"name": {"givenName": "Eva"}})).unwrap_err();
         assert_eq!(err.path, "$.name.givenName");
-        assert!(
-            err.message.contains("\"Ada\"") && err.message.contains("\"Eva\""),
-            "{err}"
-        );
+        assert!(err.message.contains("\"Ada\"") && err.message.contains("\"Eva\""), "{err}");
         assert!(check(json!({"a": true}), json!({"a": "true"})).is_err());
         assert!(check(json!({"a": 1}), json!({"a": "1"})).is_err());
         assert!(check(json!({"a": null}), json!({"a": false})).is_err());
@@ -607,11 +494,7 @@ mod tests {
 
     #[test]
     fn a_missing_key_fails() {
-        let err = check(
-            json!({"a": 1, "meta": {"version": "{{$version}}"}}),
-            json!({"a": 1}),
-        )
-        .unwrap_err();
+        let err = check(json!({"a": 1, "meta": {"version": "{{$version}}"}}), json!({"a": 1})).unwrap_err();
         assert_eq!(err.path, "$");
         assert!(err.message.contains("missing key \"meta\""), "{err}");
         let err = check(json!({"m": {"a": 1, "b": 2}}), json!({"m": {"a": 1}})).unwrap_err();
@@ -650,10 +533,7 @@ mod tests {
         assert!(check(json!("{{$version}}"), json!("W/\"\"")).is_err());
         assert!(check(json!({"a": "{{$any}}"}), json!({"a": [1, {"x": null}]})).is_ok());
         assert!(check(json!({"a": "{{$any}}"}), json!({"a": null})).is_ok());
-        assert!(
-            check(json!({"a": "{{$any}}"}), json!({})).is_err(),
-            "$any still requires the key"
-        );
+        assert!(check(json!({"a": "{{$any}}"}), json!({})).is_err(), "$any still requires the key");
     }
 
     #[test]
@@ -704,9 +584,6 @@ mod tests {
         assert!(substitute("{{nope}}", &vars(), &caps).is_err());
         assert!(substitute("{{*x}}", &vars(), &caps).is_err());
         assert!(substitute("{{base", &vars(), &caps).is_err());
-        assert_eq!(
-            substitute("no placeholders {x}", &vars(), &caps).unwrap(),
-            "no placeholders {x}"
-        );
+        assert_eq!(substitute("no placeholders {x}", &vars(), &caps).unwrap(), "no placeholders {x}");
     }
 }

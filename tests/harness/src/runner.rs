@@ -6,9 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::matcher::{
-    Captures, Mismatch, match_all, resolve_for_display, substitute, substitute_json,
-};
+use crate::matcher::{Captures, Mismatch, match_all, resolve_for_display, substitute, substitute_json};
 use crate::scenario::{ExpectedResponse, RequestTemplate, Scenario, StepKind, load_dir};
 use crate::{Target, Vars, VectorRequest, VectorResponse};
 
@@ -47,12 +45,7 @@ impl fmt::Display for Failure {
                 writeln!(f, "{}", indent(&body_text(&req.body), 4))?;
             }
         }
-        if let Some(ExpectedResponse {
-            status,
-            headers,
-            body,
-        }) = &self.expected
-        {
+        if let Some(ExpectedResponse { status, headers, body }) = &self.expected {
             writeln!(f, "  expected: {status}")?;
             for (k, v) in headers {
                 writeln!(f, "    {k}: {}", v.as_deref().unwrap_or("<absent>"))?;
@@ -60,11 +53,7 @@ impl fmt::Display for Failure {
             match body {
                 None => writeln!(f, "    (body not checked)")?,
                 Some(Value::Null) => writeln!(f, "    (no body)")?,
-                Some(b) => writeln!(
-                    f,
-                    "{}",
-                    indent(&serde_json::to_string_pretty(b).unwrap_or_default(), 4)
-                )?,
+                Some(b) => writeln!(f, "{}", indent(&serde_json::to_string_pretty(b).unwrap_or_default(), 4))?,
             }
         }
         if let Some(resp) = &self.actual {
@@ -91,18 +80,11 @@ fn body_text(body: &[u8]) -> String {
 
 fn indent(text: &str, n: usize) -> String {
     let pad = " ".repeat(n);
-    text.lines()
-        .map(|l| format!("{pad}{l}"))
-        .collect::<Vec<_>>()
-        .join("\n")
+    text.lines().map(|l| format!("{pad}{l}")).collect::<Vec<_>>().join("\n")
 }
 
 /// Replays one scenario. Stops at the first failing step.
-pub fn run_scenario(
-    scenario: &Scenario,
-    target: &mut dyn Target,
-    vars: &Vars,
-) -> Result<(), Box<Failure>> {
+pub fn run_scenario(scenario: &Scenario, target: &mut dyn Target, vars: &Vars) -> Result<(), Box<Failure>> {
     let mut caps = Captures::new();
     for (i, step) in scenario.steps.iter().enumerate() {
         let failure = |reason: String| Failure {
@@ -116,18 +98,12 @@ pub fn run_scenario(
             actual: None,
         };
         match &step.kind {
-            StepKind::Restart => target
-                .restart()
-                .map_err(|e| failure(format!("restart failed: {e}")))?,
+            StepKind::Restart => target.restart().map_err(|e| failure(format!("restart failed: {e}")))?,
             StepKind::Exchange { request, response } => {
-                let req = build_request(request, vars, &caps)
-                    .map_err(|e| failure(format!("request: {e}")))?;
+                let req = build_request(request, vars, &caps).map_err(|e| failure(format!("request: {e}")))?;
                 // For the report: the expectation with what is bound so far.
                 let resolved = |caps: &Captures| ExpectedResponse {
-                    body: response
-                        .body
-                        .as_ref()
-                        .map(|b| resolve_for_display(b, vars, caps)),
+                    body: response.body.as_ref().map(|b| resolve_for_display(b, vars, caps)),
                     ..response.clone()
                 };
                 let actual = match target.send(&req) {
@@ -156,11 +132,7 @@ pub fn run_scenario(
 
 /// Fills in a request template: placeholders, the default `Authorization`
 /// and `Content-Type` headers, and the body bytes.
-fn build_request(
-    t: &RequestTemplate,
-    vars: &Vars,
-    caps: &Captures,
-) -> Result<VectorRequest, String> {
+fn build_request(t: &RequestTemplate, vars: &Vars, caps: &Captures) -> Result<VectorRequest, String> {
     let given = |name: &str| t.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
     let mut headers = Vec::new();
     if !given("authorization") {
@@ -169,27 +141,17 @@ fn build_request(
     let body = match &t.body {
         Value::Null => Vec::new(),
         Value::String(s) => substitute(s, vars, caps)?.into_bytes(),
-        other => {
-            serde_json::to_vec(&substitute_json(other, vars, caps)?).map_err(|e| e.to_string())?
-        }
+        other => serde_json::to_vec(&substitute_json(other, vars, caps)?).map_err(|e| e.to_string())?,
     };
     if !t.body.is_null() && !given("content-type") {
-        headers.push((
-            "Content-Type".to_owned(),
-            "application/scim+json".to_owned(),
-        ));
+        headers.push(("Content-Type".to_owned(), "application/scim+json".to_owned()));
     }
     for (k, v) in &t.headers {
         if let Some(v) = v {
             headers.push((k.clone(), substitute(v, vars, caps)?));
         }
     }
-    Ok(VectorRequest {
-        method: t.method.clone(),
-        path: substitute(&t.path, vars, caps)?,
-        headers,
-        body,
-    })
+    Ok(VectorRequest { method: t.method.clone(), path: substitute(&t.path, vars, caps)?, headers, body })
 }
 
 fn check_response(
@@ -199,35 +161,22 @@ fn check_response(
     caps: &mut Captures,
 ) -> Result<(), String> {
     if actual.status != expected.status {
-        return Err(format!(
-            "status: expected {}, got {}",
-            expected.status, actual.status
-        ));
+        return Err(format!("status: expected {}, got {}", expected.status, actual.status));
     }
-    let header = |name: &str| {
-        actual
-            .headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.clone())
-    };
+    let header = |name: &str| actual.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
     let mut items: Vec<(String, Value, Value)> = Vec::new();
     let actual_body;
     match &expected.body {
         None => {}
         Some(Value::Null) if !actual.body.is_empty() => {
-            return Err(format!(
-                "body: expected no body, got {} bytes",
-                actual.body.len()
-            ));
+            return Err(format!("body: expected no body, got {} bytes", actual.body.len()));
         }
         Some(Value::Null) => {}
         Some(want) => {
             if actual.body.is_empty() {
                 return Err("body: expected a JSON body, got none".to_owned());
             }
-            actual_body = serde_json::from_slice::<Value>(&actual.body)
-                .map_err(|e| format!("body: not JSON: {e}"))?;
+            actual_body = serde_json::from_slice::<Value>(&actual.body).map_err(|e| format!("body: not JSON: {e}"))?;
             items.push(("$".to_owned(), want.clone(), actual_body));
         }
     }
@@ -237,15 +186,10 @@ fn check_response(
             (None, None) => {}
             (None, Some(v)) => return Err(format!("headers.{lower}: expected absent, got {v:?}")),
             (Some(_), None) => return Err(format!("headers.{lower}: missing")),
-            (Some(w), Some(v)) => items.push((
-                format!("headers.{lower}"),
-                Value::String(w.clone()),
-                Value::String(v),
-            )),
+            (Some(w), Some(v)) => items.push((format!("headers.{lower}"), Value::String(w.clone()), Value::String(v))),
         }
     }
-    let refs: Vec<(String, &Value, &Value)> =
-        items.iter().map(|(p, e, a)| (p.clone(), e, a)).collect();
+    let refs: Vec<(String, &Value, &Value)> = items.iter().map(|(p, e, a)| (p.clone(), e, a)).collect();
     match_all(&refs, vars, caps).map_err(|m: Mismatch| m.to_string())
 }
 
@@ -266,8 +210,8 @@ where
     for scenario in scenarios.iter().filter(|s| s.name.contains(&filter)) {
         run += 1;
         let outcome = catch_unwind(AssertUnwindSafe(|| {
-            let (mut target, vars) = setup(scenario)
-                .map_err(|e| format!("scenario {}: setup failed: {e}\n", scenario.name))?;
+            let (mut target, vars) =
+                setup(scenario).map_err(|e| format!("scenario {}: setup failed: {e}\n", scenario.name))?;
             run_scenario(scenario, &mut target, &vars).map_err(|f| f.to_string())
         }))
         .unwrap_or_else(|panic| {
@@ -307,11 +251,7 @@ mod tests {
     impl Target for Scripted {
         fn send(&mut self, request: &VectorRequest) -> Result<VectorResponse, String> {
             self.1.push(request.clone());
-            if self.0.is_empty() {
-                Err("no more responses".into())
-            } else {
-                Ok(self.0.remove(0))
-            }
+            if self.0.is_empty() { Err("no more responses".into()) } else { Ok(self.0.remove(0)) }
         }
         fn restart(&mut self) -> Result<(), String> {
             self.2 += 1;
@@ -322,21 +262,13 @@ mod tests {
     fn json_response(status: u16, headers: &[(&str, &str)], body: &str) -> VectorResponse {
         VectorResponse {
             status,
-            headers: headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             body: body.as_bytes().to_vec(),
         }
     }
 
     fn vars() -> Vars {
-        Vars {
-            base: "/b".into(),
-            origin: "http://h".into(),
-            account: "a".into(),
-            token: "T".into(),
-        }
+        Vars { base: "/b".into(), origin: "http://h".into(), account: "a".into(), token: "T".into() }
     }
 
     fn scenario(text: &str) -> Scenario {
@@ -375,27 +307,12 @@ mod tests {
         assert_eq!(target.2, 1, "one restart");
         assert_eq!(sent[0].path, "/b/Users");
         assert_eq!(sent[0].body, br#"{"userName":"x"}"#);
-        assert!(
-            sent[0]
-                .headers
-                .contains(&("Authorization".into(), "Bearer T".into()))
-        );
-        assert!(
-            sent[0]
-                .headers
-                .contains(&("Content-Type".into(), "application/scim+json".into()))
-        );
+        assert!(sent[0].headers.contains(&("Authorization".into(), "Bearer T".into())));
+        assert!(sent[0].headers.contains(&("Content-Type".into(), "application/scim+json".into())));
         assert_eq!(sent[1].path, "/b/Users/42");
-        assert!(
-            sent[1].headers.is_empty(),
-            "no Authorization, no Content-Type: {:?}",
-            sent[1].headers
-        );
+        assert!(sent[1].headers.is_empty(), "no Authorization, no Content-Type: {:?}", sent[1].headers);
         assert_eq!(sent[2].body, b"{oops");
-        assert_eq!(
-            sent[2].headers[1],
-            ("Authorization".into(), "Bearer 42".into())
-        );
+        assert_eq!(sent[2].headers[1], ("Authorization".into(), "Bearer 42".into()));
     }
 
     #[test]
@@ -413,11 +330,7 @@ mod tests {
         let failure = run_scenario(&s, &mut target, &vars()).unwrap_err();
         let text = failure.to_string();
         assert_eq!(failure.step, "create");
-        assert!(
-            failure.reason.starts_with("$.userName:"),
-            "{}",
-            failure.reason
-        );
+        assert!(failure.reason.starts_with("$.userName:"), "{}", failure.reason);
         for needle in [
             "test/case",
             "step 1 \"create\"",
@@ -449,25 +362,11 @@ mod tests {
         for (second, want) in cases {
             let mut target = Scripted(vec![ok_create.clone(), second], Vec::new(), 0);
             let failure = run_scenario(&s, &mut target, &vars()).unwrap_err();
-            assert!(
-                failure.reason.starts_with(want),
-                "{} vs {want}",
-                failure.reason
-            );
+            assert!(failure.reason.starts_with(want), "{} vs {want}", failure.reason);
         }
-        let mut target = Scripted(
-            vec![json_response(
-                201,
-                &[("ETag", "W/\"1\"")],
-                r#"{"id":"42","userName":"x"}"#,
-            )],
-            Vec::new(),
-            0,
-        );
-        assert_eq!(
-            run_scenario(&s, &mut target, &vars()).unwrap_err().reason,
-            "headers.location: missing"
-        );
+        let mut target =
+            Scripted(vec![json_response(201, &[("ETag", "W/\"1\"")], r#"{"id":"42","userName":"x"}"#)], Vec::new(), 0);
+        assert_eq!(run_scenario(&s, &mut target, &vars()).unwrap_err().reason, "headers.location: missing");
         let mut target = Scripted(
             vec![json_response(
                 201,

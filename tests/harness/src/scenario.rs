@@ -145,15 +145,9 @@ pub(crate) fn parse_text(text: &str, name: &str, file: &Path) -> Result<Scenario
 fn parse_scenario(value: &Value, name: &str, file: &Path) -> Result<Scenario, String> {
     let obj = value.as_object().ok_or("a scenario is a JSON object")?;
     only_keys(obj, &["description", "steps"], "scenario")?;
-    let description = obj
-        .get("description")
-        .and_then(Value::as_str)
-        .ok_or("`description` (a string) is required")?
-        .to_owned();
-    let steps = obj
-        .get("steps")
-        .and_then(Value::as_array)
-        .ok_or("`steps` (an array) is required")?;
+    let description =
+        obj.get("description").and_then(Value::as_str).ok_or("`description` (a string) is required")?.to_owned();
+    let steps = obj.get("steps").and_then(Value::as_array).ok_or("`steps` (an array) is required")?;
     if steps.is_empty() {
         return Err("`steps` is empty".into());
     }
@@ -162,20 +156,11 @@ fn parse_scenario(value: &Value, name: &str, file: &Path) -> Result<Scenario, St
     for (i, step) in steps.iter().enumerate() {
         let step = parse_step(step).map_err(|e| format!("step {}: {e}", i + 1))?;
         if !matches!(step.kind, StepKind::Restart) && !names.insert(step.name.clone()) {
-            return Err(format!(
-                "step {}: duplicate step name {:?}",
-                i + 1,
-                step.name
-            ));
+            return Err(format!("step {}: duplicate step name {:?}", i + 1, step.name));
         }
         parsed.push(step);
     }
-    Ok(Scenario {
-        name: name.to_owned(),
-        file: file.to_owned(),
-        description,
-        steps: parsed,
-    })
+    Ok(Scenario { name: name.to_owned(), file: file.to_owned(), description, steps: parsed })
 }
 
 fn parse_step(value: &Value) -> Result<Step, String> {
@@ -185,55 +170,31 @@ fn parse_step(value: &Value) -> Result<Step, String> {
         if obj.get("restart") != Some(&Value::Bool(true)) {
             return Err("`restart` must be true".into());
         }
-        let name = obj
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or("restart")
-            .to_owned();
-        return Ok(Step {
-            name,
-            kind: StepKind::Restart,
-        });
+        let name = obj.get("name").and_then(Value::as_str).unwrap_or("restart").to_owned();
+        return Ok(Step { name, kind: StepKind::Restart });
     }
     only_keys(obj, &["name", "request", "response"], "step")?;
-    let name = obj
-        .get("name")
-        .and_then(Value::as_str)
-        .ok_or("`name` (a string) is required")?
-        .to_owned();
+    let name = obj.get("name").and_then(Value::as_str).ok_or("`name` (a string) is required")?.to_owned();
     let request = parse_request(obj.get("request").ok_or("`request` is required")?)
         .map_err(|e| format!("{name:?}: request: {e}"))?;
     let response = parse_response(obj.get("response").ok_or("`response` is required")?)
         .map_err(|e| format!("{name:?}: response: {e}"))?;
-    Ok(Step {
-        name,
-        kind: StepKind::Exchange { request, response },
-    })
+    Ok(Step { name, kind: StepKind::Exchange { request, response } })
 }
 
 fn parse_request(value: &Value) -> Result<RequestTemplate, String> {
     let obj = value.as_object().ok_or("must be an object")?;
     only_keys(obj, &["method", "path", "headers", "body"], "request")?;
-    let method = obj
-        .get("method")
-        .and_then(Value::as_str)
-        .ok_or("`method` (a string) is required")?;
+    let method = obj.get("method").and_then(Value::as_str).ok_or("`method` (a string) is required")?;
     if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
-        return Err(format!(
-            "`method` {method:?} must be an upper-case HTTP method"
-        ));
+        return Err(format!("`method` {method:?} must be an upper-case HTTP method"));
     }
-    let path = obj
-        .get("path")
-        .and_then(Value::as_str)
-        .ok_or("`path` (a string) is required")?;
+    let path = obj.get("path").and_then(Value::as_str).ok_or("`path` (a string) is required")?;
     if !path.starts_with('/') && !path.starts_with("{{") {
         return Err(format!("`path` {path:?} must start with `/`"));
     }
     if path.contains(' ') {
-        return Err(format!(
-            "`path` {path:?} must be percent-encoded (it contains a space)"
-        ));
+        return Err(format!("`path` {path:?} must be percent-encoded (it contains a space)"));
     }
     Ok(RequestTemplate {
         method: method.to_owned(),
@@ -274,10 +235,7 @@ fn parse_headers(value: Option<&Value>) -> Result<Vec<(String, Option<String>)>,
 
 fn only_keys(obj: &Map<String, Value>, allowed: &[&str], what: &str) -> Result<(), String> {
     match obj.keys().find(|k| !allowed.contains(&k.as_str())) {
-        Some(k) => Err(format!(
-            "unknown key {k:?} in {what} (allowed: {})",
-            allowed.join(", ")
-        )),
+        Some(k) => Err(format!("unknown key {k:?} in {what} (allowed: {})", allowed.join(", "))),
         None => Ok(()),
     }
 }
@@ -300,25 +258,17 @@ fn check_placeholders(scenario: &Scenario) -> Result<(), String> {
             for token in tokenize(s).map_err(ctx)? {
                 match token {
                     Token::Ref(name) if !Vars::is_builtin(&name) && !bound.contains(&name) => {
-                        return Err(ctx(format!(
-                            "request uses {{{{{name}}}}} before it is captured"
-                        )));
+                        return Err(ctx(format!("request uses {{{{{name}}}}} before it is captured")));
                     }
                     Token::Capture(_) | Token::Matcher(_) => {
-                        return Err(ctx(format!(
-                            "matchers are only allowed in expected responses: {s:?}"
-                        )));
+                        return Err(ctx(format!("matchers are only allowed in expected responses: {s:?}")));
                     }
                     _ => {}
                 }
             }
         }
         // Responses: captures first (they may be used anywhere in the same response).
-        let mut response_strings: Vec<String> = response
-            .headers
-            .iter()
-            .filter_map(|(_, v)| v.clone())
-            .collect();
+        let mut response_strings: Vec<String> = response.headers.iter().filter_map(|(_, v)| v.clone()).collect();
         if let Some(body) = &response.body {
             strings(body, &mut response_strings);
         }
@@ -329,9 +279,7 @@ fn check_placeholders(scenario: &Scenario) -> Result<(), String> {
             for token in tokens {
                 match token {
                     Token::Capture(name) | Token::Matcher(name) if !standalone => {
-                        return Err(ctx(format!(
-                            "{{{{*{name}}}}}/{{{{${name}}}}} must be the whole string: {s:?}"
-                        )));
+                        return Err(ctx(format!("{{{{*{name}}}}}/{{{{${name}}}}} must be the whole string: {s:?}")));
                     }
                     Token::Capture(name) => {
                         if Vars::is_builtin(&name) {
@@ -339,9 +287,7 @@ fn check_placeholders(scenario: &Scenario) -> Result<(), String> {
                         }
                         bound.insert(name);
                     }
-                    Token::Matcher(name)
-                        if !["datetime", "version", "any"].contains(&name.as_str()) =>
-                    {
+                    Token::Matcher(name) if !["datetime", "version", "any"].contains(&name.as_str()) => {
                         return Err(ctx(format!("unknown matcher {{{{${name}}}}}")));
                     }
                     Token::Ref(name) => refs.push(name),
@@ -351,9 +297,7 @@ fn check_placeholders(scenario: &Scenario) -> Result<(), String> {
         }
         for name in refs {
             if !Vars::is_builtin(&name) && !bound.contains(&name) {
-                return Err(ctx(format!(
-                    "response uses {{{{{name}}}}} but nothing captures it"
-                )));
+                return Err(ctx(format!("response uses {{{{{name}}}}} but nothing captures it")));
             }
         }
     }
@@ -376,17 +320,9 @@ mod tests {
     #[test]
     fn every_vector_file_is_well_formed() {
         let scenarios = load_dir(&vectors_dir()).unwrap_or_else(|e| panic!("{e}"));
-        assert!(
-            scenarios.len() >= 5,
-            "expected the vectors of tests/vectors, found {}",
-            scenarios.len()
-        );
+        assert!(scenarios.len() >= 5, "expected the vectors of tests/vectors, found {}", scenarios.len());
         for s in &scenarios {
-            assert!(
-                s.name.contains('/'),
-                "{}: scenarios live in tests/vectors/<client>/<case>.json",
-                s.name
-            );
+            assert!(s.name.contains('/'), "{}: scenarios live in tests/vectors/<client>/<case>.json", s.name);
         }
     }
 
@@ -407,17 +343,9 @@ mod tests {
         let respone = r#"{"description":"d","steps":[{"name":"a","request":{"method":"GET","path":"/"},"respone":{"status":200}}]}"#;
         assert!(parse(respone).unwrap_err().contains("respone"));
         let unbound = r#"{"description":"d","steps":[{"name":"a","request":{"method":"GET","path":"/{{u}}"},"response":{"status":200}}]}"#;
-        assert!(
-            parse(unbound)
-                .unwrap_err()
-                .contains("before it is captured")
-        );
+        assert!(parse(unbound).unwrap_err().contains("before it is captured"));
         let unbound_resp = r#"{"description":"d","steps":[{"name":"a","request":{"method":"GET","path":"/"},"response":{"status":200,"body":{"a":"{{u}}"}}}]}"#;
-        assert!(
-            parse(unbound_resp)
-                .unwrap_err()
-                .contains("nothing captures")
-        );
+        assert!(parse(unbound_resp).unwrap_err().contains("nothing captures"));
         let embedded = r#"{"description":"d","steps":[{"name":"a","request":{"method":"GET","path":"/"},"response":{"status":200,"body":{"a":"x{{$any}}"}}}]}"#;
         assert!(parse(embedded).unwrap_err().contains("whole string"));
         let unknown = r#"{"description":"d","steps":[{"name":"a","request":{"method":"GET","path":"/"},"response":{"status":200,"body":{"a":"{{$uuid}}"}}}]}"#;
@@ -432,8 +360,7 @@ mod tests {
 
     #[test]
     fn stray_files_are_errors() {
-        let dir =
-            std::env::temp_dir().join(format!("scimlet-vectors-stray-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("scimlet-vectors-stray-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("c")).unwrap();
         std::fs::write(dir.join("c/case.jsn"), "{}").unwrap();
         let err = load_dir(&dir).unwrap_err();

@@ -36,8 +36,7 @@ pub use scimlet_sql_store as sql_store;
 /// The Spin component built from `crates/scim-spin` by `build.rs`.
 pub static SPIN_COMPONENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/scim_spin.wasm"));
 /// The generic component built from `crates/scim-component` by `build.rs`.
-pub static GENERIC_COMPONENT: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/scim_component.wasm"));
+pub static GENERIC_COMPONENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/scim_component.wasm"));
 
 /// The Spin database label the component may open.
 pub const DATABASE: &str = "default";
@@ -80,20 +79,13 @@ pub struct State {
 
 impl WasiView for State {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
 impl WasiHttpView for State {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView {
-            ctx: &mut self.http,
-            table: &mut self.table,
-            hooks: &mut self.hooks,
-        }
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
     }
 }
 
@@ -153,9 +145,7 @@ impl sqlite::HostConnection for State {
             .await
             .map_err(|e| sqlite::Error::Io(e.to_string()))?
             .map_err(|e| sqlite::Error::Io(e.to_string()))?;
-        self.table
-            .push(SpinConnection(Arc::new(Mutex::new(conn))))
-            .map_err(|e| sqlite::Error::Io(e.to_string()))
+        self.table.push(SpinConnection(Arc::new(Mutex::new(conn)))).map_err(|e| sqlite::Error::Io(e.to_string()))
     }
 
     async fn execute(
@@ -164,18 +154,10 @@ impl sqlite::HostConnection for State {
         statement: String,
         parameters: Vec<sqlite::Value>,
     ) -> Result<sqlite::QueryResult, sqlite::Error> {
-        let conn = Arc::clone(
-            &self
-                .table
-                .get(&conn)
-                .map_err(|_| sqlite::Error::InvalidConnection)?
-                .0,
-        );
+        let conn = Arc::clone(&self.table.get(&conn).map_err(|_| sqlite::Error::InvalidConnection)?.0);
         let params: Vec<_> = parameters.into_iter().map(to_sql).collect();
         let (columns, rows) = tokio::task::spawn_blocking(move || {
-            let conn = conn
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let conn = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             sql::query(&conn, &statement, &params)
         })
         .await
@@ -185,9 +167,7 @@ impl sqlite::HostConnection for State {
             columns,
             rows: rows
                 .into_iter()
-                .map(|row| sqlite::RowResult {
-                    values: row.into_iter().map(from_sql).collect(),
-                })
+                .map(|row| sqlite::RowResult { values: row.into_iter().map(from_sql).collect() })
                 .collect(),
         })
     }
@@ -200,10 +180,7 @@ impl sqlite::HostConnection for State {
 
 impl variables::Host for State {
     async fn get(&mut self, name: String) -> Result<String, variables::Error> {
-        self.variables
-            .get(&name)
-            .cloned()
-            .ok_or(variables::Error::Undefined(name))
+        self.variables.get(&name).cloned().ok_or(variables::Error::Undefined(name))
     }
 }
 
@@ -212,8 +189,7 @@ impl variables::Host for State {
 impl State {
     fn generic(&mut self) -> Result<&sql_store::SqlStore<sql::Rusqlite>, storage::Error> {
         if self.generic.is_none() {
-            let conn =
-                sql::open(&self.db).map_err(|e| storage::Error::Unavailable(e.to_string()))?;
+            let conn = sql::open(&self.db).map_err(|e| storage::Error::Unavailable(e.to_string()))?;
             self.generic = Some(sql_store::SqlStore::new(sql::Rusqlite(conn)));
         }
         Ok(self.generic.as_ref().expect("just opened"))
@@ -228,39 +204,21 @@ fn store_error(e: scim_core::StoreError) -> storage::Error {
 }
 
 fn entry(e: scim_core::Entry) -> storage::Entry {
-    storage::Entry {
-        key: e.key,
-        value: e.value,
-        version: e.version,
-    }
+    storage::Entry { key: e.key, value: e.value, version: e.version }
 }
 
 impl storage::Host for State {
     fn get(&mut self, key: String) -> Result<Option<storage::Entry>, storage::Error> {
         use scim_core::Store as _;
-        self.generic()?
-            .get(&key)
-            .map(|e| e.map(entry))
-            .map_err(store_error)
+        self.generic()?.get(&key).map(|e| e.map(entry)).map_err(store_error)
     }
 
-    fn get_many(
-        &mut self,
-        keys: Vec<String>,
-    ) -> Result<Vec<Option<storage::Entry>>, storage::Error> {
+    fn get_many(&mut self, keys: Vec<String>) -> Result<Vec<Option<storage::Entry>>, storage::Error> {
         use scim_core::Store as _;
-        self.generic()?
-            .get_many(&keys)
-            .map(|v| v.into_iter().map(|e| e.map(entry)).collect())
-            .map_err(store_error)
+        self.generic()?.get_many(&keys).map(|v| v.into_iter().map(|e| e.map(entry)).collect()).map_err(store_error)
     }
 
-    fn scan(
-        &mut self,
-        prefix: String,
-        after: Option<String>,
-        limit: u32,
-    ) -> Result<storage::ScanPage, storage::Error> {
+    fn scan(&mut self, prefix: String, after: Option<String>, limit: u32) -> Result<storage::ScanPage, storage::Error> {
         use scim_core::Store as _;
         self.generic()?
             .scan(&prefix, after.as_deref(), limit)
@@ -335,22 +293,17 @@ impl SpinHost {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         match kind {
-            Kind::Spin => spin_bindings::SpinImports::add_to_linker::<
-                _,
-                wasmtime::component::HasSelf<State>,
-            >(&mut linker, |state| state)?,
-            Kind::Generic => generic_bindings::ScimletCore::add_to_linker::<
-                _,
-                wasmtime::component::HasSelf<State>,
-            >(&mut linker, |state| state)?,
+            Kind::Spin => spin_bindings::SpinImports::add_to_linker::<_, wasmtime::component::HasSelf<State>>(
+                &mut linker,
+                |state| state,
+            )?,
+            Kind::Generic => generic_bindings::ScimletCore::add_to_linker::<_, wasmtime::component::HasSelf<State>>(
+                &mut linker,
+                |state| state,
+            )?,
         }
         let proxy = ProxyPre::new(linker.instantiate_pre(component)?)?;
-        Ok(SpinHost {
-            engine: engine.clone(),
-            proxy,
-            db: Arc::new(db.to_path_buf()),
-            variables: Arc::new(variables),
-        })
+        Ok(SpinHost { engine: engine.clone(), proxy, db: Arc::new(db.to_path_buf()), variables: Arc::new(variables) })
     }
 
     /// Runs one request through the component's `wasi:http` handler in a new
@@ -371,23 +324,15 @@ impl SpinHost {
             _ => Scheme::Http,
         };
         let request = request.map(|body| {
-            body.map_err(
-                |never: std::convert::Infallible| -> wasmtime_wasi_http::Error { match never {} },
-            )
+            body.map_err(|never: std::convert::Infallible| -> wasmtime_wasi_http::Error { match never {} })
         });
         let (sender, receiver) = tokio::sync::oneshot::channel();
-        let req = store
-            .data_mut()
-            .http()
-            .new_incoming_request(scheme, request)?;
+        let req = store.data_mut().http().new_incoming_request(scheme, request)?;
         let out = store.data_mut().http().new_response_outparam(sender)?;
         let proxy = self.proxy.clone();
         let task = tokio::spawn(async move {
             let instance = proxy.instantiate_async(&mut store).await?;
-            instance
-                .wasi_http_incoming_handler()
-                .call_handle(&mut store, req, out)
-                .await
+            instance.wasi_http_incoming_handler().call_handle(&mut store, req, out).await
         });
         let response = match receiver.await {
             Ok(Ok(response)) => response,
@@ -398,23 +343,14 @@ impl SpinHost {
             }
         };
         let (parts, body) = response.into_parts();
-        let body = body
-            .collect()
-            .await
-            .map_err(|e| wasmtime::format_err!("reading the body: {e:?}"))?
-            .to_bytes();
+        let body = body.collect().await.map_err(|e| wasmtime::format_err!("reading the body: {e:?}"))?.to_bytes();
         task.await??;
         Ok(Answer {
             status: parts.status.as_u16(),
             headers: parts
                 .headers
                 .iter()
-                .map(|(n, v)| {
-                    (
-                        n.as_str().to_owned(),
-                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                    )
-                })
+                .map(|(n, v)| (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
                 .collect(),
             body: body.to_vec(),
         })
@@ -430,13 +366,9 @@ pub fn request(
     headers: &[(String, String)],
     body: Vec<u8>,
 ) -> wasmtime::Result<hyper::Request<Full<Bytes>>> {
-    let mut builder = hyper::Request::builder()
-        .method(method)
-        .uri(format!("{origin}{path}"));
+    let mut builder = hyper::Request::builder().method(method).uri(format!("{origin}{path}"));
     for (name, value) in headers {
         builder = builder.header(name.as_str(), value.as_str());
     }
-    builder
-        .body(Full::new(Bytes::from(body)))
-        .map_err(|e| wasmtime::format_err!("bad request: {e}"))
+    builder.body(Full::new(Bytes::from(body))).map_err(|e| wasmtime::format_err!("bad request: {e}"))
 }

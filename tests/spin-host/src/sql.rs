@@ -39,25 +39,14 @@ fn read(v: ValueRef<'_>) -> SqlValue {
 pub type Rows = (Vec<String>, Vec<Vec<SqlValue>>);
 
 /// Runs one statement.
-pub fn query(
-    conn: &rusqlite::Connection,
-    statement: &str,
-    params: &[SqlValue],
-) -> Result<Rows, String> {
+pub fn query(conn: &rusqlite::Connection, statement: &str, params: &[SqlValue]) -> Result<Rows, String> {
     let mut stmt = conn.prepare_cached(statement).map_err(|e| e.to_string())?;
     let columns: Vec<String> = stmt.column_names().into_iter().map(str::to_owned).collect();
     let n = columns.len();
-    let mut rows = stmt
-        .query(rusqlite::params_from_iter(params.iter().map(bind)))
-        .map_err(|e| e.to_string())?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(params.iter().map(bind))).map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     while let Some(row) = rows.next().map_err(|e| e.to_string())? {
-        out.push(
-            (0..n)
-                .map(|i| row.get_ref(i).map(read))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| e.to_string())?,
-        );
+        out.push((0..n).map(|i| row.get_ref(i).map(read)).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?);
     }
     Ok((columns, out))
 }

@@ -50,8 +50,7 @@ fn compiled() -> &'static (Engine, Component) {
     static COMPILED: OnceLock<(Engine, Component)> = OnceLock::new();
     COMPILED.get_or_init(|| {
         let engine = engine().expect("engine");
-        let component =
-            Component::new(&engine, SPIN_COMPONENT).expect("compile the Spin component");
+        let component = Component::new(&engine, SPIN_COMPONENT).expect("compile the Spin component");
         (engine, component)
     })
 }
@@ -59,11 +58,7 @@ fn compiled() -> &'static (Engine, Component) {
 fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(4)
-            .enable_all()
-            .build()
-            .expect("tokio runtime")
+        tokio::runtime::Builder::new_multi_thread().worker_threads(4).enable_all().build().expect("tokio runtime")
     })
 }
 
@@ -82,17 +77,12 @@ impl App {
     fn start() -> App {
         let dir = TempDir::new();
         let db = dir.path().join("sqlite_db.db");
-        App {
-            host: Arc::new(Self::link(&db)),
-            db,
-            _dir: dir,
-        }
+        App { host: Arc::new(Self::link(&db)), db, _dir: dir }
     }
 
     fn link(db: &Path) -> SpinHost {
         let (engine, component) = compiled();
-        SpinHost::new(engine, component, Kind::Spin, db, variables())
-            .expect("link the Spin component")
+        SpinHost::new(engine, component, Kind::Spin, db, variables()).expect("link the Spin component")
     }
 
     /// As `spin up` stopped and started again on the same database.
@@ -100,27 +90,16 @@ impl App {
         self.host = Arc::new(Self::link(&self.db));
     }
 
-    fn send(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(String, String)],
-        body: Vec<u8>,
-    ) -> Answer {
+    fn send(&self, method: &str, path: &str, headers: &[(String, String)], body: Vec<u8>) -> Answer {
         let req = request(ORIGIN, method, path, headers, body).expect("request");
-        runtime()
-            .block_on(self.host.handle(req))
-            .expect("component answered")
+        runtime().block_on(self.host.handle(req)).expect("component answered")
     }
 
     fn json(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
         let mut headers = vec![("authorization".to_owned(), format!("Bearer {token}"))];
         let body = match body {
             Some(b) => {
-                headers.push((
-                    "content-type".to_owned(),
-                    "application/scim+json".to_owned(),
-                ));
+                headers.push(("content-type".to_owned(), "application/scim+json".to_owned()));
                 serde_json::to_vec(&b).unwrap()
             }
             None => Vec::new(),
@@ -137,7 +116,8 @@ impl App {
         let (status, account) = self.json("POST", "/api/accounts", ADMIN_TOKEN, Some(json!({"name": "default"})));
         assert_eq!(status, 201, "create account: {account}");
         let id = account["id"].as_str().expect("account id").to_owned();
-        let (status, token) = self.json("POST", &format!("/api/accounts/{id}/tokens"), ADMIN_TOKEN, Some(json!({"name": "idp"})));
+        let (status, token) =
+            self.json("POST", &format!("/api/accounts/{id}/tokens"), ADMIN_TOKEN, Some(json!({"name": "idp"})));
         assert_eq!(status, 201, "create token: {token}");
         let base = account["scimPath"].as_str().expect("scimPath").to_owned();
         (id, base, token["token"].as_str().unwrap().to_owned())
@@ -148,22 +128,9 @@ struct SpinTarget(App);
 
 impl Target for SpinTarget {
     fn send(&mut self, req: &VectorRequest) -> Result<VectorResponse, String> {
-        let req = request(
-            ORIGIN,
-            &req.method,
-            &req.path,
-            &req.headers,
-            req.body.clone(),
-        )
-        .map_err(|e| e.to_string())?;
-        let answer = runtime()
-            .block_on(self.0.host.handle(req))
-            .map_err(|e| format!("{e:#}"))?;
-        Ok(VectorResponse {
-            status: answer.status,
-            headers: answer.headers,
-            body: answer.body,
-        })
+        let req = request(ORIGIN, &req.method, &req.path, &req.headers, req.body.clone()).map_err(|e| e.to_string())?;
+        let answer = runtime().block_on(self.0.host.handle(req)).map_err(|e| format!("{e:#}"))?;
+        Ok(VectorResponse { status: answer.status, headers: answer.headers, body: answer.body })
     }
 
     fn restart(&mut self) -> Result<(), String> {
@@ -177,12 +144,7 @@ fn vectors_replay_on_the_spin_component() {
     let result = run_all(&vectors_dir(), |_| {
         let app = App::start();
         let (account, base, token) = app.bootstrap();
-        let vars = Vars {
-            base,
-            origin: ORIGIN.to_owned(),
-            account,
-            token,
-        };
+        let vars = Vars { base, origin: ORIGIN.to_owned(), account, token };
         Ok((Box::new(SpinTarget(app)) as Box<dyn Target>, vars))
     });
     match result {
@@ -209,7 +171,14 @@ fn admin_api_follows_the_admin_token_variable() {
     // Without the variable the admin API is off; SCIM is unaffected.
     let (engine, component) = compiled();
     let host = SpinHost::new(engine, component, Kind::Spin, &app.db, HashMap::new()).unwrap();
-    let req = request(ORIGIN, "GET", "/api/accounts", &[("authorization".to_owned(), format!("Bearer {ADMIN_TOKEN}"))], Vec::new()).unwrap();
+    let req = request(
+        ORIGIN,
+        "GET",
+        "/api/accounts",
+        &[("authorization".to_owned(), format!("Bearer {ADMIN_TOKEN}"))],
+        Vec::new(),
+    )
+    .unwrap();
     assert_eq!(runtime().block_on(host.handle(req)).unwrap().status, 403);
 }
 
@@ -233,8 +202,7 @@ fn concurrent_member_adds_and_removes_lose_nothing() {
                 .map(|i| {
                     let user = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
                                       "userName": format!("worker{t}.member{i}@example.com")});
-                    let (status, body) =
-                        app.json("POST", &format!("{base}/Users"), &token, Some(user));
+                    let (status, body) = app.json("POST", &format!("{base}/Users"), &token, Some(user));
                     assert_eq!(status, 201, "{body}");
                     body["id"].as_str().unwrap().to_owned()
                 })
@@ -251,12 +219,16 @@ fn concurrent_member_adds_and_removes_lose_nothing() {
             .iter()
             .cloned()
             .map(|mine| {
-                let (host, barrier, path, token) = (Arc::clone(&app.host), Arc::clone(&barrier), path.clone(), token.clone());
+                let (host, barrier, path, token) =
+                    (Arc::clone(&app.host), Arc::clone(&barrier), path.clone(), token.clone());
                 tokio::spawn(async move {
                     barrier.wait().await;
                     let mut out = Vec::new();
                     // Add each member one PATCH at a time, then remove the first again.
-                    let mut ops: Vec<serde_json::Value> = mine.iter().map(|uid| json!({"op": "add", "path": "members", "value": [{"value": uid}]})).collect();
+                    let mut ops: Vec<serde_json::Value> = mine
+                        .iter()
+                        .map(|uid| json!({"op": "add", "path": "members", "value": [{"value": uid}]}))
+                        .collect();
                     ops.push(json!({"op": "remove", "path": format!("members[value eq \"{}\"]", mine[0])}));
                     for op in ops {
                         let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
@@ -265,7 +237,8 @@ fn concurrent_member_adds_and_removes_lose_nothing() {
                             ("authorization".to_owned(), format!("Bearer {token}")),
                             ("content-type".to_owned(), "application/scim+json".to_owned()),
                         ];
-                        let req = request(ORIGIN, "PATCH", &path, &headers, serde_json::to_vec(&body).unwrap()).unwrap();
+                        let req =
+                            request(ORIGIN, "PATCH", &path, &headers, serde_json::to_vec(&body).unwrap()).unwrap();
                         let answer = host.handle(req).await.expect("component answered");
                         out.push((answer.status, String::from_utf8_lossy(&answer.body).into_owned()));
                     }
@@ -286,11 +259,7 @@ fn concurrent_member_adds_and_removes_lose_nothing() {
     assert_eq!(status, 200);
     let mut got: Vec<String> = group["members"]
         .as_array()
-        .map(|m| {
-            m.iter()
-                .map(|m| m["value"].as_str().unwrap().to_owned())
-                .collect()
-        })
+        .map(|m| m.iter().map(|m| m["value"].as_str().unwrap().to_owned()).collect())
         .unwrap_or_default();
     got.sort();
     let mut want: Vec<String> = ids.iter().flat_map(|mine| mine[1..].to_vec()).collect();
@@ -301,9 +270,7 @@ fn concurrent_member_adds_and_removes_lose_nothing() {
 // ------------------------------------------------- storage contract (SqlStore)
 
 fn store(dir: &TempDir) -> SqlStore<Rusqlite> {
-    SqlStore::new(Rusqlite(
-        sql::open(&dir.path().join("contract.db")).unwrap(),
-    ))
+    SqlStore::new(Rusqlite(sql::open(&dir.path().join("contract.db")).unwrap()))
 }
 
 fn put(key: &str, value: &str) -> Write {
@@ -311,13 +278,7 @@ fn put(key: &str, value: &str) -> Write {
 }
 
 fn keys(store: &SqlStore<Rusqlite>, prefix: &str, after: Option<&str>, limit: u32) -> Vec<String> {
-    store
-        .scan(prefix, after, limit)
-        .unwrap()
-        .entries
-        .into_iter()
-        .map(|e| e.key)
-        .collect()
+    store.scan(prefix, after, limit).unwrap().entries.into_iter().map(|e| e.key).collect()
 }
 
 #[test]
@@ -325,10 +286,7 @@ fn fresh_database_reads_empty() {
     let dir = TempDir::new();
     let s = store(&dir);
     assert_eq!(s.get("a").unwrap(), None);
-    assert_eq!(
-        s.get_many(&["a".into(), "b".into()]).unwrap(),
-        vec![None, None]
-    );
+    assert_eq!(s.get_many(&["a".into(), "b".into()]).unwrap(), vec![None, None]);
     assert_eq!(s.scan("", None, 10).unwrap(), scim_core::ScanPage::default());
 }
 
@@ -350,35 +308,17 @@ fn failed_precondition_leaves_nothing_and_names_its_index() {
     assert_eq!(s.get("new-b").unwrap(), None);
     assert_eq!(s.get("existing").unwrap().unwrap().version, v1);
     // The first failing precondition is the one reported.
-    let err = s
-        .commit(vec![
-            Write::create("existing", vec![]),
-            Write::replace("missing", vec![], 1),
-        ])
-        .unwrap_err();
+    let err = s.commit(vec![Write::create("existing", vec![]), Write::replace("missing", vec![], 1)]).unwrap_err();
     assert_eq!(err, StoreError::Conflict(0));
-    assert_eq!(
-        s.commit(vec![Write::replace("existing", vec![], v1 + 100)]),
-        Err(StoreError::Conflict(0))
-    );
+    assert_eq!(s.commit(vec![Write::replace("existing", vec![], v1 + 100)]), Err(StoreError::Conflict(0)));
     // A key named twice is refused before anything is written.
-    assert!(matches!(
-        s.commit(vec![put("d", "1"), put("d", "2")]),
-        Err(StoreError::Unavailable(_))
-    ));
+    assert!(matches!(s.commit(vec![put("d", "1"), put("d", "2")]), Err(StoreError::Unavailable(_))));
     assert_eq!(s.get("d").unwrap(), None);
     // Nothing was left half-done: the connection is usable and the next
     // commit's version still exceeds every earlier one.
-    let v2 = s
-        .commit(vec![
-            Write::replace("existing", b"new".to_vec(), v1),
-            put("new-a", "a"),
-        ])
-        .unwrap();
+    let v2 = s.commit(vec![Write::replace("existing", b"new".to_vec(), v1), put("new-a", "a")]).unwrap();
     assert!(v2 > v1);
-    let got = s
-        .get_many(&["new-a".into(), "existing".into(), "nope".into()])
-        .unwrap();
+    let got = s.get_many(&["new-a".into(), "existing".into(), "nope".into()]).unwrap();
     assert_eq!(got[0].as_ref().unwrap().version, v2);
     assert_eq!(got[1].as_ref().unwrap().value, b"new");
     assert_eq!(got[2], None);
@@ -388,9 +328,7 @@ fn failed_precondition_leaves_nothing_and_names_its_index() {
 fn versions_increase_across_commits_deletes_and_reopen() {
     let dir = TempDir::new();
     let s = store(&dir);
-    let v1 = s
-        .commit(vec![Write::create("k", vec![1]), put("other", "x")])
-        .unwrap();
+    let v1 = s.commit(vec![Write::create("k", vec![1]), put("other", "x")]).unwrap();
     assert_eq!(s.get("other").unwrap().unwrap().version, v1);
     let v2 = s.commit(vec![Write::delete_at("k", v1)]).unwrap();
     assert!(v2 > v1);
@@ -399,16 +337,11 @@ fn versions_increase_across_commits_deletes_and_reopen() {
     let s = store(&dir);
     let v3 = s.commit(vec![Write::create("k", vec![2])]).unwrap();
     assert!(v3 > v2, "a re-created key never sees an old version");
-    assert_eq!(
-        s.commit(vec![Write::replace("k", vec![], v1)]),
-        Err(StoreError::Conflict(0))
-    );
+    assert_eq!(s.commit(vec![Write::replace("k", vec![], v1)]), Err(StoreError::Conflict(0)));
     let e = s.get("k").unwrap().unwrap();
     assert_eq!((e.value, e.version), (vec![2], v3));
     // Deleting an absent key without precondition is no error; empty values stay empty.
-    let v4 = s
-        .commit(vec![Write::delete("never"), put("empty", "")])
-        .unwrap();
+    let v4 = s.commit(vec![Write::delete("never"), put("empty", "")]).unwrap();
     assert!(v4 > v3);
     assert_eq!(s.get("empty").unwrap().unwrap().value, b"");
 }
@@ -439,39 +372,20 @@ fn scan_is_ordered_bounded_and_resumable() {
     s.commit(all.iter().map(|k| put(k, "v")).collect()).unwrap();
     assert_eq!(
         keys(&s, "p/", None, 100),
-        [
-            "p/",
-            "p/a",
-            "p/b",
-            "p/z",
-            "p/\u{7f}",
-            "p/é",
-            "p/\u{D7FF}",
-            "p/\u{E000}",
-            "p/\u{10FFFF}",
-            "p/\u{10FFFF}x"
-        ]
+        ["p/", "p/a", "p/b", "p/z", "p/\u{7f}", "p/é", "p/\u{D7FF}", "p/\u{E000}", "p/\u{10FFFF}", "p/\u{10FFFF}x"]
     );
     assert_eq!(keys(&s, "p/\u{7f}", None, 100), ["p/\u{7f}"]);
     assert_eq!(keys(&s, "p/\u{D7FF}", None, 100), ["p/\u{D7FF}"]);
-    assert_eq!(
-        keys(&s, "p/\u{10FFFF}", None, 100),
-        ["p/\u{10FFFF}", "p/\u{10FFFF}x"]
-    );
-    assert_eq!(
-        keys(&s, "\u{10FFFF}", None, 100),
-        ["\u{10FFFF}", "\u{10FFFF}a", "\u{10FFFF}\u{10FFFF}"]
-    );
+    assert_eq!(keys(&s, "p/\u{10FFFF}", None, 100), ["p/\u{10FFFF}", "p/\u{10FFFF}x"]);
+    assert_eq!(keys(&s, "\u{10FFFF}", None, 100), ["\u{10FFFF}", "\u{10FFFF}a", "\u{10FFFF}\u{10FFFF}"]);
     let mut sorted: Vec<&str> = all.to_vec();
     sorted.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
     assert_eq!(keys(&s, "", None, 100), sorted);
     assert!(keys(&s, "r", None, 100).is_empty());
 
     // Paging with the cursor visits every key once, in order.
-    s.commit((0..25).map(|i| put(&format!("k/{i:02}"), "v")).collect())
-        .unwrap();
-    s.commit(vec![put("k", "outside"), put("k0", "outside")])
-        .unwrap();
+    s.commit((0..25).map(|i| put(&format!("k/{i:02}"), "v")).collect()).unwrap();
+    s.commit(vec![put("k", "outside"), put("k0", "outside")]).unwrap();
     let mut seen = Vec::new();
     let mut after: Option<String> = None;
     loop {
@@ -482,10 +396,7 @@ fn scan_is_ordered_bounded_and_resumable() {
         }
         after = page.last().cloned();
     }
-    assert_eq!(
-        seen,
-        (0..25).map(|i| format!("k/{i:02}")).collect::<Vec<_>>()
-    );
+    assert_eq!(seen, (0..25).map(|i| format!("k/{i:02}")).collect::<Vec<_>>());
     // `after` is exclusive even when it is not a stored key; before the
     // prefix it does not widen the range; past it the range is empty.
     assert_eq!(keys(&s, "k/", Some("k/05x"), 2), ["k/06", "k/07"]);
@@ -498,10 +409,7 @@ fn scan_is_ordered_bounded_and_resumable() {
 fn prefix_upper_bounds_are_tight() {
     assert_eq!(prefix_upper_bound("abc").as_deref(), Some("abd"));
     assert_eq!(prefix_upper_bound("a\u{7f}").as_deref(), Some("a\u{80}"));
-    assert_eq!(
-        prefix_upper_bound("a\u{D7FF}").as_deref(),
-        Some("a\u{E000}")
-    );
+    assert_eq!(prefix_upper_bound("a\u{D7FF}").as_deref(), Some("a\u{E000}"));
     assert_eq!(prefix_upper_bound("a\u{10FFFF}").as_deref(), Some("b"));
     assert_eq!(prefix_upper_bound("\u{10FFFF}\u{10FFFF}"), None);
     assert_eq!(prefix_upper_bound(""), None);
@@ -511,16 +419,11 @@ fn prefix_upper_bounds_are_tight() {
 fn large_commits_and_reads_are_chunked() {
     let dir = TempDir::new();
     let s = store(&dir);
-    let writes: Vec<Write> = (0..1200)
-        .map(|i| Write::create(format!("big/{i:05}"), vec![1]))
-        .collect();
+    let writes: Vec<Write> = (0..1200).map(|i| Write::create(format!("big/{i:05}"), vec![1])).collect();
     let v = s.commit(writes).unwrap();
     let names: Vec<String> = (0..1200).map(|i| format!("big/{i:05}")).collect();
     let got = s.get_many(&names).unwrap();
-    assert!(
-        got.iter()
-            .all(|e| e.as_ref().is_some_and(|e| e.version == v))
-    );
+    assert!(got.iter().all(|e| e.as_ref().is_some_and(|e| e.version == v)));
     let page = s.scan("big/", None, u32::MAX).unwrap();
     assert_eq!((page.entries.len(), page.more), (1000, true));
     let rest = s.scan("big/", page.entries.last().map(|e| e.key.as_str()), u32::MAX).unwrap();
@@ -529,25 +432,12 @@ fn large_commits_and_reads_are_chunked() {
     let over: Vec<Write> = (0..10_001).map(|i| put(&format!("over/{i:05}"), "v")).collect();
     assert!(matches!(s.commit(over), Err(StoreError::Unavailable(_))));
     // The conflict index is right past the first chunk too.
-    let mut writes: Vec<Write> = (0..1200)
-        .map(|i| Write::delete_at(format!("big/{i:05}"), v))
-        .collect();
+    let mut writes: Vec<Write> = (0..1200).map(|i| Write::delete_at(format!("big/{i:05}"), v)).collect();
     writes[1100] = Write::delete_at("big/01100", v + 1);
     assert_eq!(s.commit(writes), Err(StoreError::Conflict(1100)));
-    assert_eq!(
-        s.get_many(&names)
-            .unwrap()
-            .iter()
-            .filter(|e| e.is_some())
-            .count(),
-        1200
-    );
+    assert_eq!(s.get_many(&names).unwrap().iter().filter(|e| e.is_some()).count(), 1200);
     let writes = (0..1200)
-        .map(|i| Write {
-            key: format!("big/{i:05}"),
-            value: None,
-            precondition: Precondition::Version(v),
-        })
+        .map(|i| Write { key: format!("big/{i:05}"), value: None, precondition: Precondition::Version(v) })
         .collect();
     assert!(s.commit(writes).unwrap() > v);
     assert!(s.scan("big/", None, 10).unwrap().entries.is_empty());
@@ -567,18 +457,13 @@ fn concurrent_commits_on_two_connections_lose_no_increment() {
             let path = path.clone();
             scope.spawn(move || {
                 let conn = sql::open(&path).unwrap();
-                conn.busy_timeout(std::time::Duration::from_secs(5))
-                    .unwrap();
+                conn.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
                 let s = SqlStore::new(Rusqlite(conn));
                 for _ in 0..PER_THREAD {
                     loop {
                         let e = s.get("counter").unwrap().unwrap();
                         let n: u64 = std::str::from_utf8(&e.value).unwrap().parse().unwrap();
-                        match s.commit(vec![Write::replace(
-                            "counter",
-                            (n + 1).to_string().into_bytes(),
-                            e.version,
-                        )]) {
+                        match s.commit(vec![Write::replace("counter", (n + 1).to_string().into_bytes(), e.version)]) {
                             Ok(_) => break,
                             Err(StoreError::Conflict(0)) => continue,
                             Err(e) => panic!("unexpected {e}"),
@@ -589,10 +474,7 @@ fn concurrent_commits_on_two_connections_lose_no_increment() {
         }
     });
     let e = s.get("counter").unwrap().unwrap();
-    assert_eq!(
-        std::str::from_utf8(&e.value).unwrap(),
-        (THREADS * PER_THREAD).to_string()
-    );
+    assert_eq!(std::str::from_utf8(&e.value).unwrap(), (THREADS * PER_THREAD).to_string());
 }
 
 /// An account above every cap of the Spin SQL store (1,000 rows a scan,

@@ -28,12 +28,7 @@ const ADMIN_TOKEN: &str = "admin-secret-0123456789abcdef";
 const WARM_REQUESTS: usize = 200;
 
 fn gzipped_len(bytes: &[u8]) -> Option<usize> {
-    let mut child = Command::new("gzip")
-        .arg("-9c")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .ok()?;
+    let mut child = Command::new("gzip").arg("-9c").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().ok()?;
     let mut stdin = child.stdin.take()?;
     let input = bytes.to_vec();
     let writer = std::thread::spawn(move || stdin.write_all(&input));
@@ -63,7 +58,8 @@ async fn seed(db: &Path) -> wasmtime::Result<Seed> {
     let component = Component::new(&engine, SPIN_COMPONENT)?;
     let host = SpinHost::new(&engine, &component, Kind::Spin, db, variables())?;
     let headers = [("authorization".to_owned(), format!("Bearer {ADMIN_TOKEN}"))];
-    let post = |path: String, body: serde_json::Value| request(ORIGIN, "POST", &path, &headers, body.to_string().into_bytes());
+    let post =
+        |path: String, body: serde_json::Value| request(ORIGIN, "POST", &path, &headers, body.to_string().into_bytes());
     let answer = host.handle(post("/api/accounts".into(), serde_json::json!({"name": "bench"}))?).await?;
     wasmtime::ensure!(answer.status == 201, "account creation answered {}", answer.status);
     let account: serde_json::Value = serde_json::from_slice(&answer.body)?;
@@ -79,20 +75,8 @@ async fn seed(db: &Path) -> wasmtime::Result<Seed> {
 
 async fn get_users(host: &SpinHost, seed: &Seed) -> wasmtime::Result<()> {
     let headers = [("authorization".to_owned(), format!("Bearer {}", seed.token))];
-    let answer = host
-        .handle(request(
-            ORIGIN,
-            "GET",
-            &format!("{}/Users", seed.base),
-            &headers,
-            Vec::new(),
-        )?)
-        .await?;
-    wasmtime::ensure!(
-        answer.status == 200,
-        "GET /Users answered {}",
-        answer.status
-    );
+    let answer = host.handle(request(ORIGIN, "GET", &format!("{}/Users", seed.base), &headers, Vec::new())?).await?;
+    wasmtime::ensure!(answer.status == 200, "GET /Users answered {}", answer.status);
     Ok(())
 }
 
@@ -146,11 +130,7 @@ async fn measure(
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> wasmtime::Result<()> {
-    let rounds: usize = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(5)
-        .max(1);
+    let rounds: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(5).max(1);
     let dir = std::env::temp_dir().join(format!("scimlet-spin-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let spin_db = dir.join("spin.db");
@@ -159,24 +139,9 @@ async fn main() -> wasmtime::Result<()> {
     std::fs::copy(&spin_db, &generic_db)?;
 
     let rows = [
-        measure(
-            "scim-spin (Spin SQLite import)",
-            SPIN_COMPONENT,
-            Kind::Spin,
-            &spin_db,
-            &seed,
-            rounds,
-        )
-        .await?,
-        measure(
-            "scim-component (storage import)",
-            GENERIC_COMPONENT,
-            Kind::Generic,
-            &generic_db,
-            &seed,
-            rounds,
-        )
-        .await?,
+        measure("scim-spin (Spin SQLite import)", SPIN_COMPONENT, Kind::Spin, &spin_db, &seed, rounds).await?,
+        measure("scim-component (storage import)", GENERIC_COMPONENT, Kind::Generic, &generic_db, &seed, rounds)
+            .await?,
     ];
     let _ = std::fs::remove_dir_all(&dir);
 
