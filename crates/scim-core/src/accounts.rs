@@ -15,6 +15,7 @@ use crate::error::ScimError;
 use crate::keys::{self, AccountKeys};
 use crate::settings::Settings;
 use crate::store::{Store, StoreError, Write};
+use crate::tenant;
 
 /// The SCIM base path of an account, as given to identity providers.
 pub fn scim_path(account_id: &str) -> String {
@@ -232,7 +233,8 @@ impl<S: Store, E: Env> Service<S, E> {
     }
 
     fn insert_account(&self, name: String, extra: Vec<Write>) -> Result<Account, AdminError> {
-        for _ in 0..8 {
+        let contended = || AdminError::Unavailable("could not draw a free account id".into());
+        tenant::retry_or(self.env(), contended, || {
             let record = AccountRecord {
                 id: random_alnum(self.env(), 22),
                 name: name.clone(),
@@ -242,16 +244,13 @@ impl<S: Store, E: Env> Service<S, E> {
             let mut writes = account_writes(&record);
             writes.extend(extra.iter().cloned());
             match self.store().commit(writes) {
-                Ok(_) => return Ok(record.to_account()),
-                // An id collision: draw again.
-                Err(StoreError::Conflict(0)) => continue,
-                Err(StoreError::Conflict(_)) => {
-                    return Err(AdminError::Invalid("the store already has an account".into()));
+                // An id collision (the first write) draws again.
+                Err(StoreError::Conflict(i)) if i > 0 => {
+                    Err(AdminError::Invalid("the store already has an account".into()))
                 }
-                Err(e) => return Err(e.into()),
+                done => Ok(done.map(|_| record.to_account())),
             }
-        }
-        Err(AdminError::Unavailable("could not draw a free account id".into()))
+        })
     }
 
     /// Lists every account, in id order.
@@ -308,7 +307,8 @@ impl<S: Store, E: Env> Service<S, E> {
         actor: &Actor,
         request: &RequestInfo,
     ) -> Result<Settings, ScimError> {
-        for _ in 0..16 {
+        let contended = || ScimError::unavailable("the settings are being changed concurrently; retry");
+        tenant::retry_or(self.env(), contended, || {
             let (mut record, version) = self.account_entry(account_id)?;
             record.settings.apply(patch)?;
             let op = Op { name: "settings.update", resource_type: "Settings", resource_id: account_id };
@@ -316,13 +316,8 @@ impl<S: Store, E: Env> Service<S, E> {
                 Write::replace(keys::account(account_id), to_vec(&record), version),
                 audit::record(&AccountKeys::new(account_id), self.env(), actor, request, op, None),
             ];
-            match self.store().commit(writes) {
-                Ok(_) => return Ok(record.settings),
-                Err(StoreError::Conflict(_)) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(ScimError::unavailable("the settings are being changed concurrently; retry"))
+            Ok(self.store().commit(writes).map(|_| record.settings))
+        })
     }
 
     /// Creates a token for an account, valid for `expires_in_days` (default
@@ -390,7 +385,7 @@ impl<S: Store, E: Env> Service<S, E> {
         }
         let days = token_days(expires_in_days)?;
         let not_found = || AdminError::NotFound(format!("token {token_id:?} of account {account_id:?}"));
-        for _ in 0..16 {
+        tenant::retry_or(self.env(), token_contended, || {
             let entry = self.store().get(&keys::token(token_id))?.ok_or_else(not_found)?;
             let mut old: TokenRecord = serde_json::from_slice(&entry.value)
                 .map_err(|e| AdminError::Unavailable(format!("corrupt token record: {e}")))?;
@@ -413,13 +408,8 @@ impl<S: Store, E: Env> Service<S, E> {
             writes.push(Write::replace(keys::token(token_id), to_vec(&old), entry.version));
             let op = Op { name: "token.rotate", resource_type: "Token", resource_id: token_id };
             writes.push(audit::record(&AccountKeys::new(account_id), self.env(), actor, request, op, None));
-            match self.store().commit(writes) {
-                Ok(_) => return Ok((token, old.to_info(now))),
-                Err(StoreError::Conflict(_)) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(AdminError::Unavailable("the token is being changed concurrently; retry".into()))
+            Ok(self.store().commit(writes).map(|_| (token, old.to_info(now))))
+        })
     }
 
     fn token_writes(&self, account_id: &str, name: String, days: u32) -> (NewToken, Vec<Write>) {
@@ -471,7 +461,7 @@ impl<S: Store, E: Env> Service<S, E> {
         token_id: &str,
     ) -> Result<TokenInfo, AdminError> {
         let not_found = || AdminError::NotFound(format!("token {token_id:?} of account {account_id:?}"));
-        for _ in 0..16 {
+        tenant::retry_or(self.env(), token_contended, || {
             let entry = self.store().get(&keys::token(token_id))?.ok_or_else(not_found)?;
             let mut record: TokenRecord = serde_json::from_slice(&entry.value)
                 .map_err(|e| AdminError::Unavailable(format!("corrupt token record: {e}")))?;
@@ -480,7 +470,7 @@ impl<S: Store, E: Env> Service<S, E> {
             }
             let now = self.env().now_millis();
             if record.revoked.is_some() {
-                return Ok(record.to_info(now));
+                return Ok(Ok(record.to_info(now)));
             }
             record.revoked = Some(now);
             let op = Op { name: "token.revoke", resource_type: "Token", resource_id: token_id };
@@ -488,13 +478,8 @@ impl<S: Store, E: Env> Service<S, E> {
                 Write::replace(keys::token(token_id), to_vec(&record), entry.version),
                 audit::record(&AccountKeys::new(account_id), self.env(), actor, request, op, None),
             ];
-            match self.store().commit(writes) {
-                Ok(_) => return Ok(record.to_info(now)),
-                Err(StoreError::Conflict(_)) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(AdminError::Unavailable("the token is being changed concurrently; retry".into()))
+            Ok(self.store().commit(writes).map(|_| record.to_info(now)))
+        })
     }
 
     /// On an empty store creates a first account and token; otherwise `None`.
@@ -505,24 +490,26 @@ impl<S: Store, E: Env> Service<S, E> {
             return Ok(None);
         }
         // Account, first token and the marker land in one commit.
-        for _ in 0..8 {
-            let record = AccountRecord {
-                id: random_alnum(self.env(), 22),
-                name: name.clone(),
-                created: self.env().now_millis(),
-                settings: Settings::default(),
-            };
-            let (token, mut writes) = self.token_writes(&record.id, "bootstrap".into(), DEFAULT_TOKEN_DAYS);
-            writes.push(Write::create(BOOTSTRAP_KEY, record.id.clone().into_bytes()));
-            writes.extend(account_writes(&record));
-            match self.store().commit(writes) {
-                Ok(_) => return Ok(Some((record.to_account(), token))),
-                Err(StoreError::Conflict(2)) => return Ok(None),
-                Err(StoreError::Conflict(_)) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(AdminError::Unavailable("could not draw free ids".into()))
+        tenant::retry_or(
+            self.env(),
+            || AdminError::Unavailable("could not draw free ids".into()),
+            || {
+                let record = AccountRecord {
+                    id: random_alnum(self.env(), 22),
+                    name: name.clone(),
+                    created: self.env().now_millis(),
+                    settings: Settings::default(),
+                };
+                let (token, mut writes) = self.token_writes(&record.id, "bootstrap".into(), DEFAULT_TOKEN_DAYS);
+                writes.push(Write::create(BOOTSTRAP_KEY, record.id.clone().into_bytes()));
+                writes.extend(account_writes(&record));
+                Ok(match self.store().commit(writes) {
+                    // The marker exists: another bootstrap won.
+                    Err(StoreError::Conflict(2)) => Ok(None),
+                    done => done.map(|_| Some((record.to_account(), token))),
+                })
+            },
+        )
     }
 
     /// Checks an `Authorization` header for `account_id` and returns the
@@ -569,6 +556,10 @@ impl<S: Store, E: Env> Service<S, E> {
         };
         sha256(token).ct_eq(expected).into()
     }
+}
+
+fn token_contended() -> AdminError {
+    AdminError::Unavailable("the token is being changed concurrently; retry".into())
 }
 
 fn bearer(authorization: Option<&str>) -> Option<&str> {

@@ -281,8 +281,19 @@ pub(crate) fn resource_response(status: u16, body: &Value, version: u64, locatio
 /// spread out instead of spinning through their attempts together.
 pub(crate) fn retry<T>(
     env: &dyn Env,
-    mut attempt: impl FnMut() -> Result<Result<T, StoreError>, ScimError>,
+    attempt: impl FnMut() -> Result<Result<T, StoreError>, ScimError>,
 ) -> Result<T, ScimError> {
+    retry_or(env, || ScimError::unavailable("the resource is being changed concurrently; retry"), attempt)
+}
+
+/// [`retry`] for any error type (the operator's API answers
+/// [`crate::AdminError`]); `contended` makes the answer when every attempt
+/// lost its race.
+pub(crate) fn retry_or<T, X: From<StoreError>>(
+    env: &dyn Env,
+    contended: impl FnOnce() -> X,
+    mut attempt: impl FnMut() -> Result<Result<T, StoreError>, X>,
+) -> Result<T, X> {
     for lost in 0..MAX_ATTEMPTS {
         if lost >= 1 {
             env.pause(backoff_millis(env, lost));
@@ -293,7 +304,7 @@ pub(crate) fn retry<T>(
             Err(e) => return Err(e.into()),
         }
     }
-    Err(ScimError::unavailable("the resource is being changed concurrently; retry"))
+    Err(contended())
 }
 
 /// Longest wait between two attempts of one write.
