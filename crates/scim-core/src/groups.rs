@@ -503,7 +503,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     ) -> Result<Response, ScimError> {
         let (attrs, members) = group_attrs(body)?;
         let delta = MemberDelta { clear: true, wish: members.into_iter().map(|m| (m, true)).collect() };
-        let (stored, version) = self.update_group(id, if_match, &delta, |_| Ok(attrs.clone()))?;
+        let (stored, version) = self.update_group(id, "group.replace", if_match, &delta, |_| Ok(attrs.clone()))?;
         self.group_response(200, id, &stored, version, projection)
     }
 
@@ -521,7 +521,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         let (member_ops, attr_ops): (Vec<&Operation>, Vec<&Operation>) =
             ops.iter().partition(|op| op.path.attribute.name == "members" && op.path.extension.is_none());
         let delta = self.member_delta(id, &member_ops)?;
-        let (stored, version) = self.update_group(id, if_match, &delta, |old| {
+        let (stored, version) = self.update_group(id, "group.update", if_match, &delta, |old| {
             let mut attrs = old.clone();
             for op in &attr_ops {
                 patch::apply(&mut attrs, op)?;
@@ -595,9 +595,12 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         Ok(delta)
     }
 
+    /// A SCIM write of a group, audited as `name` (as the router audits a
+    /// refusal of the same request), or `group.takeover` of a native group.
     fn update_group(
         &self,
         id: &str,
+        name: &'static str,
         if_match: Option<&str>,
         delta: &MemberDelta,
         mut change: impl FnMut(&Map<String, Value>) -> Result<Map<String, Value>, ScimError>,
@@ -608,7 +611,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
             let attrs = change(&old.attrs)?;
             // A SCIM write to a native group (visible under `link`) takes
             // it over.
-            let op = if old.prov.native { "group.takeover" } else { "group.update" };
+            let op = if old.prov.native { "group.takeover" } else { name };
             self.write_group(id, &old, version, attrs, delta, op)
         })
     }

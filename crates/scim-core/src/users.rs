@@ -289,7 +289,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         projection: &Projection,
     ) -> Result<Response, ScimError> {
         let mut attrs = user_attrs(body)?;
-        self.update_user(id, if_match, projection, move |old| {
+        self.update_user(id, "user.replace", if_match, projection, move |old| {
             // `active` omitted from a full replacement keeps its value, so an
             // update that does not mention it cannot disable a user.
             if !attrs.contains_key("active")
@@ -310,7 +310,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         projection: &Projection,
     ) -> Result<Response, ScimError> {
         let ops = patch::parse(&USER_TYPE, body)?;
-        self.update_user(id, if_match, projection, |old| {
+        self.update_user(id, "user.update", if_match, projection, |old| {
             let mut attrs = old.clone();
             for op in &ops {
                 patch::apply(&mut attrs, op)?;
@@ -323,9 +323,13 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         })
     }
 
+    /// One SCIM write of a user, audited as `name` (the router audits a
+    /// refusal of the same request under the same name), or as
+    /// `user.deactivate`/`user.remove` when it deactivates the user.
     fn update_user(
         &self,
         id: &str,
+        name: &'static str,
         if_match: Option<&str>,
         projection: &Projection,
         mut change: impl FnMut(&Map<String, Value>) -> Result<Map<String, Value>, ScimError>,
@@ -355,11 +359,8 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
             let (index, uniques) = self.user_index_writes(id, Some(&old), Some(&new));
             let mut writes = vec![Write::replace(self.keys.user(id), new.encode(), version)];
             writes.extend(index);
-            let op = Op {
-                name: if deactivated { "user.deactivate" } else { "user.update" },
-                resource_type: "User",
-                resource_id: id,
-            };
+            let op =
+                Op { name: if deactivated { "user.deactivate" } else { name }, resource_type: "User", resource_id: id };
             match self.commit(op, writes) {
                 Ok(v) => Ok(Ok((new, v, false))),
                 Err(StoreError::Conflict(i)) if uniques.hit(1, i).is_some() => Err(conflict(&new, uniques.hit(1, i))),

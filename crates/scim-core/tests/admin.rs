@@ -654,3 +654,31 @@ fn check_counts_members_across_pages_and_repairs_wrong_counts() {
         assert_eq!(record["members"], n, "group {id}");
     }
 }
+
+#[test]
+fn a_replace_is_audited_as_user_replace_whether_it_lands_or_is_refused() {
+    let w = World::new();
+    let user = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "ada@example.com"});
+    let (s, created) = w.scim("POST", "/Users", Some(user.clone()));
+    assert_eq!(s, 201, "{created}");
+    let id = created["id"].as_str().unwrap();
+    let mut renamed = user.clone();
+    renamed["displayName"] = json!("Ada");
+    assert_eq!(w.scim("PUT", &format!("/Users/{id}"), Some(renamed)).0, 200);
+    assert_eq!(
+        w.scim(
+            "PUT",
+            &format!("/Users/{id}"),
+            Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"]}))
+        )
+        .0,
+        400
+    );
+    assert_eq!(w.scim("PATCH", &format!("/Users/{id}"), Some(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "path": "title", "value": "Countess"}]}))).0, 200);
+
+    let (_, log) = w.admin("GET", "/audit?operation=user.replace", None);
+    let outcomes: Vec<&str> = log["items"].as_array().unwrap().iter().map(|r| r["outcome"].as_str().unwrap()).collect();
+    assert_eq!(outcomes, ["success", "failure"], "{log}");
+    let (_, log) = w.admin("GET", "/audit?operation=user.update", None);
+    assert_eq!(log["items"].as_array().unwrap().len(), 1, "{log}");
+}
