@@ -181,9 +181,9 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     /// The index writes a resource calls for.
     fn index_of(&self, user: bool, id: &str, stored: &Stored) -> Vec<Write> {
         if user {
-            self.user_index_writes(id, None, Some(stored)).0
+            self.user_index_writes(id, None, Some(stored)).into_writes()
         } else {
-            self.group_index_writes(id, None, Some(stored)).0
+            self.group_index_writes(id, None, Some(stored)).into_writes()
         }
     }
 

@@ -21,7 +21,7 @@ use crate::resource::{self, Projection};
 use crate::schema::{GROUP_TYPE, USER_TYPE};
 use crate::settings::SameNamePolicy;
 use crate::store::{self, SCAN_PAGE, Store, StoreError, Write};
-use crate::tenant::{self, IndexEntry, Stored, Tenant, Uniques};
+use crate::tenant::{self, IndexEntry, Plan, Refused, Stored, Tenant};
 
 /// Most members one group may have: bounds the work of reading and
 /// rendering a group.
@@ -285,12 +285,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
 
     /// Index writes for a group, the unique name first. Native groups have
     /// a name index of their own, out of SCIM's sight.
-    pub(crate) fn group_index_writes(
-        &self,
-        id: &str,
-        old: Option<&Stored>,
-        new: Option<&Stored>,
-    ) -> (Vec<Write>, Uniques) {
+    pub(crate) fn group_index_writes(&self, id: &str, old: Option<&Stored>, new: Option<&Stored>) -> Plan {
         let index = |group: &Stored| -> Vec<IndexEntry> {
             let mut out = Vec::new();
             let attrs = &group.attrs;
@@ -461,19 +456,21 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
                 generation: plan.generation,
                 members: Some(plan.members),
             };
-            let (index, uniques) = self.group_index_writes(&id, None, Some(&stored));
-            let mut writes = vec![Write::create(self.keys.group(&id), stored.encode())];
-            writes.extend(index);
-            writes.extend(plan.writes);
+            let mut commit = Plan::default();
+            commit.reserve("identifier", Write::create(self.keys.group(&id), stored.encode()));
+            commit.append(self.group_index_writes(&id, None, Some(&stored)));
+            commit.extend(plan.writes);
             let op = Op { name: "group.create", resource_type: "Group", resource_id: &id };
-            match self.commit(op, writes) {
+            match self.commit_plan(op, commit) {
                 Ok(v) => Ok(Ok((id, stored, v))),
-                Err(StoreError::Conflict(0)) => {
+                // The identifier derived from the name is another group's:
+                // the next attempt derives the next one (`_2`, `_3` …).
+                Err(Refused::Taken("identifier")) => {
                     suffix += 1;
                     Ok(Err(StoreError::Conflict(0)))
                 }
-                Err(StoreError::Conflict(i)) if uniques.hit(1, i).is_some() => Err(name_taken(&name)),
-                Err(e) => Ok(Err(e)),
+                Err(Refused::Taken(_)) => Err(name_taken(&name)),
+                Err(Refused::Store(e)) => Ok(Err(e)),
             }
         })?;
         self.group_response(201, &id, &stored, version, projection)
@@ -654,14 +651,14 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
             generation: plan.generation,
             members: Some(plan.members),
         };
-        let (index, uniques) = self.group_index_writes(id, Some(old), Some(&new));
-        let mut writes = vec![Write::replace(self.keys.group(id), new.encode(), version)];
-        writes.extend(index);
-        writes.extend(plan.writes);
-        match self.commit(Op { name: op, resource_type: "Group", resource_id: id }, writes) {
+        let mut commit = Plan::default();
+        commit.write(Write::replace(self.keys.group(id), new.encode(), version));
+        commit.append(self.group_index_writes(id, Some(old), Some(&new)));
+        commit.extend(plan.writes);
+        match self.commit_plan(Op { name: op, resource_type: "Group", resource_id: id }, commit) {
             Ok(v) => Ok(Ok((new, v))),
-            Err(StoreError::Conflict(i)) if uniques.hit(1, i).is_some() => Err(name_taken(&name)),
-            Err(e) => Ok(Err(e)),
+            Err(Refused::Taken(_)) => Err(name_taken(&name)),
+            Err(Refused::Store(e)) => Ok(Err(e)),
         }
     }
 
@@ -671,7 +668,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     /// any more, so from this commit on nothing shows them.
     pub(crate) fn group_removal_writes(&self, id: &str, group: &Stored, version: u64) -> Result<Vec<Write>, ScimError> {
         let mut writes = vec![Write::delete_at(self.keys.group(id), version)];
-        writes.extend(self.group_index_writes(id, Some(group), None).0);
+        writes.extend(self.group_index_writes(id, Some(group), None).into_writes());
         writes.extend(self.binding_removal_writes("group", id)?);
         let room = self.store().limits().commit_writes.saturating_sub(writes.len() + RESERVED_WRITES) / 2;
         let (edges, more) = store::scan_all(self.store(), &self.keys.members(id), room)?;

@@ -12,7 +12,7 @@ use crate::error::ScimError;
 use crate::groups::{MemberDelta, derive_identifier};
 use crate::keys;
 use crate::store::{Store, StoreError, Write};
-use crate::tenant::{self, Provenance, Stored, Tenant};
+use crate::tenant::{self, Plan, Provenance, Refused, Stored, Tenant};
 use crate::users::looks_like_email;
 
 /// Largest admin list page.
@@ -253,18 +253,18 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
             let now = self.now();
             let prov = Provenance { native: true, login: Some(login.clone()), invited, ..Provenance::default() };
             let user = Stored { created: now, modified: now, attrs: attrs.clone(), prov, ..Stored::default() };
-            let (index, uniques) = self.user_index_writes(&id, None, Some(&user));
-            let mut writes = vec![Write::create(self.keys.user(&id), user.encode())];
-            writes.extend(index);
+            let mut plan = Plan::default();
+            plan.write(Write::create(self.keys.user(&id), user.encode()));
+            plan.append(self.user_index_writes(&id, None, Some(&user)));
             let op = Op {
                 name: if invited { "user.invite" } else { "user.create" },
                 resource_type: "User",
                 resource_id: &id,
             };
-            match self.commit(op, writes) {
+            match self.commit_plan(op, plan) {
                 Ok(_) => Ok(Ok((id, user))),
-                Err(StoreError::Conflict(i)) if uniques.hit(1, i).is_some() => Err(self.email_taken(&login)?),
-                Err(e) => Ok(Err(e)),
+                Err(Refused::Taken(_)) => Err(self.email_taken(&login)?),
+                Err(Refused::Store(e)) => Ok(Err(e)),
             }
         })?;
         self.user_view(&id, &user)
@@ -307,15 +307,13 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
                 return Ok(Ok(old));
             }
             new.modified = self.now();
-            let (index, uniques) = self.user_index_writes(id, Some(&old), Some(&new));
-            let mut writes = vec![Write::replace(self.keys.user(id), new.encode(), version)];
-            writes.extend(index);
-            match self.commit(Op { name: "user.update", resource_type: "User", resource_id: id }, writes) {
+            let mut plan = Plan::default();
+            plan.write(Write::replace(self.keys.user(id), new.encode(), version));
+            plan.append(self.user_index_writes(id, Some(&old), Some(&new)));
+            match self.commit_plan(Op { name: "user.update", resource_type: "User", resource_id: id }, plan) {
                 Ok(_) => Ok(Ok(new)),
-                Err(StoreError::Conflict(i)) if uniques.hit(1, i).is_some() => {
-                    Err(self.email_taken(new.prov.login.as_deref().unwrap_or_default())?)
-                }
-                Err(e) => Ok(Err(e)),
+                Err(Refused::Taken(_)) => Err(self.email_taken(new.prov.login.as_deref().unwrap_or_default())?),
+                Err(Refused::Store(e)) => Ok(Err(e)),
             }
         })?;
         self.user_view(id, &user)
@@ -410,22 +408,22 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
                 generation: self.new_generation(),
                 members: Some(0),
             };
-            let (index, uniques) = self.group_index_writes(&id, None, Some(&group));
-            let mut writes = vec![Write::create(self.keys.group(&id), group.encode())];
-            writes.extend(index);
-            match self.commit(Op { name: "group.create", resource_type: "Group", resource_id: &id }, writes) {
+            let mut plan = Plan::default();
+            plan.reserve("identifier", Write::create(self.keys.group(&id), group.encode()));
+            plan.append(self.group_index_writes(&id, None, Some(&group)));
+            match self.commit_plan(Op { name: "group.create", resource_type: "Group", resource_id: &id }, plan) {
                 Ok(_) => Ok(Ok((id, group))),
-                Err(StoreError::Conflict(0)) if given.is_some() => Err(ScimError::rule(
+                Err(Refused::Taken("identifier")) if given.is_some() => Err(ScimError::rule(
                     409,
                     "identifier_taken",
                     format!("a group with identifier {id:?} already exists in this account"),
                 )),
-                Err(StoreError::Conflict(0)) => {
+                Err(Refused::Taken("identifier")) => {
                     suffix += 1;
                     Ok(Err(StoreError::Conflict(0)))
                 }
-                Err(StoreError::Conflict(i)) if uniques.hit(1, i).is_some() => Err(group_name_taken(&name)),
-                Err(e) => Ok(Err(e)),
+                Err(Refused::Taken(_)) => Err(group_name_taken(&name)),
+                Err(Refused::Store(e)) => Ok(Err(e)),
             }
         })?;
         self.group_view(&id, &group)
@@ -446,13 +444,13 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
                 return Ok(Ok(old));
             }
             new.modified = self.now();
-            let (index, uniques) = self.group_index_writes(id, Some(&old), Some(&new));
-            let mut writes = vec![Write::replace(self.keys.group(id), new.encode(), version)];
-            writes.extend(index);
-            match self.commit(Op { name: "group.rename", resource_type: "Group", resource_id: id }, writes) {
+            let mut plan = Plan::default();
+            plan.write(Write::replace(self.keys.group(id), new.encode(), version));
+            plan.append(self.group_index_writes(id, Some(&old), Some(&new)));
+            match self.commit_plan(Op { name: "group.rename", resource_type: "Group", resource_id: id }, plan) {
                 Ok(_) => Ok(Ok(new)),
-                Err(StoreError::Conflict(i)) if uniques.hit(1, i).is_some() => Err(group_name_taken(&name)),
-                Err(e) => Ok(Err(e)),
+                Err(Refused::Taken(_)) => Err(group_name_taken(&name)),
+                Err(Refused::Store(e)) => Ok(Err(e)),
             }
         })?;
         self.group_view(id, &group)

@@ -141,6 +141,19 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         self.store().commit(writes)
     }
 
+    /// [`Tenant::commit`] of a [`Plan`]: a conflict on one of its
+    /// reservations is answered as the name that is taken.
+    pub(crate) fn commit_plan(&self, op: Op<'_>, plan: Plan) -> Result<u64, Refused> {
+        let Plan { writes, reservations } = plan;
+        match self.commit(op, writes) {
+            Err(StoreError::Conflict(i)) => match reservations.iter().find(|(at, _)| *at == i as usize) {
+                Some((_, what)) => Err(Refused::Taken(what)),
+                None => Err(Refused::Store(StoreError::Conflict(i))),
+            },
+            other => other.map_err(Refused::Store),
+        }
+    }
+
     /// Moves a random shard of each counter by what `writes` do to its
     /// order index: a reservation (`Absent`) adds a name, a delete removes
     /// one. The shard is written at the version read, so a concurrent
@@ -335,47 +348,108 @@ pub(crate) fn parse_body(body: &[u8]) -> Result<Value, ScimError> {
 /// what it keeps unique (`userName`, `login`, `displayName`).
 pub(crate) type IndexEntry = (String, Vec<u8>, Option<&'static str>);
 
-/// Positions of unique reservations within a commit.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct Uniques(Vec<(usize, &'static str)>);
+/// The writes of one commit, with its unique reservations named: a
+/// reservation that another resource holds comes back from
+/// [`Tenant::commit_plan`] as [`Refused::Taken`] with its name, so no
+/// caller decodes a conflict's position.
+#[derive(Debug, Default)]
+pub(crate) struct Plan {
+    writes: Vec<Write>,
+    /// (position in `writes`, what the reservation keeps unique).
+    reservations: Vec<(usize, &'static str)>,
+}
 
-impl Uniques {
-    /// Which reservation a conflict at commit index `i` hit, when the
-    /// index writes start at `offset` in the commit.
-    pub(crate) fn hit(&self, offset: usize, i: u32) -> Option<&'static str> {
-        self.0.iter().find(|(at, _)| at + offset == i as usize).map(|(_, what)| *what)
+impl Plan {
+    /// A write whose precondition, if any, guards a record read earlier:
+    /// its failure is a lost race, retried.
+    pub(crate) fn write(&mut self, write: Write) {
+        self.writes.push(write);
+    }
+
+    /// A write that reserves something unique (`userName`, `login`,
+    /// `displayName`, a group's `identifier`): its failure means taken.
+    pub(crate) fn reserve(&mut self, what: &'static str, write: Write) {
+        self.reservations.push((self.writes.len(), what));
+        self.writes.push(write);
+    }
+
+    /// Another plan's writes after these, its reservations kept.
+    pub(crate) fn append(&mut self, other: Plan) {
+        let base = self.writes.len();
+        self.reservations.extend(other.reservations.into_iter().map(|(at, what)| (base + at, what)));
+        self.writes.extend(other.writes);
+    }
+
+    pub(crate) fn extend(&mut self, writes: impl IntoIterator<Item = Write>) {
+        self.writes.extend(writes);
+    }
+
+    pub(crate) fn into_writes(self) -> Vec<Write> {
+        self.writes
     }
 }
 
-/// Writes that move a resource's index records from `old` to `new`, and the
-/// positions of new unique reservations among them, so a conflict on one
-/// can be told apart from a lost race.
-pub(crate) fn index_writes(old: &[IndexEntry], new: &[IndexEntry]) -> (Vec<Write>, Uniques) {
-    let mut writes = Vec::new();
-    let mut uniques = Uniques::default();
+/// Why a planned commit did not land.
+#[derive(Debug)]
+pub(crate) enum Refused {
+    /// Another resource holds the reservation of this name.
+    Taken(&'static str),
+    /// What the store said otherwise: a lost race (retried) or a failure.
+    Store(StoreError),
+}
+
+/// Writes that move a resource's index records from `old` to `new`, each
+/// new unique entry a named reservation.
+pub(crate) fn index_writes(old: &[IndexEntry], new: &[IndexEntry]) -> Plan {
+    let mut plan = Plan::default();
     for (key, value, unique) in new {
         if !old.iter().any(|(k, _, _)| k == key) {
-            if let Some(what) = unique {
-                uniques.0.push((writes.len(), *what));
-                writes.push(Write::create(key.clone(), value.clone()));
-            } else {
-                writes.push(Write::put(key.clone(), value.clone()));
+            match unique {
+                Some(what) => plan.reserve(what, Write::create(key.clone(), value.clone())),
+                None => plan.write(Write::put(key.clone(), value.clone())),
             }
         }
     }
     for (key, _, _) in old {
         if !new.iter().any(|(k, _, _)| k == key) {
-            writes.push(Write::delete(key.clone()));
+            plan.write(Write::delete(key.clone()));
         }
     }
-    (writes, uniques)
+    plan
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{MAX_ATTEMPTS, MAX_BACKOFF_MS, retry};
+    use super::{MAX_ATTEMPTS, MAX_BACKOFF_MS, Plan, index_writes, retry};
     use crate::env::TestEnv;
-    use crate::store::StoreError;
+    use crate::store::{Precondition, StoreError, Write};
+
+    #[test]
+    fn a_plan_keeps_its_reservations_named_where_they_land() {
+        let old =
+            vec![("x/un/old".to_owned(), b"u1".to_vec(), Some("userName")), ("x/ue/e1/u1".to_owned(), vec![], None)];
+        let new = vec![
+            ("x/un/new".to_owned(), b"u1".to_vec(), Some("userName")),
+            ("x/ue/e1/u1".to_owned(), vec![], None),
+            ("x/le/new".to_owned(), b"u1".to_vec(), Some("login")),
+        ];
+        let mut plan = Plan::default();
+        plan.write(Write::replace("u/u1", b"{}".to_vec(), 7));
+        plan.append(index_writes(&old, &new));
+        assert_eq!(plan.reservations, vec![(1, "userName"), (2, "login")]);
+        let writes = plan.into_writes();
+        let shape: Vec<(&str, bool, Precondition)> =
+            writes.iter().map(|w| (w.key.as_str(), w.value.is_some(), w.precondition)).collect();
+        assert_eq!(
+            shape,
+            vec![
+                ("u/u1", true, Precondition::Version(7)),
+                ("x/un/new", true, Precondition::Absent),
+                ("x/le/new", true, Precondition::Absent),
+                ("x/un/old", false, Precondition::None),
+            ]
+        );
+    }
 
     #[test]
     fn retries_back_off_growing_and_bounded() {

@@ -21,7 +21,7 @@ use crate::resource::{self, Projection};
 use crate::schema::{GROUP_TYPE, USER_TYPE};
 use crate::settings::Deactivation;
 use crate::store::{self, Entry, Store, StoreError, Write};
-use crate::tenant::{self, IndexEntry, Stored, Tenant, Uniques};
+use crate::tenant::{self, IndexEntry, Plan, Refused, Stored, Tenant};
 
 impl<S: Store, E: Env> Tenant<'_, S, E> {
     pub(crate) fn load_user(&self, id: &str) -> Result<Option<(Stored, u64)>, ScimError> {
@@ -72,12 +72,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
 
     /// Writes that move the indexes from `old` to `new`, with the positions
     /// of new unique reservations so a conflict on one is recognisable.
-    pub(crate) fn user_index_writes(
-        &self,
-        id: &str,
-        old: Option<&Stored>,
-        new: Option<&Stored>,
-    ) -> (Vec<Write>, Uniques) {
+    pub(crate) fn user_index_writes(&self, id: &str, old: Option<&Stored>, new: Option<&Stored>) -> Plan {
         let old = old.map(|u| self.user_index(id, u)).unwrap_or_default();
         let new = new.map(|u| self.user_index(id, u)).unwrap_or_default();
         tenant::index_writes(&old, &new)
@@ -91,7 +86,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     /// bounded steps.
     pub(crate) fn user_removal_writes(&self, id: &str, user: &Stored, version: u64) -> Result<Vec<Write>, ScimError> {
         let mut writes = vec![Write::delete_at(self.keys.user(id), version)];
-        writes.extend(self.user_index_writes(id, Some(user), None).0);
+        writes.extend(self.user_index_writes(id, Some(user), None).into_writes());
         writes.extend(self.binding_removal_writes("user", id)?);
         let room =
             self.store().limits().commit_writes.saturating_sub(writes.len() + RESERVED_WRITES) / WRITES_PER_MEMBER;
@@ -230,37 +225,34 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
                 prov.taken_over = Some(now);
                 let new =
                     Stored { created: native.created, modified: now, attrs: attrs.clone(), prov, ..native.clone() };
-                let (index, uniques) = self.user_index_writes(&id, Some(&native), Some(&new));
-                let mut writes = vec![Write::replace(self.keys.user(&id), new.encode(), version)];
-                writes.extend(index);
+                let mut plan = Plan::default();
+                plan.write(Write::replace(self.keys.user(&id), new.encode(), version));
+                plan.append(self.user_index_writes(&id, Some(&native), Some(&new)));
                 let op = Op { name: "user.takeover", resource_type: "User", resource_id: &id };
-                return match self.commit(op, writes) {
+                return match self.commit_plan(op, plan) {
                     Ok(v) => Ok(Ok((id, new, v))),
-                    Err(StoreError::Conflict(i)) if uniques.hit(1, i).is_some() => {
-                        Err(conflict(&new, uniques.hit(1, i)))
-                    }
-                    Err(e) => Ok(Err(e)),
+                    Err(Refused::Taken(what)) => Err(conflict(&new, what)),
+                    Err(Refused::Store(e)) => Ok(Err(e)),
                 };
             }
             let id = crate::accounts::random_uuid(self.service.env());
             let mut prov = self.provenance();
             prov.login = scim_login(&attrs);
             let new = Stored { created: now, modified: now, attrs: attrs.clone(), prov, ..Stored::default() };
-            let (index, uniques) = self.user_index_writes(&id, None, Some(&new));
-            let mut writes = vec![Write::create(self.keys.user(&id), new.encode())];
-            writes.extend(index);
+            let mut plan = Plan::default();
+            // A random id that exists already is a lost race: drawn again.
+            plan.write(Write::create(self.keys.user(&id), new.encode()));
+            plan.append(self.user_index_writes(&id, None, Some(&new)));
             let op = Op { name: "user.create", resource_type: "User", resource_id: &id };
-            match self.commit(op, writes) {
+            match self.commit_plan(op, plan) {
                 Ok(v) => Ok(Ok((id, new, v))),
                 // An admin created this login since we looked: go round
                 // again, and the next attempt takes that user over.
-                Err(StoreError::Conflict(i))
-                    if uniques.hit(1, i) == Some("login") && self.migration_match(&attrs)?.is_some() =>
-                {
-                    Ok(Err(StoreError::Conflict(i)))
+                Err(Refused::Taken("login")) if self.migration_match(&attrs)?.is_some() => {
+                    Ok(Err(StoreError::Conflict(0)))
                 }
-                Err(StoreError::Conflict(i)) if uniques.hit(1, i).is_some() => Err(conflict(&new, uniques.hit(1, i))),
-                Err(e) => Ok(Err(e)),
+                Err(Refused::Taken(what)) => Err(conflict(&new, what)),
+                Err(Refused::Store(e)) => Ok(Err(e)),
             }
         })?;
         self.user_response(201, &id, &stored, version, projection)
@@ -356,15 +348,15 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
                 let op = Op { name: "user.remove", resource_type: "User", resource_id: id };
                 return Ok(self.commit(op, writes).map(|v| (new, v, true)));
             }
-            let (index, uniques) = self.user_index_writes(id, Some(&old), Some(&new));
-            let mut writes = vec![Write::replace(self.keys.user(id), new.encode(), version)];
-            writes.extend(index);
+            let mut plan = Plan::default();
+            plan.write(Write::replace(self.keys.user(id), new.encode(), version));
+            plan.append(self.user_index_writes(id, Some(&old), Some(&new)));
             let op =
                 Op { name: if deactivated { "user.deactivate" } else { name }, resource_type: "User", resource_id: id };
-            match self.commit(op, writes) {
+            match self.commit_plan(op, plan) {
                 Ok(v) => Ok(Ok((new, v, false))),
-                Err(StoreError::Conflict(i)) if uniques.hit(1, i).is_some() => Err(conflict(&new, uniques.hit(1, i))),
-                Err(e) => Ok(Err(e)),
+                Err(Refused::Taken(what)) => Err(conflict(&new, what)),
+                Err(Refused::Store(e)) => Ok(Err(e)),
             }
         })?;
         if removed {
@@ -458,8 +450,9 @@ fn validate_user(attrs: &mut Map<String, Value>) -> Result<(), ScimError> {
 }
 
 /// The 409 for a unique reservation that another user holds.
-fn conflict(user: &Stored, what: Option<&str>) -> ScimError {
-    if what == Some("login") {
+/// The answer to a taken reservation of a user (`login` or `userName`).
+fn conflict(user: &Stored, what: &str) -> ScimError {
+    if what == "login" {
         let login = user.prov.login.as_deref().unwrap_or_default();
         return ScimError::uniqueness(format!("the e-mail {login:?} is already another user's login in this account"))
             .with_code("email_taken");
