@@ -39,6 +39,23 @@ pub enum Command {
     /// records); exits 1 when something is wrong. `--repair` rewrites what
     /// can be derived again.
     Check(CheckArgs),
+    /// Write a consistent copy of the database to PATH while the server
+    /// keeps serving (never overwrites PATH).
+    Backup(BackupArgs),
+    /// Replace the database with a backup made by `backup`. Refused while
+    /// any scimlet process uses the database; the replaced database is kept
+    /// as <db>.pre-restore.
+    Restore(BackupArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The backup file.
+    #[arg(value_name = "PATH")]
+    pub path: PathBuf,
+    /// SQLite database file.
+    #[arg(long, value_name = "PATH", default_value = "./scimlet.db")]
+    pub db: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -89,6 +89,24 @@ async fn run(cli: Cli) -> Result<(), String> {
             let runtime = open(&args.store)?.with_admin_token(Some(admin::ephemeral_token()));
             admin::check(&runtime, &args).await.map_err(|e| e.to_string())
         }
+        Command::Backup(args) => {
+            let bytes = store::backup::backup(&args.db, &args.path)?;
+            println!("backup of {} written to {} ({bytes} bytes)", args.db.display(), args.path.display());
+            Ok(())
+        }
+        Command::Restore(args) => {
+            let restored = store::backup::restore(&args.path, &args.db)?;
+            match restored.previous {
+                Some(kept) => println!(
+                    "restored {} from {}; the database it replaced is kept at {}",
+                    args.db.display(),
+                    args.path.display(),
+                    kept.display()
+                ),
+                None => println!("restored {} from {}", args.db.display(), args.path.display()),
+            }
+            Ok(())
+        }
         Command::Admin(command) => {
             // The CLI reaches the admin API in-process with a token that
             // exists only for this run.

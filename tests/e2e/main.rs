@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `scimlet` binary over real HTTP, on a real
 //! SQLite file. Run with `cargo test -p scimlet --test e2e`.
 
+mod backup;
 mod crash;
 mod hostile;
 mod http;

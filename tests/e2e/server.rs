@@ -207,7 +207,13 @@ impl Server {
             .unwrap_or_else(|e| panic!("{method} {path}: {e}\nserver stderr:\n{}", self.stderr_text()))
     }
 
-    fn kill(&mut self) {
+    /// Runs `scimlet <args>` and returns what it did, whatever the outcome.
+    pub fn cli_output(&self, args: &[&std::ffi::OsStr]) -> std::process::Output {
+        Command::new(BIN).args(args).output().unwrap_or_else(|e| panic!("run scimlet {args:?}: {e}"))
+    }
+
+    /// Stops the process (SIGKILL); [`Server::restart`] starts it again.
+    pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();

@@ -8,6 +8,7 @@
 //! (PostgreSQL for several replicas) can be added beside [`sqlite`] without
 //! touching the runtime.
 
+pub mod backup;
 pub mod sqlite;
 
 use std::fmt;

@@ -46,7 +46,7 @@ use super::{
 /// `unavailable`. Long enough to ride out a concurrent commit's `fsync` or a
 /// CLI command in another process; short enough to stay well inside the
 /// runtime's per-request deadline.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Read connections kept open for reuse. More may be opened under a burst;
 /// extra ones are closed when returned. Opening one costs far more than a
@@ -55,7 +55,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const READER_POOL: usize = 16;
 
 /// The layout version this code writes and understands.
-const SCHEMA_VERSION: i64 = 1;
+pub(crate) const SCHEMA_VERSION: i64 = 1;
 
 const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS kv (
@@ -77,6 +77,9 @@ pub struct SqliteStore {
     /// connection (see [`run_committer`]).
     committer: Mutex<mpsc::Sender<CommitRequest>>,
     readers: Mutex<Vec<Connection>>,
+    /// A shared lock on `<db>.lock` while the store is open, so that a
+    /// restore cannot replace the file under it (see `backup.rs`).
+    _in_use: std::fs::File,
 }
 
 fn unavailable(err: rusqlite::Error) -> StoreError {
@@ -100,6 +103,7 @@ impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and ensures its layout.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
+        let in_use = super::backup::hold_shared(&path).map_err(StoreError::Unavailable)?;
         let writer = Connection::open_with_flags(
             &path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -131,7 +135,7 @@ impl SqliteStore {
             .name("sqlite-commit".into())
             .spawn(move || run_committer(writer, requests, delay))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the committer: {e}")))?;
-        Ok(SqliteStore { path, committer: Mutex::new(committer), readers: Mutex::new(Vec::new()) })
+        Ok(SqliteStore { path, committer: Mutex::new(committer), readers: Mutex::new(Vec::new()), _in_use: in_use })
     }
 }
 
