@@ -7,6 +7,7 @@ mod hostile;
 mod http;
 mod migration;
 mod server;
+mod shutdown;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Barrier};

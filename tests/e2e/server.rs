@@ -212,6 +212,22 @@ impl Server {
         Command::new(BIN).args(args).output().unwrap_or_else(|e| panic!("run scimlet {args:?}: {e}"))
     }
 
+    /// Sends SIGTERM and waits up to `within` for the process to exit;
+    /// `None` if it did not.
+    pub fn terminate(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let child = self.child.as_mut()?;
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     /// Stops the process (SIGKILL); [`Server::restart`] starts it again.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -75,7 +75,11 @@ pub struct SqliteStore {
     path: PathBuf,
     /// Where commits go: the committer thread that owns the write
     /// connection (see [`run_committer`]).
-    committer: Mutex<mpsc::Sender<CommitRequest>>,
+    /// `None` once the store is closing.
+    committer: Mutex<Option<mpsc::Sender<CommitRequest>>>,
+    /// Joined when the store is dropped, so the write connection is closed
+    /// (and the WAL folded into the database) before the process exits.
+    committer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     readers: Mutex<Vec<Connection>>,
     /// A shared lock on `<db>.lock` while the store is open, so that a
     /// restore cannot replace the file under it (see `backup.rs`).
@@ -131,11 +135,17 @@ impl SqliteStore {
             .ok()
             .and_then(|ms| ms.parse().ok())
             .map(Duration::from_millis);
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("sqlite-commit".into())
             .spawn(move || run_committer(writer, requests, delay))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the committer: {e}")))?;
-        Ok(SqliteStore { path, committer: Mutex::new(committer), readers: Mutex::new(Vec::new()), _in_use: in_use })
+        Ok(SqliteStore {
+            path,
+            committer: Mutex::new(Some(committer)),
+            committer_thread: Mutex::new(Some(thread)),
+            readers: Mutex::new(Vec::new()),
+            _in_use: in_use,
+        })
     }
 }
 
@@ -300,8 +310,26 @@ const COMMITTER_GONE: &str = "sqlite: the committer has stopped";
 impl SqliteStore {
     /// Queues a commit for the committer; if it has stopped, answers at once.
     fn enqueue(&self, writes: Vec<Write>, reply: Reply) {
-        if let Err(mpsc::SendError(request)) = lock(&self.committer).send(CommitRequest { writes, reply }) {
+        let request = CommitRequest { writes, reply };
+        let refused = match lock(&self.committer).as_ref() {
+            Some(committer) => committer.send(request).err().map(|mpsc::SendError(request)| request),
+            None => Some(request),
+        };
+        if let Some(request) = refused {
             request.reply.send(Err(StoreError::Unavailable(COMMITTER_GONE.into())));
+        }
+    }
+}
+
+/// Closes the database in order: the read connections first, then the
+/// committer finishes the commits queued before the close and closes the
+/// write connection last, which folds the WAL into the database file.
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        lock(&self.readers).clear();
+        drop(lock(&self.committer).take());
+        if let Some(thread) = lock(&self.committer_thread).take() {
+            let _ = thread.join();
         }
     }
 }

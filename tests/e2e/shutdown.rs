@@ -1,0 +1,48 @@
+//! SIGTERM: the server stops accepting connections, finishes the requests
+//! in flight, closes the database (its WAL folded into the file) and exits
+//! with success.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::server::Server;
+
+#[test]
+fn sigterm_finishes_requests_in_flight_then_closes_the_database() {
+    // Every commit waits 1.5 s: a create is in flight when SIGTERM comes.
+    let (mut server, boot) = Server::start_with_env(&[("SCIMLET_FAULT_COMMIT_DELAY_MS", "1500")]);
+    let base = boot.base();
+    let addr = server.addr.clone();
+    let headers = vec![
+        ("Authorization".to_owned(), format!("Bearer {}", boot.token)),
+        ("Content-Type".to_owned(), "application/scim+json".to_owned()),
+    ];
+    let body = serde_json::to_vec(
+        &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "leaving@example.com"}),
+    )
+    .unwrap();
+    let in_flight = std::thread::spawn({
+        let (addr, base, headers) = (addr.clone(), base.clone(), headers.clone());
+        move || crate::http::send(&addr, "POST", &format!("{base}/Users"), &headers, &body)
+    });
+    std::thread::sleep(Duration::from_millis(400));
+    let status = server.terminate(Duration::from_secs(30)).expect("scimlet exits after SIGTERM");
+    let answer = in_flight.join().unwrap().expect("the request in flight is answered");
+    assert_eq!(answer.status, 201, "{}", String::from_utf8_lossy(&answer.body));
+    assert!(status.success(), "exit status {status}\n{}", server.stderr_text());
+    assert!(server.stderr_text().contains("shutting down, finishing requests in flight"), "{}", server.stderr_text());
+    assert!(crate::http::send(&addr, "GET", &format!("{base}/Users"), &headers, b"").is_err(), "no longer accepting");
+    // Closed: the last connection folded the WAL into the database file.
+    let wal = format!("{}-wal", server.db.display());
+    assert!(std::fs::metadata(&wal).map_or(true, |m| m.len() == 0), "{wal} is left behind");
+
+    server.restart().unwrap();
+    let found = server.request(
+        "GET",
+        &format!("{base}/Users?filter=userName%20eq%20%22leaving%40example.com%22"),
+        &boot.token,
+        None,
+    );
+    assert_eq!(found.json()["totalResults"], 1);
+}
