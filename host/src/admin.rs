@@ -3,6 +3,7 @@
 //! component decides everything (ids, validation, expiry); this module only
 //! formats its answers.
 
+use crate::progress::Progress;
 use std::fmt;
 use std::io::Write as _;
 
@@ -297,7 +298,9 @@ pub async fn check(runtime: &Runtime, args: &crate::cli::CheckArgs) -> Result<()
     };
     let (mut examined, mut found, mut left) = (0u64, 0u64, 0u64);
     let mut out = std::io::stdout().lock();
+    let progress = Progress::counting("checking", "records");
     for account in &accounts {
+        progress.set_message(format!("checking account {account}"));
         let mut cursor = String::new();
         loop {
             let path = format!(
@@ -307,15 +310,16 @@ pub async fn check(runtime: &Runtime, args: &crate::cli::CheckArgs) -> Result<()
                 query_value(&cursor)
             );
             let page = api.json("POST", &path, None).await?;
-            examined += page["examined"].as_u64().unwrap_or(0);
+            let page_examined = page["examined"].as_u64().unwrap_or(0);
+            examined += page_examined;
+            progress.add(page_examined);
             for problem in page["problems"].as_array().into_iter().flatten() {
                 found += 1;
                 let fixed = args.repair && problem["repairable"] == true;
                 if !fixed {
                     left += 1;
                 }
-                let _ = writeln!(
-                    out,
+                let line = format!(
                     "{account} {} {}: {}{}",
                     problem["kind"].as_str().unwrap_or_default(),
                     problem["key"].as_str().unwrap_or_default(),
@@ -328,6 +332,7 @@ pub async fn check(runtime: &Runtime, args: &crate::cli::CheckArgs) -> Result<()
                         ""
                     }
                 );
+                progress.suspend(|| writeln!(out, "{line}")).ok();
             }
             match page["nextCursor"].as_str() {
                 Some(next) => cursor = next.to_owned(),
@@ -403,6 +408,8 @@ pub async fn admin(runtime: &Runtime, command: AdminCommand) -> Result<()> {
             let mut cursor: Option<String> = None;
             let mut all = Vec::new();
             let mut out = std::io::stdout().lock();
+            let progress = Progress::counting(&format!("exporting the users of account {account}"), "users");
+            let mut first = true;
             loop {
                 let mut path = format!("{}/export/users?format={format}&count=1000", base(&account));
                 if let Some(c) = &cursor {
@@ -416,11 +423,17 @@ pub async fn admin(runtime: &Runtime, command: AdminCommand) -> Result<()> {
                     )));
                 }
                 if format == "csv" {
-                    let _ = out.write_all(&body);
+                    // One line a user, after the header of the first page.
+                    let lines = body.iter().filter(|&&b| b == b'\n').count() as u64;
+                    progress.add(lines.saturating_sub(u64::from(first)));
+                    let _ = progress.suspend(|| out.write_all(&body));
                 } else {
                     let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                    all.extend(v["items"].as_array().cloned().unwrap_or_default());
+                    let items = v["items"].as_array().cloned().unwrap_or_default();
+                    progress.add(items.len() as u64);
+                    all.extend(items);
                 }
+                first = false;
                 cursor = headers.into_iter().find(|(n, _)| n == "x-next-cursor").map(|(_, v)| v);
                 if cursor.is_none() {
                     break;
@@ -440,15 +453,20 @@ pub async fn admin(runtime: &Runtime, command: AdminCommand) -> Result<()> {
             }
             let mut cursor: Option<String> = None;
             let mut out = std::io::stdout().lock();
+            let progress = Progress::counting(&format!("exporting the audit log of account {account}"), "records");
             loop {
                 let mut path = format!("{}/audit?count=1000{filters}", base(&account));
                 if let Some(c) = &cursor {
                     path.push_str(&format!("&cursor={}", query_value(c)));
                 }
                 let page = api.json("GET", &path, None).await?;
-                for item in page["items"].as_array().into_iter().flatten() {
-                    let _ = writeln!(out, "{item}");
-                }
+                let items = page["items"].as_array().cloned().unwrap_or_default();
+                progress.add(items.len() as u64);
+                progress.suspend(|| {
+                    for item in &items {
+                        let _ = writeln!(out, "{item}");
+                    }
+                });
                 cursor = page["nextCursor"].as_str().map(str::to_owned);
                 if cursor.is_none() {
                     break;

@@ -10,6 +10,7 @@ mod bindings;
 mod cli;
 #[cfg(feature = "native-core")]
 mod native;
+mod progress;
 mod runtime;
 mod serve;
 mod store;
@@ -90,12 +91,17 @@ async fn run(cli: Cli) -> Result<(), String> {
             admin::check(&runtime, &args).await.map_err(|e| e.to_string())
         }
         Command::Backup(args) => {
+            let progress = progress::Progress::working(&format!("backing up {}", args.db.display()));
             let bytes = store::backup::backup(&args.db, &args.path)?;
+            drop(progress);
             println!("backup of {} written to {} ({bytes} bytes)", args.db.display(), args.path.display());
             Ok(())
         }
         Command::Restore(args) => {
+            let progress =
+                progress::Progress::working(&format!("restoring {} from {}", args.db.display(), args.path.display()));
             let restored = store::backup::restore(&args.path, &args.db)?;
+            drop(progress);
             match restored.previous {
                 Some(kept) => println!(
                     "restored {} from {}; the database it replaced is kept at {}",

@@ -242,3 +242,45 @@ fn serve_warns_about_tokens_close_to_expiry() {
     let warning = warning.expect("serve logs a warning within two minutes");
     assert!(warning.contains("\"Acme\"") && warning.contains("\"okta\"") && warning.contains("rotate it"), "{warning}");
 }
+
+/// Long commands draw a progress spinner on a terminal and nothing when
+/// their output goes to a pipe. The terminal is a pseudo-terminal made by
+/// util-linux's `script`.
+#[test]
+fn long_commands_show_progress_on_a_terminal_and_stay_quiet_when_piped() {
+    let dir = TempDir::new();
+    let db = dir.db();
+    let account = json(&db, &["account", "create", "acme", "--json"]);
+    let id = string(&account, "id").to_owned();
+    let backup = dir.0.join("copy.db");
+    let piped: [Vec<String>; 3] = [
+        vec!["check".into()],
+        vec!["admin".into(), "export-users".into(), "--account".into(), id.clone()],
+        vec!["backup".into(), backup.display().to_string()],
+    ];
+    for args in &piped {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = scimlet(&db, &args);
+        assert!(out.status.success(), "scimlet {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.stderr.is_empty(),
+            "scimlet {args:?} wrote to a piped stderr: {:?}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    let on_terminal = |line: &str| -> String {
+        let out = Command::new("script")
+            .args(["-qec", line, "/dev/null"])
+            .output()
+            .expect("util-linux `script` runs the command on a pseudo-terminal");
+        assert!(out.status.success(), "{line}: {}", String::from_utf8_lossy(&out.stdout));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let bin = env!("CARGO_BIN_EXE_scimlet");
+    let shown = on_terminal(&format!("{bin} check --db '{}'", db.display()));
+    assert!(shown.contains("checking account") && shown.contains("records"), "{shown:?}");
+    let again = dir.0.join("copy2.db");
+    let shown = on_terminal(&format!("{bin} backup '{}' --db '{}'", again.display(), db.display()));
+    assert!(shown.contains("backing up") && shown.contains("written to"), "{shown:?}");
+}
