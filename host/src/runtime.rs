@@ -273,7 +273,6 @@ impl Runtime {
     }
 
     /// The storage backend every instance is linked to.
-    #[cfg(feature = "native-core")]
     pub fn backend(&self) -> &Arc<dyn Backend> {
         &self.backend
     }

@@ -228,9 +228,13 @@ impl Server {
         let started = Instant::now();
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
-        let response = match self.throttle.admit(peer, req.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes)) {
-            Ok(()) => self.respond(req, &method, &path).await,
-            Err(refusal) => retry_later(StatusCode::TOO_MANY_REQUESTS, refusal.detail, refusal.retry_after),
+        let response = match (method.as_str(), path.as_str()) {
+            ("GET" | "HEAD", "/healthz") => probe(StatusCode::OK, "ok"),
+            ("GET" | "HEAD", "/readyz") => self.ready().await,
+            _ => match self.throttle.admit(peer, req.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes)) {
+                Ok(()) => self.respond(req, &method, &path).await,
+                Err(refusal) => retry_later(StatusCode::TOO_MANY_REQUESTS, refusal.detail, refusal.retry_after),
+            },
         };
         self.throttle.answered(peer, response.status().as_u16());
         // One write of the whole line: `eprintln!` on the unbuffered stderr
@@ -238,6 +242,17 @@ impl Server {
         let line = format!("{method} {path} {} {}ms\n", response.status().as_u16(), started.elapsed().as_millis());
         let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
         response
+    }
+
+    /// Ready when the database answers a read (of a key no record uses)
+    /// within a second.
+    async fn ready(&self) -> Response<HyperOutgoingBody> {
+        let backend = Arc::clone(self.runtime.backend());
+        let read = tokio::task::spawn_blocking(move || backend.get("readyz").is_ok());
+        match tokio::time::timeout(Duration::from_secs(1), read).await {
+            Ok(Ok(true)) => probe(StatusCode::OK, "ready"),
+            _ => probe(StatusCode::SERVICE_UNAVAILABLE, "the database does not answer"),
+        }
     }
 
     async fn respond(&self, req: Request<Incoming>, method: &hyper::Method, path: &str) -> Response<HyperOutgoingBody> {
@@ -441,6 +456,14 @@ pub(crate) fn scim_response(status: u16, headers: Vec<(String, String)>, body: V
             response.headers_mut().append(name, value);
         }
     }
+    response
+}
+
+/// The plain-text answer of a health probe: it says nothing of any account.
+fn probe(status: StatusCode, text: &'static str) -> Response<HyperOutgoingBody> {
+    let mut response = Response::new(Full::new(Bytes::from(text)).map_err(|never| match never {}).boxed_unsync());
+    *response.status_mut() = status;
+    response.headers_mut().insert(hyper::header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     response
 }
 

@@ -1,6 +1,7 @@
-//! SIGTERM: the server stops accepting connections, finishes the requests
-//! in flight, closes the database (its WAL folded into the file) and exits
-//! with success.
+//! Operating the server. On SIGTERM it stops accepting connections,
+//! finishes the requests in flight, closes the database (its WAL folded into
+//! the file) and exits with success; `/healthz` and `/readyz` answer load
+//! balancers and orchestrators without a token.
 
 use std::time::Duration;
 
@@ -45,4 +46,18 @@ fn sigterm_finishes_requests_in_flight_then_closes_the_database() {
         None,
     );
     assert_eq!(found.json()["totalResults"], 1);
+}
+
+#[test]
+fn health_probes_answer_without_a_token_and_say_nothing_of_accounts() {
+    let (server, boot) = Server::start();
+    for (path, text) in [("/healthz", "ok"), ("/readyz", "ready")] {
+        let answer = crate::http::send(&server.addr, "GET", path, &[], b"").unwrap();
+        assert_eq!(answer.status, 200, "{path}");
+        assert_eq!(answer.body, text.as_bytes(), "{path}");
+        assert!(!String::from_utf8_lossy(&answer.body).contains(&boot.account));
+    }
+    // Anything else at the root is still the component's (a SCIM 404).
+    let other = crate::http::send(&server.addr, "GET", "/healthz/x", &[], b"").unwrap();
+    assert_eq!(other.status, 404);
 }
