@@ -194,18 +194,27 @@ pub async fn token(runtime: &Runtime, command: TokenCommand) -> Result<()> {
 }
 
 /// Warnings for every token of every account that expires within 14 days
-/// (the component decides which, and words them).
+/// (the component decides which, and words them); also refreshes the days
+/// left of every token that `/metrics` reports.
 pub async fn expiry_warnings(runtime: &Runtime) -> Result<Vec<String>> {
     let (mut store, core) = runtime.instantiate_core().await?;
     let admin = core.scimlet_provider_admin();
     let mut out = Vec::new();
+    let mut days = Vec::new();
+    let now = std::time::SystemTime::now();
     for account in admin.call_list_accounts(&mut store).await?? {
         for token in admin.call_list_tokens(&mut store, &account.id).await?? {
+            if token.revoked_at.is_none()
+                && let Some(left) = crate::metrics::days_until(&token.expires_at, now)
+            {
+                days.push((account.id.clone(), token.id.clone(), left));
+            }
             if let Some(warning) = token.expiry_warning {
                 out.push(format!("account {:?}: {warning}", account.name));
             }
         }
     }
+    runtime.metrics().token_expiry(days);
     Ok(out)
 }
 

@@ -121,6 +121,11 @@ impl storage::Host for RequestState {
             Err(writes) => blocking(&self.backend, move |b| b.commit(&writes)).await,
         };
         self.commits.end(result.is_ok());
+        self.metrics.commit(match &result {
+            Ok(_) => "ok",
+            Err(storage::Error::Conflict(_)) => "conflict",
+            Err(storage::Error::Unavailable(_)) => "unavailable",
+        });
         if result.is_ok() {
             self.extend_deadline_after_commit();
         }

@@ -8,6 +8,7 @@
 mod admin;
 mod bindings;
 mod cli;
+mod metrics;
 #[cfg(feature = "native-core")]
 mod native;
 mod progress;

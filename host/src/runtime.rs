@@ -36,6 +36,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
 use crate::bindings::{ScimletCore, ScimletCorePre};
+use crate::metrics::Metrics;
 use crate::store::Backend;
 
 /// The component built from `crates/scim-component` by `build.rs`.
@@ -87,6 +88,7 @@ pub struct RequestState {
     pub(crate) backend: Arc<dyn Backend>,
     /// What the store's commits did, for the server deciding what a timeout means.
     pub(crate) commits: Arc<CommitWatch>,
+    pub(crate) metrics: Arc<Metrics>,
     /// One of the [`MAX_INSTANCES`] slots, held while the store serves a
     /// request or command; an idle warm store holds none.
     slot: Option<OwnedSemaphorePermit>,
@@ -174,6 +176,7 @@ pub struct Runtime {
     deadline: Duration,
     admin_token: Option<String>,
     warm: Warm,
+    metrics: Arc<Metrics>,
 }
 
 /// Whether a request's writes are in flight or have landed. A request whose
@@ -261,6 +264,7 @@ impl Runtime {
             deadline: DEADLINE,
             admin_token: None,
             warm: Warm::new(DEFAULT_WARM),
+            metrics: Arc::default(),
         })
     }
 
@@ -270,6 +274,11 @@ impl Runtime {
     pub fn with_admin_token(mut self, token: Option<String>) -> Self {
         self.admin_token = token;
         self
+    }
+
+    /// What `/metrics` reports.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// The storage backend every instance is linked to.
@@ -358,6 +367,7 @@ impl Runtime {
             hard_deadline: now + self.deadline + COMMIT_GRACE,
             backend: Arc::clone(&self.backend),
             commits: Arc::default(),
+            metrics: Arc::clone(&self.metrics),
             slot: Some(slot),
             calls: 1,
         };
@@ -382,10 +392,13 @@ impl Runtime {
         if let Some(mut instance) = self.warm.take(credential) {
             instance.store.data_mut().arm(self.deadline, slot);
             instance.store.set_epoch_deadline(1);
+            self.metrics.instance(None);
             return Ok(instance);
         }
+        let started = Instant::now();
         let mut store = self.fresh_store(slot);
         let core = self.core.instantiate_async(&mut store).await?;
+        self.metrics.instance(Some(started.elapsed()));
         Ok(Instance { store, core })
     }
 

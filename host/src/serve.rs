@@ -231,16 +231,37 @@ impl Server {
         let response = match (method.as_str(), path.as_str()) {
             ("GET" | "HEAD", "/healthz") => probe(StatusCode::OK, "ok"),
             ("GET" | "HEAD", "/readyz") => self.ready().await,
+            ("GET", "/metrics") => self.metrics(req.headers().get(AUTHORIZATION)),
             _ => match self.throttle.admit(peer, req.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes)) {
                 Ok(()) => self.respond(req, &method, &path).await,
                 Err(refusal) => retry_later(StatusCode::TOO_MANY_REQUESTS, refusal.detail, refusal.retry_after),
             },
         };
         self.throttle.answered(peer, response.status().as_u16());
+        self.runtime.metrics().request(&path, response.status().as_u16(), started.elapsed());
         // One write of the whole line: `eprintln!` on the unbuffered stderr
         // writes each formatted piece with its own system call.
         let line = format!("{method} {path} {} {}ms\n", response.status().as_u16(), started.elapsed().as_millis());
         let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
+        response
+    }
+
+    /// `/metrics` for bearers of the admin token (it names accounts and
+    /// tokens); without an admin token configured there is none.
+    fn metrics(&self, authorization: Option<&HeaderValue>) -> Response<HyperOutgoingBody> {
+        let Some(expected) = self.runtime.admin_token() else {
+            return error_response(StatusCode::NOT_FOUND, "/metrics needs the admin API's token (--admin-token-file)");
+        };
+        let given = authorization.and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("");
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(given.trim().as_bytes(), expected.as_bytes())) {
+            return error_response(StatusCode::UNAUTHORIZED, "/metrics needs the admin API's bearer token");
+        }
+        let mut response = Response::new(
+            Full::new(Bytes::from(self.runtime.metrics().render())).map_err(|never| match never {}).boxed_unsync(),
+        );
+        response
+            .headers_mut()
+            .insert(hyper::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
         response
     }
 

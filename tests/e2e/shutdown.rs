@@ -61,3 +61,43 @@ fn health_probes_answer_without_a_token_and_say_nothing_of_accounts() {
     let other = crate::http::send(&server.addr, "GET", "/healthz/x", &[], b"").unwrap();
     assert_eq!(other.status, 404);
 }
+
+#[test]
+fn metrics_count_requests_commits_instances_and_token_expiry_for_the_admin_token_only() {
+    let admin = "metrics-admin-token-0123456789";
+    let (server, boot) = Server::start_with_env(&[("SCIMLET_ADMIN_TOKEN", admin)]);
+    let base = boot.base();
+    let user = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "counted@example.com"});
+    let created = server.request("POST", &format!("{base}/Users"), &boot.token, Some(&user));
+    assert_eq!(created.status, 201);
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(server.request("GET", &format!("{base}/Users/{id}"), &boot.token, None).status, 200);
+    assert_eq!(server.request("GET", &format!("{base}/Users"), "scimlet_wrong_token", None).status, 401);
+
+    assert_eq!(crate::http::send(&server.addr, "GET", "/metrics", &[], b"").unwrap().status, 401);
+    assert_eq!(server.request("GET", "/metrics", &boot.token, None).status, 401, "a SCIM token is not enough");
+    let answer = server.request("GET", "/metrics", admin, None);
+    assert_eq!(answer.status, 200);
+    let text = String::from_utf8(answer.body).unwrap();
+    let account = &boot.account;
+    for line in [
+        format!("scimlet_requests_total{{route=\"/Users\",status=\"201\",account=\"{account}\"}} 1"),
+        format!("scimlet_requests_total{{route=\"/Users/{{id}}\",status=\"200\",account=\"{account}\"}} 1"),
+        "scimlet_requests_total{route=\"/Users\",status=\"401\",account=\"\"} 1".to_owned(),
+        "scimlet_request_duration_seconds_count{route=\"/Users\"} 2".to_owned(),
+    ] {
+        assert!(text.lines().any(|l| l == line), "no line {line:?} in\n{text}");
+    }
+    let value = |prefix: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
+    };
+    assert!(value("scimlet_store_commits_total{outcome=\"ok\"}") >= 1.0);
+    assert!(value("scimlet_instances_total{kind=\"fresh\"}") >= 1.0);
+    let token_id = boot.token.split('_').nth(1).unwrap();
+    let days = value(&format!("scimlet_token_expiry_days{{account=\"{account}\",token=\"{token_id}\"}}"));
+    assert!((364.0..=366.0).contains(&days), "{days}");
+    assert!(!text.contains(&boot.token) && !text.contains(admin) && !text.contains("counted@example.com"));
+}
