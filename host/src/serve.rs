@@ -252,17 +252,17 @@ impl Server {
         let Some(expected) = self.runtime.admin_token() else {
             return error_response(StatusCode::NOT_FOUND, "/metrics needs the admin API's token (--admin-token-file)");
         };
-        let given = authorization.and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("");
+        // The scheme is case-insensitive (RFC 9110 §11.1), as the core reads it.
+        let given = authorization
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map_or("", |(_, token)| token);
         if !bool::from(subtle::ConstantTimeEq::ct_eq(given.trim().as_bytes(), expected.as_bytes())) {
             return error_response(StatusCode::UNAUTHORIZED, "/metrics needs the admin API's bearer token");
         }
-        let mut response = Response::new(
-            Full::new(Bytes::from(self.runtime.metrics().render())).map_err(|never| match never {}).boxed_unsync(),
-        );
-        response
-            .headers_mut()
-            .insert(hyper::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
-        response
+        let content_type = vec![("content-type".to_owned(), "text/plain; version=0.0.4".to_owned())];
+        scim_response(200, content_type, self.runtime.metrics().render().into_bytes())
     }
 
     /// Ready when the database answers a read (of a key no record uses)
@@ -467,8 +467,9 @@ fn guest_request(scheme: &Scheme, parts: hyper::http::request::Parts, body: Byte
     }
 }
 
-/// The component's (or the native core's) answer as an HTTP response. A
-/// header the core produced that HTTP cannot carry is dropped, not sent.
+/// An answer as an HTTP response: the component's, the native core's, or
+/// one the host makes itself (errors, probes, metrics). A header that HTTP
+/// cannot carry is dropped, not sent.
 pub(crate) fn scim_response(status: u16, headers: Vec<(String, String)>, body: Vec<u8>) -> Response<HyperOutgoingBody> {
     let mut response = Response::new(Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed_unsync());
     *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -482,10 +483,7 @@ pub(crate) fn scim_response(status: u16, headers: Vec<(String, String)>, body: V
 
 /// The plain-text answer of a health probe: it says nothing of any account.
 fn probe(status: StatusCode, text: &'static str) -> Response<HyperOutgoingBody> {
-    let mut response = Response::new(Full::new(Bytes::from(text)).map_err(|never| match never {}).boxed_unsync());
-    *response.status_mut() = status;
-    response.headers_mut().insert(hyper::header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-    response
+    scim_response(status.as_u16(), vec![("content-type".to_owned(), "text/plain".to_owned())], text.as_bytes().to_vec())
 }
 
 /// A host-made SCIM error that tells the client when to come back: whole

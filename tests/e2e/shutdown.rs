@@ -76,8 +76,15 @@ fn metrics_count_requests_commits_instances_and_token_expiry_for_the_admin_token
 
     assert_eq!(crate::http::send(&server.addr, "GET", "/metrics", &[], b"").unwrap().status, 401);
     assert_eq!(server.request("GET", "/metrics", &boot.token, None).status, 401, "a SCIM token is not enough");
+    let lower = vec![("Authorization".to_owned(), format!("bearer {admin}"))];
+    assert_eq!(
+        crate::http::send(&server.addr, "GET", "/metrics", &lower, b"").unwrap().status,
+        200,
+        "any case of the scheme"
+    );
     let answer = server.request("GET", "/metrics", admin, None);
     assert_eq!(answer.status, 200);
+    assert!(answer.headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("content-type") && v.starts_with("text/plain")));
     let text = String::from_utf8(answer.body).unwrap();
     let account = &boot.account;
     for line in [
