@@ -203,8 +203,10 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         stored: &Stored,
         version: u64,
         projection: &Projection,
+        may_have_groups: bool,
     ) -> Result<Response, ScimError> {
-        let body = projection.apply(&USER_TYPE, self.render_user(id, stored, version, projection.wants("groups"))?);
+        let with_groups = may_have_groups && projection.wants("groups");
+        let body = projection.apply(&USER_TYPE, self.render_user(id, stored, version, with_groups)?);
         let location = self.location(USER_TYPE.endpoint, id);
         Ok(tenant::resource_response(status, &body, version, (status == 201).then_some(location.as_str())))
     }
@@ -215,7 +217,9 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         // RFC 7643 leaves `active` without a default; clients (Okta) read a
         // missing one as inactive, so a new user is active unless told.
         attrs.entry("active").or_insert(Value::Bool(true));
-        let (id, stored, version) = tenant::retry(self.service.env(), || {
+        // `taken_over`: whether the user existed (a native one) and so may
+        // be in groups; a new user is in none, and its answer reads no edge.
+        let (id, stored, version, taken_over) = tenant::retry(self.service.env(), || {
             let now = self.now();
             // Migration: an existing native user with this identity is taken
             // over (same id, memberships and role bindings), not duplicated.
@@ -230,7 +234,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
                 plan.append(self.user_index_writes(&id, Some(&native), Some(&new)));
                 let op = Op { name: "user.takeover", resource_type: "User", resource_id: &id };
                 return match self.commit_plan(op, plan) {
-                    Ok(v) => Ok(Ok((id, new, v))),
+                    Ok(v) => Ok(Ok((id, new, v, true))),
                     Err(Refused::Taken(what)) => Err(conflict(&new, what)),
                     Err(Refused::Store(e)) => Ok(Err(e)),
                 };
@@ -245,7 +249,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
             plan.append(self.user_index_writes(&id, None, Some(&new)));
             let op = Op { name: "user.create", resource_type: "User", resource_id: &id };
             match self.commit_plan(op, plan) {
-                Ok(v) => Ok(Ok((id, new, v))),
+                Ok(v) => Ok(Ok((id, new, v, false))),
                 // An admin created this login since we looked: go round
                 // again, and the next attempt takes that user over.
                 Err(Refused::Taken("login")) if self.migration_match(&attrs)?.is_some() => {
@@ -255,7 +259,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
                 Err(Refused::Store(e)) => Ok(Err(e)),
             }
         })?;
-        self.user_response(201, &id, &stored, version, projection)
+        self.user_response(201, &id, &stored, version, projection, taken_over)
     }
 
     /// `GET /Users/{id}`.
@@ -269,7 +273,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         if tenant::not_modified(if_none_match, version) {
             return Ok(Response::empty(304).with_header("etag", resource::Meta::etag(version)));
         }
-        self.user_response(200, id, &stored, version, projection)
+        self.user_response(200, id, &stored, version, projection, true)
     }
 
     /// `PUT /Users/{id}`: the body replaces every writable attribute.
@@ -365,7 +369,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
             let body = projection.apply(&USER_TYPE, self.render_user(id, &stored, version, false)?);
             return Ok(Response::scim_json(200, &body));
         }
-        self.user_response(200, id, &stored, version, projection)
+        self.user_response(200, id, &stored, version, projection, true)
     }
 
     /// `DELETE /Users/{id}`: the user, its indexes and its memberships go in

@@ -439,3 +439,37 @@ fn accounts_made_either_way_count_instead_of_walking() {
     let walked = counting.scans.lock().unwrap().iter().filter(|p| p.ends_with("/x/un/")).count();
     assert_eq!(walked, 1, "one capped page of the name index, not all of it");
 }
+
+#[test]
+fn a_new_user_is_answered_without_reading_memberships() {
+    let c = Client::new();
+    let counting = Counting { inner: c.store.clone(), scans: Arc::default() };
+    let service = Service::new(counting.clone(), &*c.env);
+    let body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "new@example.com"});
+    let response = service.handle(&Request {
+        method: "POST".into(),
+        path_with_query: format!("{}/Users", c.base),
+        scheme: None,
+        authority: Some("scim.test".into()),
+        headers: vec![("Authorization".into(), format!("Bearer {}", c.token))],
+        body: serde_json::to_vec(&body).unwrap(),
+    });
+    assert_eq!(response.status, 201, "{}", String::from_utf8_lossy(&response.body));
+    let created: Value = serde_json::from_slice(&response.body).unwrap();
+    assert!(created.get("groups").is_none(), "{created}");
+    // A user made by this commit is in no group: its edges are not read.
+    let scans = counting.scans.lock().unwrap().clone();
+    assert!(scans.iter().all(|p| !p.contains("/mu/")), "{scans:?}");
+    // Read back, the same user's groups are looked up as always.
+    let id = created["id"].as_str().unwrap();
+    let response = service.handle(&Request {
+        method: "GET".into(),
+        path_with_query: format!("{}/Users/{id}", c.base),
+        scheme: None,
+        authority: Some("scim.test".into()),
+        headers: vec![("Authorization".into(), format!("Bearer {}", c.token))],
+        body: Vec::new(),
+    });
+    assert_eq!(response.status, 200);
+    assert!(counting.scans.lock().unwrap().iter().any(|p| p.ends_with(&format!("/mu/{id}/"))));
+}
