@@ -77,11 +77,8 @@ async fn blocking<R: Send + 'static>(
 
 /// Runs one backend read on the calling thread. A panic inside the backend
 /// becomes `unavailable` for this call, as on the blocking pool.
-fn inline<R>(
-    backend: &Arc<dyn Backend>,
-    call: impl FnOnce(&dyn Backend) -> Result<R, StoreError>,
-) -> Result<R, storage::Error> {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call(backend.as_ref()))) {
+fn inline<R>(call: impl FnOnce() -> Result<R, StoreError>) -> Result<R, storage::Error> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)) {
         Ok(result) => result.map_err(Into::into),
         Err(_) => Err(storage::Error::Unavailable("storage read panicked".into())),
     }
@@ -89,11 +86,11 @@ fn inline<R>(
 
 impl storage::Host for RequestState {
     async fn get(&mut self, key: String) -> Result<Option<storage::Entry>, storage::Error> {
-        inline(&self.backend, |b| b.get(&key)).map(|found| found.map(Into::into))
+        inline(|| self.reads.get(&key)).map(|found| found.map(Into::into))
     }
 
     async fn get_many(&mut self, keys: Vec<String>) -> Result<Vec<Option<storage::Entry>>, storage::Error> {
-        inline(&self.backend, |b| b.get_many(&keys)).map(|found| found.into_iter().map(|e| e.map(Into::into)).collect())
+        inline(|| self.reads.get_many(&keys)).map(|found| found.into_iter().map(|e| e.map(Into::into)).collect())
     }
 
     async fn scan(
@@ -102,7 +99,7 @@ impl storage::Host for RequestState {
         after: Option<String>,
         limit: u32,
     ) -> Result<storage::ScanPage, storage::Error> {
-        inline(&self.backend, |b| b.scan(&prefix, after.as_deref(), limit)).map(|page| storage::ScanPage {
+        inline(|| self.reads.scan(&prefix, after.as_deref(), limit)).map(|page| storage::ScanPage {
             entries: page.entries.into_iter().map(Into::into).collect(),
             more: page.more,
         })
@@ -110,6 +107,8 @@ impl storage::Host for RequestState {
 
     async fn commit(&mut self, writes: Vec<storage::Write>) -> Result<u64, storage::Error> {
         let writes: Vec<store::Write> = writes.into_iter().map(Into::into).collect();
+        // Reads after a commit, landed or refused, must see what it met.
+        self.reads.end();
         // A backend with its own committer thread answers it directly; the
         // blocking pool is for backends whose commit blocks the caller.
         self.commits.begin();

@@ -15,10 +15,20 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use crate::bindings::Request as GuestRequest;
 use crate::runtime::Runtime;
 use crate::serve::{error_response, scim_response};
-use crate::store::{self, Backend};
+use crate::store::{self, Backend, Reads};
 
-/// The runner's backend as a core store.
-struct BackendStore(Arc<dyn Backend>);
+/// The runner's backend as a core store, reading through one snapshot
+/// until it commits, as the component's storage import does.
+struct BackendStore {
+    backend: Arc<dyn Backend>,
+    reads: Mutex<Reads>,
+}
+
+impl BackendStore {
+    fn reads(&self) -> std::sync::MutexGuard<'_, Reads> {
+        self.reads.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
 
 fn entry(e: store::Entry) -> scim_core::Entry {
     scim_core::Entry { key: e.key, value: e.value, version: e.version }
@@ -33,13 +43,13 @@ fn error(e: store::StoreError) -> scim_core::StoreError {
 
 impl scim_core::Store for BackendStore {
     fn get(&self, key: &str) -> Result<Option<scim_core::Entry>, scim_core::StoreError> {
-        self.0.get(key).map(|e| e.map(entry)).map_err(error)
+        self.reads().get(key).map(|e| e.map(entry)).map_err(error)
     }
     fn get_many(&self, keys: &[String]) -> Result<Vec<Option<scim_core::Entry>>, scim_core::StoreError> {
-        self.0.get_many(keys).map(|v| v.into_iter().map(|e| e.map(entry)).collect()).map_err(error)
+        self.reads().get_many(keys).map(|v| v.into_iter().map(|e| e.map(entry)).collect()).map_err(error)
     }
     fn scan(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<ScanPage, scim_core::StoreError> {
-        self.0
+        self.reads()
             .scan(prefix, after, limit)
             .map(|p| ScanPage { entries: p.entries.into_iter().map(entry).collect(), more: p.more })
             .map_err(error)
@@ -57,7 +67,8 @@ impl scim_core::Store for BackendStore {
                 },
             })
             .collect();
-        self.0.commit(&writes).map_err(error)
+        self.reads().end();
+        self.backend.commit(&writes).map_err(error)
     }
 }
 
@@ -94,7 +105,8 @@ pub(crate) async fn respond(runtime: &Runtime, request: GuestRequest) -> Respons
     let backend = Arc::clone(runtime.backend());
     let config = Config::default().with_admin_token(runtime.admin_token());
     let answered = tokio::task::spawn_blocking(move || {
-        Service::with_config(BackendStore(backend), SystemEnv, config).handle(&request)
+        let store = BackendStore { reads: Mutex::new(Reads::new(Arc::clone(&backend))), backend };
+        Service::with_config(store, SystemEnv, config).handle(&request)
     })
     .await;
     match answered {

@@ -37,7 +37,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpVi
 
 use crate::bindings::{ScimletCore, ScimletCorePre};
 use crate::metrics::Metrics;
-use crate::store::Backend;
+use crate::store::{Backend, Reads};
 
 /// The component built from `crates/scim-component` by `build.rs`.
 static EMBEDDED_COMPONENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/scim_component.wasm"));
@@ -86,6 +86,9 @@ pub struct RequestState {
     /// past the deadline, however many commits land.
     hard_deadline: Instant,
     pub(crate) backend: Arc<dyn Backend>,
+    /// The current call's reads, from one snapshot until it commits; let
+    /// go of when the call ends, so a warm instance holds none.
+    pub(crate) reads: Reads,
     /// What the store's commits did, for the server deciding what a timeout means.
     pub(crate) commits: Arc<CommitWatch>,
     pub(crate) metrics: Arc<Metrics>,
@@ -366,6 +369,7 @@ impl Runtime {
             deadline: now + self.deadline,
             hard_deadline: now + self.deadline + COMMIT_GRACE,
             backend: Arc::clone(&self.backend),
+            reads: Reads::new(Arc::clone(&self.backend)),
             commits: Arc::default(),
             metrics: Arc::clone(&self.metrics),
             slot: Some(slot),
@@ -408,6 +412,7 @@ impl Runtime {
     pub fn recycle(&self, credential: u64, status: u16, mut instance: Instance) {
         let state = instance.store.data_mut();
         state.slot = None;
+        state.reads.end();
         if keep_warm(status, state.calls, state.limits.memory) {
             self.warm.put(credential, instance);
         }

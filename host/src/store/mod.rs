@@ -12,6 +12,7 @@ pub mod backup;
 pub mod sqlite;
 
 use std::fmt;
+use std::sync::Arc;
 
 pub use sqlite::SqliteStore;
 
@@ -105,6 +106,72 @@ pub trait Backend: Send + Sync + 'static {
     /// is allowed instead.
     fn submit(&self, writes: Vec<Write>) -> Result<Submitted, Vec<Write>> {
         Err(writes)
+    }
+
+    /// Opens a [`Snapshot`] for a request's reads, when the backend has
+    /// one to offer (the default: none, and every read stands alone).
+    fn snapshot(&self) -> Result<Option<Box<dyn Snapshot>>, StoreError> {
+        Ok(None)
+    }
+}
+
+/// Reads that all see one state of the store, from the first read until
+/// the snapshot is dropped. A request reads through one until it commits:
+/// beginning and ending a read transaction (SQLite's WAL read locks) cost
+/// more than a read from the page cache, and a lookup makes four reads.
+pub trait Snapshot: Send {
+    fn get(&mut self, key: &str) -> Result<Option<Entry>, StoreError>;
+    fn get_many(&mut self, keys: &[String]) -> Result<Vec<Option<Entry>>, StoreError>;
+    fn scan(&mut self, prefix: &str, after: Option<&str>, limit: u32) -> Result<ScanPage, StoreError>;
+}
+
+/// One request's reads: through a [`Snapshot`] while the backend offers
+/// one, else straight from the backend. [`Reads::end`] lets go of the
+/// snapshot; the request must call it before it commits, so that what it
+/// reads next includes its own writes and whatever a commit that beat it
+/// wrote (a retry after a conflict must see the state that won).
+pub struct Reads {
+    backend: Arc<dyn Backend>,
+    snapshot: Option<Box<dyn Snapshot>>,
+}
+
+impl Reads {
+    pub fn new(backend: Arc<dyn Backend>) -> Self {
+        Reads { backend, snapshot: None }
+    }
+
+    pub fn get(&mut self, key: &str) -> Result<Option<Entry>, StoreError> {
+        self.read(|s| s.get(key), |b| b.get(key))
+    }
+
+    pub fn get_many(&mut self, keys: &[String]) -> Result<Vec<Option<Entry>>, StoreError> {
+        self.read(|s| s.get_many(keys), |b| b.get_many(keys))
+    }
+
+    pub fn scan(&mut self, prefix: &str, after: Option<&str>, limit: u32) -> Result<ScanPage, StoreError> {
+        self.read(|s| s.scan(prefix, after, limit), |b| b.scan(prefix, after, limit))
+    }
+
+    /// Lets go of the snapshot: the next read starts a new one.
+    pub fn end(&mut self) {
+        self.snapshot = None;
+    }
+
+    fn read<R>(
+        &mut self,
+        in_snapshot: impl FnOnce(&mut dyn Snapshot) -> Result<R, StoreError>,
+        alone: impl FnOnce(&dyn Backend) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        if self.snapshot.is_none() {
+            self.snapshot = self.backend.snapshot()?;
+        }
+        let Some(snapshot) = self.snapshot.as_mut() else { return alone(self.backend.as_ref()) };
+        let result = in_snapshot(snapshot.as_mut());
+        if result.is_err() {
+            // A snapshot whose read failed is not trusted with the next one.
+            self.snapshot = None;
+        }
+        result
     }
 }
 

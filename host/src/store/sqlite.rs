@@ -32,13 +32,13 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError, mpsc};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 use super::{
-    Backend, Entry, MAX_BATCH, MAX_SCAN_LIMIT, Precondition, ScanPage, StoreError, Submitted, Write,
+    Backend, Entry, MAX_BATCH, MAX_SCAN_LIMIT, Precondition, ScanPage, Snapshot, StoreError, Submitted, Write,
     prefix_upper_bound, successor,
 };
 
@@ -84,7 +84,7 @@ pub struct SqliteStore {
     /// Joined when the store is dropped, so the write connection is closed
     /// (and the WAL folded into the database) before the process exits.
     committer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
-    readers: Mutex<Vec<Connection>>,
+    readers: Arc<Mutex<Vec<Connection>>>,
     /// A shared lock on `<db>.lock` while the store is open, so that a
     /// restore cannot replace the file under it (see `backup.rs`).
     _in_use: std::fs::File,
@@ -157,7 +157,7 @@ impl SqliteStore {
             path,
             committer: Mutex::new(Some(committer)),
             committer_thread: Mutex::new(Some(thread)),
-            readers: Mutex::new(Vec::new()),
+            readers: Arc::new(Mutex::new(Vec::new())),
             _in_use: in_use,
         })
     }
@@ -194,20 +194,30 @@ impl SqliteStore {
         Ok(conn)
     }
 
+    /// A read-only connection from the pool, or a new one when all are out.
+    fn take_reader(&self) -> Result<Connection, StoreError> {
+        let pooled = lock(&self.readers).pop();
+        match pooled {
+            Some(conn) => Ok(conn),
+            None => self.open_reader(),
+        }
+    }
+
     /// Runs `f` on a pooled read-only connection. A connection whose use
     /// failed is closed rather than returned, in case it is left in a bad state.
     fn with_reader<R>(&self, f: impl FnOnce(&mut Connection) -> Result<R, rusqlite::Error>) -> Result<R, StoreError> {
-        let pooled = lock(&self.readers).pop();
-        let mut conn = match pooled {
-            Some(conn) => conn,
-            None => self.open_reader()?,
-        };
+        let mut conn = self.take_reader()?;
         let result = f(&mut conn).map_err(unavailable)?;
-        let mut pool = lock(&self.readers);
-        if pool.len() < READER_POOL {
-            pool.push(conn);
-        }
+        give_back(&self.readers, conn);
         Ok(result)
+    }
+}
+
+/// Returns a read connection to the pool; one past the pool's size is closed.
+fn give_back(pool: &Mutex<Vec<Connection>>, conn: Connection) {
+    let mut pool = lock(pool);
+    if pool.len() < READER_POOL {
+        pool.push(conn);
     }
 }
 
@@ -219,6 +229,98 @@ fn get_on(conn: &Connection, key: &str) -> rusqlite::Result<Option<Entry>> {
     conn.prepare_cached("SELECT value, version FROM kv WHERE key = ?1")?
         .query_row([key.as_bytes()], |row| entry_from_row(key.to_owned(), row))
         .optional()
+}
+
+fn get_many_on(conn: &Connection, keys: &[String]) -> rusqlite::Result<Vec<Option<Entry>>> {
+    keys.iter().map(|key| get_on(conn, key)).collect()
+}
+
+fn check_get_many(keys: &[String]) -> Result<(), StoreError> {
+    if keys.len() > MAX_BATCH {
+        return Err(StoreError::Unavailable(format!(
+            "get-many of {} keys exceeds the limit of {MAX_BATCH}",
+            keys.len()
+        )));
+    }
+    Ok(())
+}
+
+fn scan_on(conn: &Connection, prefix: &str, after: Option<&str>, limit: u32) -> rusqlite::Result<ScanPage> {
+    let limit = limit.min(MAX_SCAN_LIMIT);
+    if limit == 0 {
+        return Ok(ScanPage::default());
+    }
+    // One row past the page says whether the prefix goes on.
+    let fetch = limit + 1;
+    // "key > after" is "key >= after + 0x00" on byte strings, so the lower
+    // end of the range is one inclusive bound and the query one index range.
+    let mut lower = prefix.as_bytes().to_vec();
+    if let Some(after) = after {
+        lower = lower.max(successor(after.as_bytes()));
+    }
+    let map = |row: &rusqlite::Row<'_>| {
+        Ok(Entry { key: key_from_sql(row.get(0)?)?, value: row.get(1)?, version: version_from_sql(row.get(2)?) })
+    };
+    let mut entries = match prefix_upper_bound(prefix.as_bytes()) {
+        Some(upper) => conn
+            .prepare_cached(SCAN_RANGE)?
+            .query_map(params![lower, upper, fetch], map)?
+            .collect::<rusqlite::Result<Vec<Entry>>>(),
+        None => conn.prepare_cached(SCAN_FROM)?.query_map(params![lower, fetch], map)?.collect(),
+    }?;
+    let more = entries.len() > limit as usize;
+    entries.truncate(limit as usize);
+    Ok(ScanPage { entries, more })
+}
+
+/// A read transaction on a pooled connection, begun at the first read and
+/// ended (the connection back in the pool) when dropped. In WAL mode it
+/// holds no lock that a commit waits for; it only keeps a checkpoint from
+/// moving past the state it reads, for the length of one request.
+struct SqliteSnapshot {
+    conn: Option<Connection>,
+    pool: Arc<Mutex<Vec<Connection>>>,
+    begun: bool,
+}
+
+impl SqliteSnapshot {
+    fn read<R>(&mut self, f: impl FnOnce(&Connection) -> rusqlite::Result<R>) -> Result<R, StoreError> {
+        let conn = self.conn.as_ref().ok_or_else(|| StoreError::Unavailable("sqlite: snapshot closed".into()))?;
+        if !self.begun {
+            conn.prepare_cached("BEGIN").and_then(|mut begin| begin.execute([])).map_err(unavailable)?;
+            self.begun = true;
+        }
+        f(conn).map_err(|e| {
+            // Not to be pooled again: the read left it in an unknown state.
+            self.conn = None;
+            unavailable(e)
+        })
+    }
+}
+
+impl Snapshot for SqliteSnapshot {
+    fn get(&mut self, key: &str) -> Result<Option<Entry>, StoreError> {
+        self.read(|conn| get_on(conn, key))
+    }
+
+    fn get_many(&mut self, keys: &[String]) -> Result<Vec<Option<Entry>>, StoreError> {
+        check_get_many(keys)?;
+        self.read(|conn| get_many_on(conn, keys))
+    }
+
+    fn scan(&mut self, prefix: &str, after: Option<&str>, limit: u32) -> Result<ScanPage, StoreError> {
+        self.read(|conn| scan_on(conn, prefix, after, limit))
+    }
+}
+
+impl Drop for SqliteSnapshot {
+    fn drop(&mut self) {
+        let Some(conn) = self.conn.take() else { return };
+        if self.begun && conn.prepare_cached("COMMIT").and_then(|mut end| end.execute([])).is_err() {
+            return;
+        }
+        give_back(&self.pool, conn);
+    }
 }
 
 /// Turns a stored key back into the `string` the WIT contract promises. Only
@@ -239,62 +341,21 @@ impl Backend for SqliteStore {
     }
 
     fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Entry>>, StoreError> {
-        if keys.len() > MAX_BATCH {
-            return Err(StoreError::Unavailable(format!(
-                "get-many of {} keys exceeds the limit of {MAX_BATCH}",
-                keys.len()
-            )));
-        }
+        check_get_many(keys)?;
         self.with_reader(|conn| {
             // BEGIN and COMMIT as cached statements: rusqlite's
             // `transaction()` parses both again on every call, which was a
             // visible share of a lookup's CPU time. A failed read leaves
             // the transaction open; `with_reader` then drops the connection.
             conn.prepare_cached("BEGIN")?.execute([])?;
-            let entries = keys.iter().map(|key| get_on(conn, key)).collect::<rusqlite::Result<Vec<_>>>()?;
+            let entries = get_many_on(conn, keys)?;
             conn.prepare_cached("COMMIT")?.execute([])?;
             Ok(entries)
         })
     }
 
     fn scan(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<ScanPage, StoreError> {
-        let limit = limit.min(MAX_SCAN_LIMIT);
-        if limit == 0 {
-            return Ok(ScanPage::default());
-        }
-        // One row past the page says whether the prefix goes on.
-        let fetch = limit + 1;
-        // "key > after" is "key >= after + 0x00" on byte strings, so the lower
-        // end of the range is one inclusive bound and the query one index range.
-        let mut lower = prefix.as_bytes().to_vec();
-        if let Some(after) = after {
-            lower = lower.max(successor(after.as_bytes()));
-        }
-        let upper = prefix_upper_bound(prefix.as_bytes());
-        self.with_reader(|conn| {
-            let map = |row: &rusqlite::Row<'_>| {
-                Ok(Entry {
-                    key: key_from_sql(row.get(0)?)?,
-                    value: row.get(1)?,
-                    version: version_from_sql(row.get(2)?),
-                })
-            };
-            match &upper {
-                Some(upper) => conn
-                    .prepare_cached(SCAN_RANGE)?
-                    .query_map(params![lower, upper, fetch], map)?
-                    .collect::<rusqlite::Result<Vec<Entry>>>(),
-                None => conn
-                    .prepare_cached(SCAN_FROM)?
-                    .query_map(params![lower, fetch], map)?
-                    .collect::<rusqlite::Result<Vec<Entry>>>(),
-            }
-        })
-        .map(|mut entries| {
-            let more = entries.len() > limit as usize;
-            entries.truncate(limit as usize);
-            ScanPage { entries, more }
-        })
+        self.with_reader(|conn| scan_on(conn, prefix, after, limit))
     }
 
     fn commit(&self, writes: &[Write]) -> Result<u64, StoreError> {
@@ -302,6 +363,11 @@ impl Backend for SqliteStore {
         let (reply, answer) = mpsc::sync_channel(1);
         self.enqueue(writes.to_vec(), Reply::Blocking(reply));
         answer.recv().unwrap_or_else(|_| Err(StoreError::Unavailable(COMMITTER_GONE.into())))
+    }
+
+    fn snapshot(&self) -> Result<Option<Box<dyn Snapshot>>, StoreError> {
+        let conn = self.take_reader()?;
+        Ok(Some(Box::new(SqliteSnapshot { conn: Some(conn), pool: Arc::clone(&self.readers), begun: false })))
     }
 
     fn submit(&self, writes: Vec<Write>) -> Result<Submitted, Vec<Write>> {
@@ -532,6 +598,49 @@ mod tests {
 
     fn open(dir: &TempDir) -> SqliteStore {
         SqliteStore::open(dir.path().join("test.db")).expect("open store")
+    }
+
+    #[test]
+    fn a_snapshot_reads_one_state_until_it_is_let_go() {
+        let dir = TempDir::new();
+        let store: Arc<dyn Backend> = Arc::new(open(&dir));
+        store.commit(&[put("k/1", "old"), put("k/2", "old")]).unwrap();
+        let mut reads = super::super::Reads::new(Arc::clone(&store));
+        assert_eq!(reads.get("k/1").unwrap().unwrap().value, b"old");
+        // Another writer commits between two reads of one request.
+        store.commit(&[put("k/1", "new"), put("k/2", "new"), put("k/3", "new")]).unwrap();
+        assert_eq!(reads.get("k/2").unwrap().unwrap().value, b"old");
+        assert_eq!(
+            reads.get_many(&["k/1".into(), "k/3".into()]).unwrap(),
+            vec![Some(Entry { key: "k/1".into(), value: b"old".to_vec(), version: 1 }), None]
+        );
+        assert_eq!(reads.scan("k/", None, 10).unwrap().entries.len(), 2);
+        // What a request does before it commits: the next read is fresh.
+        reads.end();
+        assert_eq!(reads.get("k/2").unwrap().unwrap().value, b"new");
+        assert_eq!(reads.scan("k/", None, 10).unwrap().entries.len(), 3);
+        drop(reads);
+        // Its connection went back to the pool, with no transaction open:
+        // a commit after it is seen by the next read.
+        store.commit(&[put("k/1", "newer")]).unwrap();
+        assert_eq!(store.get("k/1").unwrap().unwrap().value, b"newer");
+    }
+
+    #[test]
+    fn an_open_snapshot_does_not_hold_up_commits() {
+        let dir = TempDir::new();
+        let store = Arc::new(open(&dir));
+        store.commit(&[put("k", "0")]).unwrap();
+        let mut snapshot = store.snapshot().unwrap().unwrap();
+        assert_eq!(snapshot.get("k").unwrap().unwrap().value, b"0");
+        for i in 1..=3 {
+            store.commit(&[put("k", &i.to_string())]).unwrap();
+        }
+        assert_eq!(snapshot.get("k").unwrap().unwrap().value, b"0");
+        assert_eq!(store.get("k").unwrap().unwrap().value, b"3");
+        drop(snapshot);
+        // The snapshot's connection and the one the last get opened.
+        assert_eq!(lock(&store.readers).len(), 2, "the snapshot's connection is pooled again");
     }
 
     #[test]
