@@ -54,6 +54,13 @@ pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// the server sees: with 4 and 8 clients, half of all reads opened one.
 const READER_POOL: usize = 16;
 
+/// Page cache of each read connection, in KiB (SQLite's default is 2,000).
+/// At 100,000 users a list page's records no longer fit the default, and
+/// each missed page is a `pread`: a page of 100 cost 1.6x what it costs at
+/// 1,000 users. With 4 MiB it costs 1.1x, for 22 MiB more resident memory
+/// at 100,000 users (8 MiB: flat costs, but 2.4x the memory).
+const READER_CACHE_KIB: i64 = 4096;
+
 /// The layout version this code writes and understands.
 pub(crate) const SCHEMA_VERSION: i64 = 1;
 
@@ -191,6 +198,7 @@ impl SqliteStore {
                 .map_err(unavailable)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(unavailable)?;
         stable_plans(&conn)?;
+        conn.pragma_update(None, "cache_size", -READER_CACHE_KIB).map_err(unavailable)?;
         Ok(conn)
     }
 
