@@ -155,25 +155,29 @@ impl AdminCommand {
 #[derive(Debug, Args)]
 pub struct StoreArgs {
     /// SQLite database file (created if missing).
-    #[arg(long, value_name = "PATH", default_value = "./scimlet.db")]
+    #[arg(long, env = "SCIMLET_DB", value_name = "PATH", default_value = "./scimlet.db")]
     pub db: PathBuf,
     /// Run this component file instead of the built-in one.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, env = "SCIMLET_COMPONENT", value_name = "PATH")]
     pub component: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    /// TOML file of serve's options, keyed by flag name (see
+    /// scimlet.example.toml); flags and SCIMLET_* variables outrank it.
+    #[arg(long, env = "SCIMLET_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
     /// Address to listen on; port 0 picks a free port.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "SCIMLET_LISTEN", value_name = "ADDR", default_value = "127.0.0.1:8080")]
     pub listen: String,
     /// Origin clients use to reach this server, e.g. https://scim.example.com
     /// [default: http://<bound address>].
-    #[arg(long, value_name = "URL")]
+    #[arg(long, env = "SCIMLET_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
     /// File holding the admin API's bearer token (at least 16 characters)
     /// [default: $SCIMLET_ADMIN_TOKEN; neither: admin API disabled].
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, env = "SCIMLET_ADMIN_TOKEN_FILE", value_name = "PATH")]
     pub admin_token_file: Option<PathBuf>,
     /// Requests handled at once (1 to 64); more wait.
     #[arg(long, env = "SCIMLET_MAX_CONCURRENT", value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=64))]

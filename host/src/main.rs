@@ -8,6 +8,7 @@
 mod admin;
 mod bindings;
 mod cli;
+mod config;
 mod metrics;
 #[cfg(feature = "native-core")]
 mod native;
@@ -23,8 +24,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Parser;
-
 use crate::cli::{AccountCommand, Cli, Command, StoreArgs, TokenCommand};
 use crate::runtime::Runtime;
 use crate::store::SqliteStore;
@@ -39,7 +38,14 @@ fn main() -> ExitCode {
         // SAFETY: no other thread exists yet.
         unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
     }
-    let cli = Cli::parse();
+    let cli = match config::parse(std::env::args_os().collect()) {
+        Ok(cli) => cli,
+        Err(config::Error::Usage(e)) => e.exit(),
+        Err(config::Error::File(message)) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
     let tokio = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(tokio) => tokio,
         Err(e) => {

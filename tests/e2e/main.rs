@@ -2,6 +2,7 @@
 //! SQLite file. Run with `cargo test -p scimlet --test e2e`.
 
 mod backup;
+mod config;
 mod crash;
 mod hostile;
 mod http;

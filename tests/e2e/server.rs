@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::http;
 
-const BIN: &str = env!("CARGO_BIN_EXE_scimlet");
+pub const BIN: &str = env!("CARGO_BIN_EXE_scimlet");
 
 /// The account `serve` creates on an empty database.
 #[derive(Debug, Clone)]
