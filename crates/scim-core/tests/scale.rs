@@ -28,16 +28,21 @@ impl Client {
         Client { store, env, base: account.scim_path, token }
     }
 
-    fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let service = Service::new(self.store.clone(), &*self.env);
-        let response = service.handle(&Request {
+    /// A request of this client's account and token.
+    fn request(&self, method: &str, path: &str, body: Option<Value>) -> Request {
+        Request {
             method: method.into(),
             path_with_query: format!("{}{path}", self.base),
             scheme: None,
             authority: Some("scim.test".into()),
             headers: vec![("Authorization".into(), format!("Bearer {}", self.token))],
             body: body.map(|b| serde_json::to_vec(&b).unwrap()).unwrap_or_default(),
-        });
+        }
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let service = Service::new(self.store.clone(), &*self.env);
+        let response = service.handle(&self.request(method, path, body));
         let value =
             if response.body.is_empty() { Value::Null } else { serde_json::from_slice(&response.body).unwrap() };
         (response.status, value)
@@ -311,14 +316,7 @@ fn membership_filters_and_or_lookups_read_only_what_they_name() {
     let counting = Counting { inner: c.store.clone(), scans: Arc::default() };
     let service = Service::new(counting.clone(), &*c.env);
     let get = |path: &str| -> Value {
-        let response = service.handle(&Request {
-            method: "GET".into(),
-            path_with_query: format!("{}{path}", c.base),
-            scheme: None,
-            authority: Some("scim.test".into()),
-            headers: vec![("Authorization".into(), format!("Bearer {}", c.token))],
-            body: Vec::new(),
-        });
+        let response = service.handle(&c.request("GET", path, None));
         assert_eq!(response.status, 200, "{}", String::from_utf8_lossy(&response.body));
         serde_json::from_slice(&response.body).unwrap()
     };
@@ -426,14 +424,7 @@ fn accounts_made_either_way_count_instead_of_walking() {
     }
     let counting = Counting { inner: c.store.clone(), scans: Arc::default() };
     let service = Service::new(counting.clone(), &*c.env);
-    let response = service.handle(&Request {
-        method: "GET".into(),
-        path_with_query: format!("{}/Users?startIndex=2&count=2", c.base),
-        scheme: None,
-        authority: Some("scim.test".into()),
-        headers: vec![("Authorization".into(), format!("Bearer {}", c.token))],
-        body: Vec::new(),
-    });
+    let response = service.handle(&c.request("GET", "/Users?startIndex=2&count=2", None));
     let page: Value = serde_json::from_slice(&response.body).unwrap();
     assert_eq!((page["totalResults"].as_u64(), page["itemsPerPage"].as_u64()), (Some(12), Some(2)));
     let walked = counting.scans.lock().unwrap().iter().filter(|p| p.ends_with("/x/un/")).count();
@@ -446,14 +437,7 @@ fn a_new_user_is_answered_without_reading_memberships() {
     let counting = Counting { inner: c.store.clone(), scans: Arc::default() };
     let service = Service::new(counting.clone(), &*c.env);
     let body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "new@example.com"});
-    let response = service.handle(&Request {
-        method: "POST".into(),
-        path_with_query: format!("{}/Users", c.base),
-        scheme: None,
-        authority: Some("scim.test".into()),
-        headers: vec![("Authorization".into(), format!("Bearer {}", c.token))],
-        body: serde_json::to_vec(&body).unwrap(),
-    });
+    let response = service.handle(&c.request("POST", "/Users", Some(body)));
     assert_eq!(response.status, 201, "{}", String::from_utf8_lossy(&response.body));
     let created: Value = serde_json::from_slice(&response.body).unwrap();
     assert!(created.get("groups").is_none(), "{created}");
@@ -462,14 +446,7 @@ fn a_new_user_is_answered_without_reading_memberships() {
     assert!(scans.iter().all(|p| !p.contains("/mu/")), "{scans:?}");
     // Read back, the same user's groups are looked up as always.
     let id = created["id"].as_str().unwrap();
-    let response = service.handle(&Request {
-        method: "GET".into(),
-        path_with_query: format!("{}/Users/{id}", c.base),
-        scheme: None,
-        authority: Some("scim.test".into()),
-        headers: vec![("Authorization".into(), format!("Bearer {}", c.token))],
-        body: Vec::new(),
-    });
+    let response = service.handle(&c.request("GET", &format!("/Users/{id}"), None));
     assert_eq!(response.status, 200);
     assert!(counting.scans.lock().unwrap().iter().any(|p| p.ends_with(&format!("/mu/{id}/"))));
 }
