@@ -281,23 +281,19 @@ fn scan_on(conn: &Connection, prefix: &str, after: Option<&str>, limit: u32) -> 
     Ok(ScanPage { entries, more })
 }
 
-/// A read transaction on a pooled connection, begun at the first read and
-/// ended (the connection back in the pool) when dropped. In WAL mode it
+/// A read transaction on a pooled connection, begun when the request's
+/// first read opens it (SQLite takes the snapshot at that first read) and
+/// ended, the connection back in the pool, when dropped. In WAL mode it
 /// holds no lock that a commit waits for; it only keeps a checkpoint from
 /// moving past the state it reads, for the length of one request.
 struct SqliteSnapshot {
     conn: Option<Connection>,
     pool: Arc<Mutex<Vec<Connection>>>,
-    begun: bool,
 }
 
 impl SqliteSnapshot {
     fn read<R>(&mut self, f: impl FnOnce(&Connection) -> rusqlite::Result<R>) -> Result<R, StoreError> {
         let conn = self.conn.as_ref().ok_or_else(|| StoreError::Unavailable("sqlite: snapshot closed".into()))?;
-        if !self.begun {
-            conn.prepare_cached("BEGIN").and_then(|mut begin| begin.execute([])).map_err(unavailable)?;
-            self.begun = true;
-        }
         f(conn).map_err(|e| {
             // Not to be pooled again: the read left it in an unknown state.
             self.conn = None;
@@ -324,7 +320,7 @@ impl Snapshot for SqliteSnapshot {
 impl Drop for SqliteSnapshot {
     fn drop(&mut self) {
         let Some(conn) = self.conn.take() else { return };
-        if self.begun && conn.prepare_cached("COMMIT").and_then(|mut end| end.execute([])).is_err() {
+        if conn.prepare_cached("COMMIT").and_then(|mut end| end.execute([])).is_err() {
             return;
         }
         give_back(&self.pool, conn);
@@ -375,7 +371,9 @@ impl Backend for SqliteStore {
 
     fn snapshot(&self) -> Result<Option<Box<dyn Snapshot>>, StoreError> {
         let conn = self.take_reader()?;
-        Ok(Some(Box::new(SqliteSnapshot { conn: Some(conn), pool: Arc::clone(&self.readers), begun: false })))
+        // A connection whose BEGIN failed is closed, not pooled.
+        conn.prepare_cached("BEGIN").and_then(|mut begin| begin.execute([])).map_err(unavailable)?;
+        Ok(Some(Box::new(SqliteSnapshot { conn: Some(conn), pool: Arc::clone(&self.readers) })))
     }
 
     fn submit(&self, writes: Vec<Write>) -> Result<Submitted, Vec<Write>> {
