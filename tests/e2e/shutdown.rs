@@ -82,11 +82,24 @@ fn metrics_count_requests_commits_instances_and_token_expiry_for_the_admin_token
         200,
         "any case of the scheme"
     );
-    let answer = server.request("GET", "/metrics", admin, None);
-    assert_eq!(answer.status, 200);
-    assert!(answer.headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("content-type") && v.starts_with("text/plain")));
-    let text = String::from_utf8(answer.body).unwrap();
     let account = &boot.account;
+    let token_id = boot.token.split('_').nth(1).unwrap();
+    let expiry = format!("scimlet_token_expiry_days{{account=\"{account}\",token=\"{token_id}\"}}");
+    // The expiry check starts with the server but runs on its own task:
+    // wait (bounded) for its first result before reading the metrics.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let text = loop {
+        let answer = server.request("GET", "/metrics", admin, None);
+        assert_eq!(answer.status, 200);
+        assert!(
+            answer.headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("content-type") && v.starts_with("text/plain"))
+        );
+        let text = String::from_utf8(answer.body).unwrap();
+        if text.contains(&expiry) || std::time::Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
     for line in [
         format!("scimlet_requests_total{{route=\"/Users\",status=\"201\",account=\"{account}\"}} 1"),
         format!("scimlet_requests_total{{route=\"/Users/{{id}}\",status=\"200\",account=\"{account}\"}} 1"),
@@ -103,8 +116,7 @@ fn metrics_count_requests_commits_instances_and_token_expiry_for_the_admin_token
     };
     assert!(value("scimlet_store_commits_total{outcome=\"ok\"}") >= 1.0);
     assert!(value("scimlet_instances_total{kind=\"fresh\"}") >= 1.0);
-    let token_id = boot.token.split('_').nth(1).unwrap();
-    let days = value(&format!("scimlet_token_expiry_days{{account=\"{account}\",token=\"{token_id}\"}}"));
+    let days = value(&expiry);
     assert!((364.0..=366.0).contains(&days), "{days}");
     assert!(!text.contains(&boot.token) && !text.contains(admin) && !text.contains("counted@example.com"));
 }
