@@ -76,10 +76,12 @@ fn route<S: Store, E: Env>(
         if_match: request.header("if-match"),
         if_none_match: request.header("if-none-match"),
     };
+    // Clean-up that large deletes left is paid for by writes, in bounded
+    // steps, after the answer is decided: by the write that left it and by
+    // every later write that finds it waiting.
+    let waiting = request.method != "GET" && tenant.work_waiting();
     let response = dispatch(&tenant, call);
-    if request.method != "GET" {
-        // Clean-up that large deletes left is paid for by writes, in
-        // bounded steps, after the answer is decided.
+    if waiting || tenant.left_work() {
         tenant.sweep(crate::sweep::STEPS_PER_WRITE);
     }
     response

@@ -38,6 +38,16 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         Ok(entries.iter().map(|e| percent_decode(&e.key[prefix.len()..])).collect())
     }
 
+    /// Whether clean-up is waiting: one read, made before a write request
+    /// commits so that it shares the request's snapshot. A write whose
+    /// account has nothing waiting and which leaves nothing itself
+    /// ([`Tenant::left_work`]) then skips the sweep, and with it a second
+    /// read transaction after its commit. A store that cannot say is taken
+    /// to have work waiting.
+    pub(crate) fn work_waiting(&self) -> bool {
+        !matches!(self.store().scan(&self.keys.tombstones(), None, 1), Ok(page) if page.entries.is_empty())
+    }
+
     /// Makes at most `steps` clean-up commits. Best effort: a lost race or
     /// an unavailable store leaves the rest for a later request.
     pub(crate) fn sweep(&self, steps: usize) {

@@ -1,7 +1,7 @@
 //! One authenticated request's view of an account: its keys, its base URL
 //! and the record helpers that users and groups share.
 
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -100,6 +100,8 @@ pub(crate) struct Tenant<'a, S, E> {
     pub(crate) actor: Actor,
     pub(crate) request: RequestInfo,
     settings: OnceCell<Settings>,
+    /// A commit of this request left a tombstone for the sweeper.
+    left_work: Cell<bool>,
 }
 
 impl<'a, S: Store, E: Env> Tenant<'a, S, E> {
@@ -118,6 +120,7 @@ impl<'a, S: Store, E: Env> Tenant<'a, S, E> {
             actor,
             request,
             settings: OnceCell::new(),
+            left_work: Cell::new(false),
         }
     }
 }
@@ -138,7 +141,18 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     pub(crate) fn commit(&self, op: Op<'_>, mut writes: Vec<Write>) -> Result<u64, StoreError> {
         writes.extend(self.counter_writes(&writes)?);
         writes.push(audit::record(&self.keys, self.service.env(), &self.actor, &self.request, op, None));
-        self.store().commit(writes)
+        let tombstones = self.keys.tombstones();
+        let leaves_work = writes.iter().any(|w| w.value.is_some() && w.key.starts_with(&tombstones));
+        let version = self.store().commit(writes)?;
+        if leaves_work {
+            self.left_work.set(true);
+        }
+        Ok(version)
+    }
+
+    /// Whether a commit of this request left clean-up for the sweeper.
+    pub(crate) fn left_work(&self) -> bool {
+        self.left_work.get()
     }
 
     /// [`Tenant::commit`] of a [`Plan`]: a conflict on one of its

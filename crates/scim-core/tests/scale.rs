@@ -275,8 +275,8 @@ fn deleting_a_user_in_more_groups_than_one_commit_hides_it_at_once_and_sweeps_la
     assert_eq!(c.members(&groups[0]).len(), BUDGET + 1);
 }
 
-/// A store that records the prefixes scanned, to prove what a request
-/// does not read.
+/// A store that records the prefixes scanned, and `COMMIT` for each
+/// commit, to prove what a request does not read and when it reads.
 #[derive(Clone)]
 struct Counting {
     inner: MemStore,
@@ -300,11 +300,46 @@ impl scim_core::Store for Counting {
         self.inner.scan(prefix, after, limit)
     }
     fn commit(&self, writes: Vec<scim_core::Write>) -> Result<u64, scim_core::StoreError> {
+        self.scans.lock().unwrap().push("COMMIT".into());
         self.inner.commit(writes)
     }
     fn limits(&self) -> Limits {
         self.inner.limits()
     }
+}
+
+/// Clean-up is looked for before a write commits, in the same snapshot as
+/// the write's other reads; a write that finds none and leaves none reads
+/// nothing after its commit (on SQLite, a second read transaction).
+#[test]
+fn clean_up_is_looked_for_before_a_write_commits() {
+    let c = Client::new();
+    let users: Vec<String> = (0..40).map(|i| c.user(&format!("u{i:02}"), "e")).collect();
+    let g = c.group("big");
+    c.add(&g, &users);
+    let counting = Counting { inner: c.store.clone(), scans: Arc::default() };
+    let service = Service::new(counting.clone(), &*c.env);
+    let mut send = |method: &str, path: &str, body: Option<Value>| {
+        counting.scans.lock().unwrap().clear();
+        let response = service.handle(&c.request(method, path, body));
+        assert!(response.status < 300, "{}", String::from_utf8_lossy(&response.body));
+        let log = counting.scans.lock().unwrap().clone();
+        let commit = log.iter().position(|p| p == "COMMIT").expect("the write commits");
+        let sweeps = |part: &[String]| part.iter().filter(|p| p.ends_with("/t/")).count();
+        (sweeps(&log[..commit]), sweeps(&log[commit..]))
+    };
+    let user = |name: &str| json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name});
+    // Nothing waiting, nothing left: one look, before the commit.
+    assert_eq!(send("POST", "/Users", Some(user("quiet@example.com"))), (1, 0));
+    // A delete too large for one commit sweeps right after its own commit.
+    let (before, after) = send("DELETE", &format!("/Groups/{g}"), None);
+    assert_eq!(before, 1);
+    assert!(after >= 1, "the delete sweeps what it left");
+    assert!(c.tombstones() > 0, "the test must leave work for the next write");
+    // The next write finds it waiting and sweeps after its commit.
+    let (before, after) = send("POST", "/Users", Some(user("next@example.com")));
+    assert_eq!(before, 1);
+    assert!(after >= 1, "a later write sweeps what is waiting");
 }
 
 #[test]
