@@ -818,6 +818,36 @@ mod tests {
         assert!(store.commit(&[del]).is_ok());
     }
 
+    /// The conflict named is the first failing precondition, and nothing of
+    /// the commit stays.
+    #[test]
+    fn the_first_failing_precondition_is_the_conflict() {
+        let dir = TempDir::new();
+        let store = open(&dir);
+        let v1 = store.commit(&[put("taken", "t"), put("kept", "k")]).unwrap();
+        let write = |key: &str, value: Option<&str>, precondition| Write {
+            key: key.into(),
+            value: value.map(|v| v.as_bytes().to_vec()),
+            precondition,
+        };
+        let commit = [
+            write("fresh", Some("f"), Precondition::Absent),
+            write("kept", None, Precondition::Version(v1)),
+            write("taken", Some("again"), Precondition::Absent),
+            write("gone", Some("g"), Precondition::Version(v1)),
+        ];
+        assert_eq!(store.commit(&commit), Err(StoreError::Conflict(2)));
+        assert_eq!(store.get("fresh").unwrap(), None);
+        assert_eq!(store.get("kept").unwrap().unwrap().version, v1);
+        assert_eq!(store.get("taken").unwrap().unwrap().value, b"t");
+        // A delete that requires absence only checks it.
+        assert_eq!(store.commit(&[write("taken", None, Precondition::Absent)]), Err(StoreError::Conflict(0)));
+        assert!(store.commit(&[write("never", None, Precondition::Absent)]).is_ok());
+        // A version no stored record can carry matches nothing.
+        let huge = Precondition::Version(u64::MAX);
+        assert_eq!(store.commit(&[write("kept", Some("x"), huge)]), Err(StoreError::Conflict(0)));
+    }
+
     #[test]
     fn duplicate_key_in_one_commit_is_refused() {
         let dir = TempDir::new();
