@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::log::LogFormat;
+
 /// Where the CLI assumes the server is reached when `--public-url` is not given.
 pub const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8080";
 
@@ -202,6 +204,10 @@ pub struct ServeArgs {
     /// its requests are answered 429 until the minute is over (0: no limit).
     #[arg(long, env = "SCIMLET_AUTH_FAILURES", value_name = "N", default_value_t = 30)]
     pub auth_failures: u32,
+    /// How log lines are written on stderr: `text`, or `json` (one object
+    /// a line).
+    #[arg(long, env = "SCIMLET_LOG_FORMAT", value_name = "FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     #[command(flatten)]
     pub store: StoreArgs,
     /// Bench-only build: answer with scim-core linked into the runner.

@@ -31,6 +31,7 @@ pub const KEYS: &[&str] = &[
     "deadline-ms",
     "rate-limit",
     "auth-failures",
+    "log-format",
 ];
 
 /// Why the command line could not be read.

@@ -9,6 +9,7 @@ mod admin;
 mod bindings;
 mod cli;
 mod config;
+mod log;
 mod metrics;
 #[cfg(feature = "native-core")]
 mod native;
@@ -46,6 +47,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    log::init(match &cli.command {
+        Command::Serve(args) => args.log_format,
+        _ => log::LogFormat::Text,
+    });
     let tokio = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(tokio) => tokio,
         Err(e) => {

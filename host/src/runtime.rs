@@ -564,7 +564,7 @@ fn new_engine() -> wasmtime::Result<Engine> {
         Ok(engine) => Ok(engine),
         Err(err) => {
             // Some environments cap virtual memory; run slower rather than not at all.
-            eprintln!("scimlet: pooling allocator unavailable ({err}); allocating on demand");
+            tracing::warn!("pooling allocator unavailable ({err}); allocating on demand");
             Engine::new(&config)
         }
     }
@@ -588,7 +588,7 @@ fn compile_cache() -> Option<wasmtime::Cache> {
     match wasmtime::Cache::new(config) {
         Ok(cache) => Some(cache),
         Err(err) => {
-            eprintln!("scimlet: no compile cache ({err:#}); compiling the component at every start");
+            tracing::warn!("no compile cache ({err:#}); compiling the component at every start");
             None
         }
     }

@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, HOST, HeaderName, HeaderValue, RETRY_AFTER, TRANSFER_ENCODING};
+use hyper::header::{
+    AUTHORIZATION, CONTENT_LENGTH, HOST, HeaderName, HeaderValue, RETRY_AFTER, TRANSFER_ENCODING, USER_AGENT,
+};
 use hyper::http::uri::Authority;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -30,6 +32,8 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::admin;
 use crate::bindings::{Request as GuestRequest, Response as GuestResponse};
+use crate::log;
+use crate::metrics::route_template;
 use crate::runtime::{COMMIT_GRACE, Runtime, is_deadline};
 use crate::throttle::{self, Throttle};
 
@@ -130,7 +134,7 @@ pub async fn serve(runtime: Arc<Runtime>, options: ServeOptions) -> wasmtime::Re
         admin::print_lines(&lines);
     }
     if options.admin_api {
-        eprintln!("scimlet: admin API enabled at {}/api/accounts", public_url.trim_end_matches('/'));
+        tracing::info!("admin API enabled at {}/api/accounts", public_url.trim_end_matches('/'));
     }
     // Tokens close to expiry: said at start and then every hour, since an
     // expired token silently stops provisioning.
@@ -138,8 +142,8 @@ pub async fn serve(runtime: Arc<Runtime>, options: ServeOptions) -> wasmtime::Re
     tokio::spawn(async move {
         loop {
             match admin::expiry_warnings(&watcher).await {
-                Ok(warnings) => warnings.iter().for_each(|w| eprintln!("scimlet: warning: {w}")),
-                Err(e) => eprintln!("scimlet: cannot check token expiry: {e}"),
+                Ok(warnings) => warnings.iter().for_each(|w| tracing::warn!("{w}")),
+                Err(e) => tracing::error!("cannot check token expiry: {e}"),
             }
             tokio::time::sleep(EXPIRY_CHECK).await;
         }
@@ -162,7 +166,7 @@ pub async fn serve(runtime: Arc<Runtime>, options: ServeOptions) -> wasmtime::Re
                     Ok(accepted) => accepted,
                     Err(e) => {
                         // Typically out of file descriptors: back off, don't spin.
-                        eprintln!("scimlet: accept failed: {e}");
+                        tracing::error!("accept failed: {e}");
                         tokio::time::sleep(Duration::from_millis(100)).await;
                         continue;
                     }
@@ -189,11 +193,11 @@ pub async fn serve(runtime: Arc<Runtime>, options: ServeOptions) -> wasmtime::Re
         }
     }
     drop(listener);
-    eprintln!("scimlet: shutting down, finishing requests in flight");
+    tracing::info!("shutting down, finishing requests in flight");
     tokio::select! {
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(SHUTDOWN_GRACE) => {
-            eprintln!("scimlet: requests still in flight after {SHUTDOWN_GRACE:?}; exiting anyway");
+            tracing::warn!("requests still in flight after {SHUTDOWN_GRACE:?}; exiting anyway");
         }
     }
     Ok(())
@@ -223,11 +227,13 @@ async fn shutdown_signal() {
 }
 
 impl Server {
-    /// Answers one request and writes its log line.
+    /// Answers one request and logs it.
     async fn handle(&self, req: Request<Incoming>, peer: IpAddr) -> Response<HyperOutgoingBody> {
         let started = Instant::now();
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
+        let user_agent = req.headers().get(USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let probe_path = matches!(path.as_str(), "/healthz" | "/readyz" | "/metrics");
         let response = match (method.as_str(), path.as_str()) {
             ("GET" | "HEAD", "/healthz") => probe(StatusCode::OK, "ok"),
             ("GET" | "HEAD", "/readyz") => self.ready().await,
@@ -237,12 +243,23 @@ impl Server {
                 Err(refusal) => retry_later(StatusCode::TOO_MANY_REQUESTS, refusal.detail, refusal.retry_after),
             },
         };
-        self.throttle.answered(peer, response.status().as_u16());
-        self.runtime.metrics().request(&path, response.status().as_u16(), started.elapsed());
-        // One write of the whole line: `eprintln!` on the unbuffered stderr
-        // writes each formatted piece with its own system call.
-        let line = format!("{method} {path} {} {}ms\n", response.status().as_u16(), started.elapsed().as_millis());
-        let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
+        let status = response.status().as_u16();
+        let took = started.elapsed();
+        self.throttle.answered(peer, status);
+        let (account, route) = route_template(&path);
+        self.runtime.metrics().request(account.as_deref(), &route, status, took);
+        // Probes come every few seconds from a supervisor: not logged.
+        if !probe_path {
+            log::request(log::RequestLine {
+                method: method.as_str(),
+                account: account.as_deref(),
+                route: &route,
+                user_agent: user_agent.as_deref(),
+                status,
+                took,
+                request_id: response.headers().get("x-request-id").and_then(|v| v.to_str().ok()),
+            });
+        }
         response
     }
 
@@ -367,17 +384,18 @@ impl Server {
         method: &hyper::Method,
         path: &str,
     ) -> Result<GuestResponse, Failure> {
-        let label = format!("{method} {path}");
+        // The route, not the path: a path holds the account's ids.
+        let label = format!("{method} {}", route_template(path).1);
         let deadline = self.runtime.deadline();
         let mut instance = match tokio::time::timeout(deadline, self.runtime.instance(credential)).await {
             Ok(Ok(instance)) => instance,
             Ok(Err(e)) if e.is::<crate::runtime::Busy>() => return Err(Failure::Busy),
             Ok(Err(e)) => {
-                eprintln!("scimlet: {label}: cannot instantiate the component: {e:#}");
+                tracing::error!("{label}: cannot instantiate the component: {e:#}");
                 return Err(Failure::Internal);
             }
             Err(_) => {
-                eprintln!("scimlet: {label}: no instance slot free within {deadline:?}");
+                tracing::warn!("{label}: no instance slot free within {deadline:?}");
                 return Err(Failure::Timeout);
             }
         };
@@ -399,18 +417,18 @@ impl Server {
             match tokio::time::timeout(wait, &mut task).await {
                 Ok(finished) => break Some(finished),
                 Err(_) if commits.in_flight() => {
-                    eprintln!("scimlet: {label}: deadline passed with a commit in flight; waiting for its outcome");
+                    tracing::warn!("{label}: deadline passed with a commit in flight; waiting for its outcome");
                     wait = COMMIT_GRACE;
                 }
                 Err(_) if commits.landed() && !graced => {
-                    eprintln!("scimlet: {label}: deadline passed after a commit landed; waiting for the answer");
+                    tracing::warn!("{label}: deadline passed after a commit landed; waiting for the answer");
                     graced = true;
                     wait = COMMIT_GRACE + DEADLINE_GRACE;
                 }
                 Err(_) => {
                     if commits.landed() {
-                        eprintln!(
-                            "scimlet: {label}: answering 503 although a write of this request landed (the component did not answer it in time)"
+                        tracing::error!(
+                            "{label}: answering 503 although a write of this request landed (the component did not answer it in time)"
                         );
                     }
                     break None;
@@ -424,19 +442,19 @@ impl Server {
             }
             // The one place a guest failure is logged.
             Some(Ok(Err(e))) if is_deadline(&e) => {
-                eprintln!("scimlet: {label}: deadline of {deadline:?} exceeded");
+                tracing::warn!("{label}: deadline of {deadline:?} exceeded");
                 Err(Failure::Timeout)
             }
             Some(Ok(Err(e))) => {
-                eprintln!("scimlet: {label}: component trapped: {e:#}");
+                tracing::error!("{label}: component trapped: {e:#}");
                 Err(Failure::Internal)
             }
             Some(Err(join)) => {
-                eprintln!("scimlet: {label}: component task failed: {join}");
+                tracing::error!("{label}: component task failed: {join}");
                 Err(Failure::Internal)
             }
             None => {
-                eprintln!("scimlet: {label}: no response within {deadline:?}; abandoning the instance");
+                tracing::error!("{label}: no response within {deadline:?}; abandoning the instance");
                 task.abort();
                 Err(Failure::Timeout)
             }

@@ -6,6 +6,7 @@ mod config;
 mod crash;
 mod hostile;
 mod http;
+mod logs;
 mod migration;
 mod server;
 mod shutdown;
@@ -22,13 +23,72 @@ const CORE_USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const CORE_GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
-/// Replays scenarios over HTTP against one server process.
+/// Replays scenarios over HTTP against one server process, and when the
+/// scenario is over, searches the server's log for every secret it sent.
 struct HttpTarget {
     server: Server,
+    /// The account's id, which log lines name.
+    account: String,
+    /// Tokens, passwords and body strings the scenario sent.
+    secrets: std::collections::BTreeSet<String>,
+}
+
+/// What no log line may hold: every bearer credential, every `password`,
+/// and every other string of eight or more characters in a request body (a
+/// body is never logged, so none of its values may show).
+fn secrets_of(req: &VectorRequest, account: &str) -> Vec<String> {
+    fn strings(value: &Value, out: &mut Vec<String>) {
+        match value {
+            Value::String(s) => out.push(s.clone()),
+            Value::Array(items) => items.iter().for_each(|v| strings(v, out)),
+            Value::Object(map) => map.iter().for_each(|(k, v)| {
+                if k.eq_ignore_ascii_case("password") {
+                    out.push(v.to_string().trim_matches('"').to_owned());
+                }
+                strings(v, out);
+            }),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for (name, value) in &req.headers {
+        if name.eq_ignore_ascii_case("authorization") {
+            out.push(value.split_once(' ').map_or(value.as_str(), |(_, credential)| credential).trim().to_owned());
+        }
+    }
+    match serde_json::from_slice::<Value>(&req.body) {
+        Ok(body) => strings(&body, &mut out),
+        Err(_) => out.push(String::from_utf8_lossy(&req.body).into_owned()),
+    }
+    // Lines name the account and a route template: SCIM's own words, which
+    // bodies use too (`"ResourceType"`), are no secret.
+    const ROUTE_WORDS: &str = "/Users/Groups/Bulk/Schemas/ResourceTypes/ServiceProviderConfig/Me/.search";
+    out.retain(|s| s.len() >= 8 && s != account && !ROUTE_WORDS.contains(s.as_str()));
+    out
+}
+
+impl HttpTarget {
+    fn new(server: Server, boot: &Bootstrap) -> Self {
+        HttpTarget { server, account: boot.account.clone(), secrets: Default::default() }
+    }
+}
+
+impl Drop for HttpTarget {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let log = self.server.stop_and_read_log();
+        assert!(log.contains(" INFO request "), "no request line in the log:\n{log}");
+        assert!(!self.secrets.is_empty(), "every scenario sends its token");
+        let leaked: Vec<&String> = self.secrets.iter().filter(|s| log.contains(s.as_str())).collect();
+        assert!(leaked.is_empty(), "the server's log holds what a request sent: {leaked:?}\nlog:\n{log}");
+    }
 }
 
 impl Target for HttpTarget {
     fn send(&mut self, req: &VectorRequest) -> Result<VectorResponse, String> {
+        self.secrets.extend(secrets_of(req, &self.account));
         let resp = http::send(&self.server.addr, &req.method, &req.path, &req.headers, &req.body)
             .map_err(|e| format!("{e}\nserver stderr:\n{}", self.server.stderr_text()))?;
         Ok(VectorResponse { status: resp.status, headers: resp.headers, body: resp.body })
@@ -39,6 +99,8 @@ impl Target for HttpTarget {
     }
 }
 
+/// Every vector, over HTTP; the log of each scenario's server is then
+/// searched for every token, password and body string it was sent.
 #[test]
 fn vectors_replay_over_http() {
     let result = run_all(&vectors_dir(), |_| {
@@ -46,7 +108,7 @@ fn vectors_replay_over_http() {
         let (origin, base) = split_url(&boot.tenant_url);
         assert_eq!(origin, server.origin(), "tenant URL origin vs listening address");
         let vars = Vars { base, origin, account: boot.account.clone(), token: boot.token.clone() };
-        Ok((Box::new(HttpTarget { server }) as Box<dyn Target>, vars))
+        Ok((Box::new(HttpTarget::new(server, &boot)) as Box<dyn Target>, vars))
     });
     if let Err(report) = result {
         panic!("\n{report}");
@@ -301,5 +363,5 @@ fn a_large_account_on_sqlite() {
     let (server, boot) = Server::start();
     let (origin, base) = split_url(&boot.tenant_url);
     let vars = Vars { base, origin, account: boot.account.clone(), token: boot.token.clone() };
-    scimlet_vectors::large::large_tenant(&mut HttpTarget { server }, &vars);
+    scimlet_vectors::large::large_tenant(&mut HttpTarget::new(server, &boot), &vars);
 }

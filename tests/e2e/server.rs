@@ -142,6 +142,9 @@ impl Server {
                     }
                     self.child = Some(child);
                     self.lines = lines;
+                    // The log goes on across restarts: earlier lines first.
+                    let earlier = std::mem::take(&mut *self.stderr.lock().unwrap());
+                    stderr.lock().unwrap().splice(0..0, earlier);
                     self.stderr = stderr;
                     return Ok(());
                 }
@@ -164,6 +167,17 @@ impl Server {
 
     pub fn stderr_text(&self) -> String {
         self.stderr.lock().map(|l| l.join("\n")).unwrap_or_default()
+    }
+
+    /// Kills the server and returns its whole log, once the thread reading
+    /// it has read the last line (it holds the only other handle).
+    pub fn stop_and_read_log(&mut self) -> String {
+        self.kill();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Arc::strong_count(&self.stderr) > 1 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.stderr_text()
     }
 
     /// Runs `scimlet <args> --db <this db>` (while the server runs) and
@@ -281,8 +295,9 @@ fn spawn(db: &Path, listen: &str, env: &[(String, String)]) -> Result<Spawned, S
             while let Some(i) = buf.iter().position(|&b| b == b'\n') {
                 let line = String::from_utf8_lossy(&buf[..i]).into_owned();
                 buf.drain(..=i);
+                // Bounded, yet enough for a whole scenario's request lines.
                 if let Ok(mut l) = sink.lock()
-                    && l.len() < 2000
+                    && l.len() < 100_000
                 {
                     l.push(line);
                 }

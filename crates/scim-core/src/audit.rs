@@ -68,17 +68,28 @@ impl RequestInfo {
             .unwrap_or_else(|| crate::accounts::random_hex(env, 12));
         let user_agent =
             user_agent.map(|ua| ua.chars().filter(|c| !c.is_control()).take(MAX_USER_AGENT).collect::<String>());
-        let client = match user_agent.as_deref().map(str::to_ascii_lowercase) {
-            Some(ua) if ua.contains("microsoft") || ua.contains("azure") => "entra",
-            Some(ua) if ua.contains("okta") => "okta",
-            Some(ua) if ua.starts_with("scimlet-cli") => "cli",
-            _ => default_client,
-        };
+        let client = user_agent.as_deref().and_then(client_kind).unwrap_or(default_client);
         RequestInfo { id, client, user_agent }
     }
 
     pub(crate) fn operator(env: &impl Env) -> Self {
         RequestInfo { id: crate::accounts::random_hex(env, 12), client: "cli", user_agent: None }
+    }
+}
+
+/// The client a User-Agent names, when it names one this service knows:
+/// `entra`, `okta` or `cli`. Audit records and the runner's request log
+/// both classify clients with it.
+pub fn client_kind(user_agent: &str) -> Option<&'static str> {
+    let ua = user_agent.to_ascii_lowercase();
+    if ua.contains("microsoft") || ua.contains("azure") {
+        Some("entra")
+    } else if ua.contains("okta") {
+        Some("okta")
+    } else if ua.starts_with("scimlet-cli") {
+        Some("cli")
+    } else {
+        None
     }
 }
 

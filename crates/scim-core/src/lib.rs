@@ -38,6 +38,7 @@ mod tenant;
 mod users;
 
 pub use accounts::{Account, AdminError, NewToken, TokenInfo};
+pub use audit::client_kind;
 pub use env::{Env, TestEnv};
 pub use error::ScimError;
 pub use groups::derive_identifier;

@@ -529,7 +529,7 @@ fn commit_group(conn: &mut Connection, group: &[CommitRequest]) -> Vec<Result<u6
                 "sqlite: COMMIT of {} commit(s) failed ({e}); their outcome is unknown until the database is read again",
                 group.len()
             );
-            eprintln!("scimlet: {detail}");
+            tracing::error!("{detail}");
             fail_all(StoreError::Unavailable(detail))
         }
     }
