@@ -319,7 +319,7 @@ fn clean_up_is_looked_for_before_a_write_commits() {
     c.add(&g, &users);
     let counting = Counting { inner: c.store.clone(), scans: Arc::default() };
     let service = Service::new(counting.clone(), &*c.env);
-    let mut send = |method: &str, path: &str, body: Option<Value>| {
+    let send = |method: &str, path: &str, body: Option<Value>| {
         counting.scans.lock().unwrap().clear();
         let response = service.handle(&c.request(method, path, body));
         assert!(response.status < 300, "{}", String::from_utf8_lossy(&response.body));
