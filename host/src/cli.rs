@@ -204,6 +204,13 @@ pub struct ServeArgs {
     /// its requests are answered 429 until the minute is over (0: no limit).
     #[arg(long, env = "SCIMLET_AUTH_FAILURES", value_name = "N", default_value_t = 30)]
     pub auth_failures: u32,
+    /// PEM file with the certificate chain to serve HTTPS with (HTTP/1.1
+    /// and HTTP/2); read again on SIGHUP. Needs --tls-key.
+    #[arg(long, env = "SCIMLET_TLS_CERT", value_name = "PATH", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM file with the certificate's private key; read again on SIGHUP.
+    #[arg(long, env = "SCIMLET_TLS_KEY", value_name = "PATH", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// How log lines are written on stderr: `text`, or `json` (one object
     /// a line).
     #[arg(long, env = "SCIMLET_LOG_FORMAT", value_name = "FORMAT", value_enum, default_value_t = LogFormat::Text)]

@@ -31,6 +31,8 @@ pub const KEYS: &[&str] = &[
     "deadline-ms",
     "rate-limit",
     "auth-failures",
+    "tls-cert",
+    "tls-key",
     "log-format",
 ];
 

@@ -18,6 +18,7 @@ mod runtime;
 mod serve;
 mod store;
 mod throttle;
+mod tls;
 
 use scim_core::MIN_ADMIN_TOKEN;
 use std::path::Path;
@@ -80,6 +81,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 public_url: args.public_url,
                 admin_api: admin_token.is_some(),
                 throttle: throttle::Limits { per_token: args.rate_limit, auth_failures: args.auth_failures },
+                tls: args.tls_cert.zip(args.tls_key),
                 #[cfg(feature = "native-core")]
                 native_core: args.native_core,
             };

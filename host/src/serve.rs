@@ -1,4 +1,4 @@
-//! HTTP/1.1 serving: every request is read in full (bounded) and handed, as
+//! HTTP serving (HTTP/1.1, and HTTP/2 over TLS): every request is read in full (bounded) and handed, as
 //! one record, to the component's typed `handler` export on a fresh
 //! instance. The host answers on its own only when the component cannot:
 //! body too large or too slow, guest trap, deadline. Those answers are SCIM
@@ -21,10 +21,10 @@ use hyper::header::{
     AUTHORIZATION, CONTENT_LENGTH, HOST, HeaderName, HeaderValue, RETRY_AFTER, TRANSFER_ENCODING, USER_AGENT,
 };
 use hyper::http::uri::Authority;
-use hyper::server::conn::http1;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode, Uri, Version};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
@@ -36,6 +36,7 @@ use crate::log;
 use crate::metrics::route_template;
 use crate::runtime::{COMMIT_GRACE, Runtime, is_deadline};
 use crate::throttle::{self, Throttle};
+use crate::tls::{self, Tls};
 
 /// Largest request body handed to the component: the core's own bound, so
 /// the runner refuses early what the component would refuse anyway.
@@ -63,6 +64,8 @@ pub struct ServeOptions {
     pub admin_api: bool,
     /// Request-rate bounds applied before the component is reached.
     pub throttle: throttle::Limits,
+    /// Certificate chain and private key (PEM files) to serve HTTPS with.
+    pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
     /// Bench-only: answer with scim-core linked natively, not the component.
     #[cfg(feature = "native-core")]
     pub native_core: bool,
@@ -110,6 +113,9 @@ struct Server {
     /// The listening address, as the `Host` of an HTTP/1.0 request that
     /// names none.
     listen: HeaderValue,
+    /// Whether connections are TLS: the scheme requests are presented with
+    /// when no public URL says otherwise.
+    https: bool,
     #[cfg(feature = "native-core")]
     native_core: bool,
 }
@@ -117,11 +123,18 @@ struct Server {
 /// Binds, bootstraps the store, announces, and serves until SIGINT/SIGTERM.
 pub async fn serve(runtime: Arc<Runtime>, options: ServeOptions) -> wasmtime::Result<()> {
     let origin = options.public_url.as_deref().map(parse_origin).transpose()?;
+    // Certificate files are read before anything listens: a bad one stops
+    // the start.
+    let tls = match &options.tls {
+        Some((cert, key)) => Some(Arc::new(Tls::new(cert, key).map_err(|e| wasmtime::format_err!("{e}"))?)),
+        None => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let listener = TcpListener::bind(&options.listen)
         .await
         .map_err(|e| wasmtime::format_err!("cannot listen on {}: {e}", options.listen))?;
     let addr: SocketAddr = listener.local_addr()?;
-    let public_url = options.public_url.unwrap_or_else(|| format!("http://{addr}"));
+    let public_url = options.public_url.unwrap_or_else(|| format!("{scheme}://{addr}"));
 
     // The socket already queues connections; bootstrap before announcing and
     // before accepting, so the first request finds the default account. The
@@ -129,7 +142,7 @@ pub async fn serve(runtime: Arc<Runtime>, options: ServeOptions) -> wasmtime::Re
     let created = admin::bootstrap(&runtime, "default", &public_url)
         .await
         .map_err(|e| wasmtime::format_err!("bootstrap failed: {e}"))?;
-    admin::print_lines(&[format!("scimlet listening on http://{addr}")]);
+    admin::print_lines(&[format!("scimlet listening on {scheme}://{addr}")]);
     if let Some(lines) = created {
         admin::print_lines(&lines);
     }
@@ -149,11 +162,15 @@ pub async fn serve(runtime: Arc<Runtime>, options: ServeOptions) -> wasmtime::Re
         }
     });
 
+    if let Some(tls) = &tls {
+        reload_on_sighup(Arc::clone(tls));
+    }
     let server = Arc::new(Server {
         runtime,
         throttle: Throttle::new(options.throttle),
         origin,
         listen: HeaderValue::from_str(&addr.to_string()).expect("a socket address is a valid header value"),
+        https: tls.is_some(),
         #[cfg(feature = "native-core")]
         native_core: options.native_core,
     });
@@ -178,15 +195,27 @@ pub async fn serve(runtime: Arc<Runtime>, options: ServeOptions) -> wasmtime::Re
                     let server = Arc::clone(&server);
                     async move { Ok::<_, Infallible>(server.handle(req, peer.ip()).await) }
                 });
-                let conn = http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(HEADER_TIMEOUT)
-                    .keep_alive(true)
-                    .serve_connection(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn);
+                let watcher = graceful.watcher();
+                let acceptor = tls.as_ref().map(|tls| tls.acceptor().clone());
+                // Client resets, failed handshakes and timeouts end up
+                // dropped here; not worth a log line.
                 tokio::spawn(async move {
-                    // Client resets and timeouts end up here; not worth a log line.
-                    let _ = conn.await;
+                    let Some(acceptor) = acceptor else {
+                        let _ = watcher.watch(http1_connection(stream, service)).await;
+                        return;
+                    };
+                    // The handshake has the time a client gets for its headers.
+                    let Ok(Ok(stream)) = tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await else {
+                        return;
+                    };
+                    if tls::negotiated_h2(stream.get_ref().1.alpn_protocol()) {
+                        let conn = http2::Builder::new(TokioExecutor::new())
+                            .timer(TokioTimer::new())
+                            .serve_connection(TokioIo::new(stream), service);
+                        let _ = watcher.watch(conn).await;
+                    } else {
+                        let _ = watcher.watch(http1_connection(stream, service)).await;
+                    }
                 });
             }
             () = &mut shutdown => break,
@@ -201,6 +230,38 @@ pub async fn serve(runtime: Arc<Runtime>, options: ServeOptions) -> wasmtime::Re
         }
     }
     Ok(())
+}
+
+/// An HTTP/1.1 connection over `io` (TCP, or TLS without `h2`).
+fn http1_connection<I, S>(io: I, service: S) -> http1::Connection<TokioIo<I>, S>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    S: hyper::service::HttpService<Incoming, ResBody = HyperOutgoingBody>,
+{
+    http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(io), service)
+}
+
+/// Reads the certificate files again at every SIGHUP.
+fn reload_on_sighup(tls: Arc<Tls>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP: the certificate is read only at start");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            match tls.reload() {
+                Ok(()) => tracing::info!("TLS certificate reloaded from {}", tls.describe()),
+                Err(e) => tracing::error!("TLS certificate not reloaded, the current one stays: {e}"),
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    drop(tls);
 }
 
 async fn shutdown_signal() {
@@ -340,7 +401,7 @@ impl Server {
             }
         }
 
-        let mut scheme = Scheme::Http;
+        let mut scheme = if self.https { Scheme::Https } else { Scheme::Http };
         if let Some(origin) = &self.origin {
             let mut uri = Uri::builder().scheme(origin.uri_scheme.clone()).authority(origin.authority.clone());
             if let Some(pq) = parts.uri.path_and_query() {

@@ -10,6 +10,7 @@ mod logs;
 mod migration;
 mod server;
 mod shutdown;
+mod tls;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Barrier};

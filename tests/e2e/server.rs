@@ -169,6 +169,11 @@ impl Server {
         self.stderr.lock().map(|l| l.join("\n")).unwrap_or_default()
     }
 
+    /// The server's process id, to signal it.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the server runs").id()
+    }
+
     /// Kills the server and returns its whole log, once the thread reading
     /// it has read the last line (it holds the only other handle).
     pub fn stop_and_read_log(&mut self) -> String {
@@ -309,7 +314,9 @@ fn spawn(db: &Path, listen: &str, env: &[(String, String)]) -> Result<Spawned, S
         match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
             Ok(line) => {
                 if let Some(url) = line.strip_prefix("scimlet listening on ") {
-                    let addr = url.trim().trim_start_matches("http://").trim_end_matches('/').to_owned();
+                    let url = url.trim();
+                    let addr = url.strip_prefix("https://").unwrap_or(url.trim_start_matches("http://"));
+                    let addr = addr.trim_end_matches('/').to_owned();
                     return Ok((child, lines, stderr_lines, addr));
                 }
             }
