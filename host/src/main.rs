@@ -9,6 +9,7 @@ mod admin;
 mod bindings;
 mod cli;
 mod config;
+mod console;
 mod log;
 mod metrics;
 #[cfg(feature = "native-core")]

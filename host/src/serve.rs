@@ -32,6 +32,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::admin;
 use crate::bindings::{Request as GuestRequest, Response as GuestResponse};
+use crate::console::{self, Sessions};
 use crate::log;
 use crate::metrics::route_template;
 use crate::runtime::{COMMIT_GRACE, Runtime, is_deadline};
@@ -116,6 +117,8 @@ struct Server {
     /// Whether connections are TLS: the scheme requests are presented with
     /// when no public URL says otherwise.
     https: bool,
+    /// Signed-in sessions of the admin console.
+    sessions: Sessions,
     #[cfg(feature = "native-core")]
     native_core: bool,
 }
@@ -171,6 +174,7 @@ pub async fn serve(runtime: Arc<Runtime>, options: ServeOptions) -> wasmtime::Re
         origin,
         listen: HeaderValue::from_str(&addr.to_string()).expect("a socket address is a valid header value"),
         https: tls.is_some(),
+        sessions: Sessions::default(),
         #[cfg(feature = "native-core")]
         native_core: options.native_core,
     });
@@ -230,6 +234,40 @@ pub async fn serve(runtime: Arc<Runtime>, options: ServeOptions) -> wasmtime::Re
         }
     }
     Ok(())
+}
+
+/// Whether a path is the admin console's.
+fn is_console(path: &str) -> bool {
+    path == console::PREFIX || path.starts_with(&format!("{}/", console::PREFIX))
+}
+
+impl console::Api for Server {
+    fn call<'a>(&'a self, method: &'a str, path: String, body: Option<serde_json::Value>) -> console::ApiFuture<'a> {
+        Box::pin(async move {
+            let token = self.runtime.admin_token().unwrap_or_default();
+            let authorization = format!("Bearer {token}");
+            let request = GuestRequest {
+                method: method.to_owned(),
+                path_with_query: path.clone(),
+                scheme: Some("http".into()),
+                authority: Some("console".into()),
+                headers: vec![
+                    ("authorization".into(), authorization.clone()),
+                    ("content-type".into(), "application/json".into()),
+                    ("user-agent".into(), "scimlet-console".into()),
+                ],
+                body: body.map(|b| b.to_string().into_bytes()).unwrap_or_default(),
+            };
+            let credential = self.runtime.credential(Some(authorization.as_bytes()));
+            let Ok(method) = hyper::Method::from_bytes(method.as_bytes()) else {
+                return (500, serde_json::Value::Null);
+            };
+            match self.call_guest(credential, request, &method, &path).await {
+                Ok(response) => (response.status, serde_json::from_slice(&response.body).unwrap_or_default()),
+                Err(_) => (503, serde_json::json!({"detail": "the server could not answer; try again"})),
+            }
+        })
+    }
 }
 
 /// An HTTP/1.1 connection over `io` (TCP, or TLS without `h2`).
@@ -300,6 +338,7 @@ impl Server {
             ("GET" | "HEAD", "/readyz") => self.ready().await,
             ("GET", "/metrics") => self.metrics(req.headers().get(AUTHORIZATION)),
             _ => match self.throttle.admit(peer, req.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes)) {
+                Ok(()) if is_console(&path) => self.console(req, &path).await,
                 Ok(()) => self.respond(req, &method, &path).await,
                 Err(refusal) => retry_later(StatusCode::TOO_MANY_REQUESTS, refusal.detail, refusal.retry_after),
             },
@@ -307,7 +346,8 @@ impl Server {
         let status = response.status().as_u16();
         let took = started.elapsed();
         self.throttle.answered(peer, status);
-        let (account, route) = route_template(&path);
+        let (account, route) =
+            if is_console(&path) { (None, console::PREFIX.to_owned()) } else { route_template(&path) };
         self.runtime.metrics().request(account.as_deref(), &route, status, took);
         // Probes come every few seconds from a supervisor: not logged.
         if !probe_path {
@@ -322,6 +362,28 @@ impl Server {
             });
         }
         response
+    }
+
+    /// A page of the admin console: the form body read in full (bounded),
+    /// then [`console::handle`] over this server's admin API.
+    async fn console(&self, req: Request<Incoming>, path: &str) -> Response<HyperOutgoingBody> {
+        let (parts, body) = req.into_parts();
+        let form = match tokio::time::timeout(HEADER_TIMEOUT, Limited::new(body, console::MAX_FORM).collect()).await {
+            Ok(Ok(collected)) => collected.to_bytes(),
+            Ok(Err(_)) => return error_response(StatusCode::PAYLOAD_TOO_LARGE, "form too large"),
+            Err(_) => return error_response(StatusCode::REQUEST_TIMEOUT, "form not received in time"),
+        };
+        let https = self.https || self.origin.as_ref().is_some_and(|o| matches!(o.scheme, Scheme::Https));
+        let request = console::Request {
+            method: parts.method.as_str(),
+            path: &path[console::PREFIX.len()..],
+            query: parts.uri.query().unwrap_or_default(),
+            cookie: parts.headers.get(hyper::header::COOKIE).and_then(|v| v.to_str().ok()),
+            form: &form,
+            https,
+        };
+        let answer = console::handle(self, &self.sessions, self.runtime.admin_token(), request).await;
+        scim_response(answer.status, answer.headers, answer.body.into_bytes())
     }
 
     /// `/metrics` for bearers of the admin token (it names accounts and
