@@ -3,6 +3,7 @@
 
 mod backup;
 mod config;
+mod console;
 mod crash;
 mod hostile;
 mod http;
