@@ -378,17 +378,19 @@ fn table(caption: &str, head: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// A link to the next page of a list, keeping its filters.
+/// Links to the first and the next page of a list, keeping its filters.
 fn pager(base: &str, filters: &[(&str, String)], next: &Value) -> String {
     let Some(cursor) = next.as_str() else { return String::new() };
     let mut query = form_urlencoded::Serializer::new(String::new());
     for (k, v) in filters.iter().filter(|(_, v)| !v.is_empty()) {
         query.append_pair(k, v);
     }
-    query.append_pair("cursor", cursor);
+    let first = query.finish();
+    let next = form_urlencoded::Serializer::new(first.clone()).append_pair("cursor", cursor).finish();
     format!(
-        "<nav class=\"pager\" aria-label=\"Pages\"><a href=\"{base}\">First page</a> <a href=\"{base}?{}\" rel=\"next\">Next page</a></nav>",
-        esc(&query.finish())
+        "<nav class=\"pager\" aria-label=\"Pages\"><a href=\"{base}?{}\">First page</a> <a href=\"{base}?{}\" rel=\"next\">Next page</a></nav>",
+        esc(&first),
+        esc(&next)
     )
 }
 
@@ -752,7 +754,8 @@ impl Ctx<'_> {
             "rotate" => {
                 let grace: u64 = grace_hours.parse().unwrap_or(24);
                 match self.api.call("POST", format!("{token}/rotate"), Some(json!({"graceHours": grace}))).await {
-                    (200..=299, created) => self.tokens(account, None, Some(&created)).await,
+                    // `{"token": <the new one>, "previous": <the old one>}`
+                    (200..=299, rotated) => self.tokens(account, None, Some(&rotated["token"])).await,
                     (status, body) => self.token_refused(account, status, &body).await,
                 }
             }

@@ -230,7 +230,7 @@ fn serve_warns_about_tokens_close_to_expiry() {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in stderr.lines().map_while(Result::ok) {
-            if line.starts_with("scimlet: warning:") {
+            if line.contains(" WARN ") {
                 let _ = tx.send(line);
                 return;
             }

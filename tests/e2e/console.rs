@@ -136,6 +136,17 @@ fn console_signs_in_shows_rules_refuses_forgeries_and_shows_a_token_once() {
     assert!(listed.contains("okta-prod") && !listed.contains(&secret), "shown only once");
     let works = server.request("GET", &format!("{}/Users", boot.base()), &secret, None);
     assert_eq!(works.status, 200);
+
+    // Rotating gives a new secret, shown once; the old one lasts the grace.
+    let token_id = secret.split('_').nth(1).unwrap();
+    let r = browser.send("POST", &format!("{tokens}/{token_id}/rotate"), &[("grace_hours", "0"), ("csrf", &token)]);
+    assert_eq!(r.status, 200, "{}", text(&r));
+    let page = text(&r);
+    let at = page.find(marker).expect("the new secret is shown") + marker.len();
+    let rotated = page[at..].split('"').next().unwrap().to_owned();
+    assert!(rotated.starts_with("scimlet_") && rotated != secret, "{rotated}");
+    assert_eq!(server.request("GET", &format!("{}/Users", boot.base()), &secret, None).status, 401, "no grace");
+    let secret = rotated;
     let token_id = secret.split('_').nth(1).unwrap();
     let r = browser.send("POST", &format!("{tokens}/{token_id}/revoke"), &[("csrf", &token)]);
     assert_eq!((r.status, r.header("location")), (303, Some(format!("{tokens}?done=revoked").as_str())));
