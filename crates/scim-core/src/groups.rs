@@ -557,7 +557,9 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
                     }
                 }
                 (OpKind::Remove, None) => match &op.value {
-                    // Quirk::RemoveWithValue (Entra's default removal).
+                    // Quirk::RemoveWithValue (Entra's default removal), as
+                    // patch::remove_listed does for stored attributes: members
+                    // are edges, not an attribute.
                     Some(value) => {
                         for uid in member_values(Some(value))? {
                             delta.wish.insert(uid, false);

@@ -2,8 +2,11 @@
 //! them to a resource's stored attributes.
 //!
 //! Identity providers deviate from the RFC in a few well-known ways. Each
-//! deviation is accepted by a named normaliser in [`parse`] (see
-//! [`Quirk`]), so the engine itself ([`apply`]) stays spec-pure:
+//! deviation is a [`Quirk`], listed with who sends it and the vector that
+//! pins it in [`NORMALISERS`], and accepted by a named normaliser before
+//! the spec engine sees the operation (in [`parse`], in value coercion, or
+//! in [`apply`] before dispatch), so the engine itself (`apply_whole`,
+//! `apply_sub`, `apply_filtered`) stays RFC 7644 §3.5.2:
 //! - [`Quirk::OpCase`]: Entra sends `Add`/`Replace`/`Remove`.
 //! - [`Quirk::PathlessObject`]: Okta and Entra (`aadOptscim062020`) send a
 //!   path-less `replace` whose value keys are attribute paths
@@ -42,6 +45,56 @@ pub enum Quirk {
     /// Removal of multi-valued entries named in `value`.
     RemoveWithValue,
 }
+
+/// One accepted deviation: who sends it and the vector step that pins it
+/// (`<file under tests/vectors>`, `<step name>`).
+#[derive(Debug, Clone, Copy)]
+pub struct Normaliser {
+    /// The deviation.
+    pub quirk: Quirk,
+    /// The clients known to send it.
+    pub sent_by: &'static str,
+    /// The vector step that replays it on every host.
+    pub vector: (&'static str, &'static str),
+}
+
+/// Every deviation PATCH accepts. A unit test holds each vector step to
+/// existing, so a normaliser cannot lose its proof unnoticed.
+pub const NORMALISERS: &[Normaliser] = &[
+    Normaliser {
+        quirk: Quirk::OpCase,
+        sent_by: "Entra ID (default mode)",
+        vector: (
+            "entra/user-lifecycle.json",
+            "default-mode PATCH: capitalised ops, valuePath, sub-attribute, Add creating a phone, URN path",
+        ),
+    },
+    Normaliser {
+        quirk: Quirk::PathlessObject,
+        sent_by: "Okta (OIN), Entra ID (aadOptscim062020)",
+        vector: ("protocol/patch.json", "Entra aadOptscim062020: one path-less replace keyed by attribute paths"),
+    },
+    Normaliser {
+        quirk: Quirk::StringBoolean,
+        sent_by: "Entra ID (default mode)",
+        vector: ("entra/user-lifecycle.json", "disable with the string \"False\""),
+    },
+    Normaliser {
+        quirk: Quirk::BareManager,
+        sent_by: "Entra ID",
+        vector: ("entra/user-lifecycle.json", "manager arrives as a bare string id"),
+    },
+    Normaliser {
+        quirk: Quirk::FilterMissCreates,
+        sent_by: "Entra ID",
+        vector: ("protocol/patch.json", "add through an equality filter that matches nothing creates the value"),
+    },
+    Normaliser {
+        quirk: Quirk::RemoveWithValue,
+        sent_by: "Entra ID (default mode)",
+        vector: ("protocol/patch.json", "Entra default removal: Remove members with a value"),
+    },
+];
 
 /// PATCH operation kinds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -276,8 +329,14 @@ pub fn apply(attrs: &mut Map<String, Value>, op: &Operation) -> Result<(), ScimE
         return Ok(());
     }
     let dispatch = |holder: &mut Map<String, Value>| match (&path.filter, path.sub) {
+        (None, None) if op.kind == OpKind::Remove && op.value.is_some() && attr.multi_valued => {
+            remove_listed(holder, attr, op)
+        }
         (None, None) => apply_whole(holder, attr, op),
         (None, Some(sub)) => apply_sub(holder, attr, sub, op),
+        (Some(filter), sub) if op.kind != OpKind::Remove && !any_match(holder, attr, filter) => {
+            filter_miss_creates(holder, attr, filter, sub, op)
+        }
         (Some(filter), sub) => apply_filtered(holder, attr, filter, sub, op),
     };
     match path.extension {
@@ -317,20 +376,7 @@ fn apply_whole(holder: &mut Map<String, Value>, attr: &'static Attribute, op: &O
     let name = attr.name;
     match op.kind {
         OpKind::Remove => {
-            match (&op.value, holder.get_mut(name)) {
-                // Quirk::RemoveWithValue: remove the listed entries only.
-                (Some(value), Some(Value::Array(items))) if attr.multi_valued => {
-                    let Some(Value::Array(remove)) = coerce(attr, value)? else { return Ok(()) };
-                    items.retain(|item| !remove.iter().any(|r| same_entry(item, r)));
-                    if items.is_empty() {
-                        holder.remove(name);
-                    }
-                }
-                (Some(_), None) if attr.multi_valued => {}
-                _ => {
-                    holder.remove(name);
-                }
-            }
+            holder.remove(name);
             Ok(())
         }
         OpKind::Add | OpKind::Replace => {
@@ -376,6 +422,85 @@ fn apply_whole(holder: &mut Map<String, Value>, attr: &'static Attribute, op: &O
             Ok(())
         }
     }
+}
+
+/// [`Quirk::RemoveWithValue`]: `remove` of a multi-valued attribute with a
+/// `value` removes the entries listed there, not the attribute.
+fn remove_listed(holder: &mut Map<String, Value>, attr: &'static Attribute, op: &Operation) -> Result<(), ScimError> {
+    let name = attr.name;
+    let Some(Value::Array(remove)) = coerce(attr, op.value.as_ref().unwrap_or(&Value::Null))? else { return Ok(()) };
+    match holder.get_mut(name) {
+        Some(Value::Array(items)) => {
+            items.retain(|item| !remove.iter().any(|r| same_entry(item, r)));
+            if items.is_empty() {
+                holder.remove(name);
+            }
+        }
+        // Nothing there: nothing listed can be removed.
+        None => {}
+        Some(_) => {
+            holder.remove(name);
+        }
+    }
+    Ok(())
+}
+
+/// Whether any value of `attr` matches `filter`.
+fn any_match(holder: &Map<String, Value>, attr: &'static Attribute, filter: &Filter) -> bool {
+    match holder.get(attr.name) {
+        Some(Value::Array(items)) => items.iter().any(|item| filter.matches(item)),
+        Some(other) => filter.matches(other),
+        None => false,
+    }
+}
+
+/// [`Quirk::FilterMissCreates`]: an `add` or `replace` through a value
+/// filter that matches nothing (RFC 7644 §3.5.2: `noTarget`) creates the
+/// value the filter's equalities describe, with the operation's value.
+fn filter_miss_creates(
+    holder: &mut Map<String, Value>,
+    attr: &'static Attribute,
+    filter: &Filter,
+    sub: Option<&'static Attribute>,
+    op: &Operation,
+) -> Result<(), ScimError> {
+    let name = attr.name;
+    let Some(equalities) = filter.required_equalities() else {
+        return Err(ScimError::no_target(format!(
+            "no value of {name} matches the filter, and the filter does not describe one to create"
+        )));
+    };
+    let single = Attribute { multi_valued: false, ..*attr };
+    let value = op.value.as_ref().unwrap_or(&Value::Null);
+    let mut element = Map::new();
+    for (k, v) in equalities {
+        element.insert(k.to_owned(), v);
+    }
+    match sub {
+        Some(sub) => {
+            if let Some(v) = coerce(sub, value)? {
+                element.insert(sub.name.to_owned(), v);
+            }
+        }
+        None => {
+            if let Some(Value::Object(fields)) = coerce(&single, value)? {
+                element.extend(fields);
+            }
+        }
+    }
+    let Some(element) = coerce(&single, &Value::Object(element))? else { return Ok(()) };
+    let mut items = match holder.remove(name) {
+        Some(Value::Array(items)) => items,
+        Some(other) => vec![other],
+        None => Vec::new(),
+    };
+    // RFC 7644 §3.5.2: a value made primary takes primary from the others.
+    if element.get("primary") == Some(&Value::Bool(true)) {
+        clear_primary(&mut items);
+    }
+    items.push(element);
+    holder.insert(name.to_owned(), Value::Array(items));
+    Ok(())
 }
 
 fn apply_sub(
@@ -442,6 +567,11 @@ fn apply_filtered(
     op: &Operation,
 ) -> Result<(), ScimError> {
     let name = attr.name;
+    // RFC 7644 §3.5.2.1/3: a value filter that matches nothing is `noTarget`
+    // (for `remove`, nothing to do).
+    if op.kind != OpKind::Remove && !any_match(holder, attr, filter) {
+        return Err(ScimError::no_target(format!("no value of {name} matches the filter")));
+    }
     let new = match (op.kind, sub) {
         (OpKind::Remove, _) => None,
         (_, Some(sub)) => coerce(sub, op.value.as_ref().unwrap_or(&Value::Null))?,
@@ -455,7 +585,6 @@ fn apply_filtered(
         Some(other) => vec![other],
         None => Vec::new(),
     };
-    let mut matched = false;
     let mut out = Vec::with_capacity(items.len() + 1);
     // Which entries of `out` this operation wrote.
     let mut touched = Vec::with_capacity(items.len() + 1);
@@ -465,7 +594,6 @@ fn apply_filtered(
             touched.push(false);
             continue;
         }
-        matched = true;
         match (op.kind, sub) {
             (OpKind::Remove, None) => continue,
             (OpKind::Remove, Some(sub)) => set_in(&mut item, sub, None),
@@ -478,30 +606,6 @@ fn apply_filtered(
         }
         if item.as_object().is_some_and(|m| !m.is_empty()) {
             out.push(item);
-            touched.push(true);
-        }
-    }
-    if !matched && op.kind != OpKind::Remove {
-        // Quirk::FilterMissCreates: build the element the filter describes.
-        let Some(equalities) = filter.required_equalities() else {
-            return Err(ScimError::no_target(format!(
-                "no value of {name} matches the filter, and the filter does not describe one to create"
-            )));
-        };
-        let mut element = Map::new();
-        for (k, v) in equalities {
-            element.insert(k.to_owned(), v);
-        }
-        match (sub, new) {
-            (Some(sub), Some(v)) => {
-                element.insert(sub.name.to_owned(), v);
-            }
-            (None, Some(Value::Object(fields))) => element.extend(fields),
-            _ => {}
-        }
-        let element = coerce(&Attribute { multi_valued: false, ..*attr }, &Value::Object(element))?;
-        if let Some(element) = element {
-            out.push(element);
             touched.push(true);
         }
     }
@@ -567,6 +671,45 @@ mod tests {
 
     fn ops(list: Value) -> Value {
         json!({"schemas": [schema::PATCH_OP], "Operations": list})
+    }
+
+    /// Each normaliser's vector step exists, so the table cannot point at
+    /// a proof that is gone; and every quirk has its row.
+    #[test]
+    fn every_normaliser_has_its_vector() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/vectors");
+        for n in NORMALISERS {
+            let (file, step) = n.vector;
+            let text = std::fs::read_to_string(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+            let scenario: Value = serde_json::from_str(&text).unwrap();
+            let found = scenario["steps"].as_array().unwrap().iter().any(|s| s["name"] == step);
+            assert!(found, "{:?}: no step {step:?} in {file}", n.quirk);
+        }
+        for quirk in [
+            Quirk::OpCase,
+            Quirk::PathlessObject,
+            Quirk::StringBoolean,
+            Quirk::BareManager,
+            Quirk::FilterMissCreates,
+            Quirk::RemoveWithValue,
+        ] {
+            assert!(NORMALISERS.iter().any(|n| n.quirk == quirk), "{quirk:?} has no row");
+        }
+    }
+
+    /// The engine alone is the RFC: a value filter that matches nothing is
+    /// `noTarget`; the normaliser is what creates the value.
+    #[test]
+    fn the_engine_refuses_a_filter_miss_and_the_normaliser_creates() {
+        let path = parse_path(&USER_TYPE, "phoneNumbers[type eq \"mobile\"].value").unwrap();
+        let op = Operation { kind: OpKind::Add, path, value: Some(json!("+1 555")) };
+        let attr = op.path.attribute;
+        let mut attrs = Map::new();
+        let filter = op.path.filter.as_ref().unwrap();
+        let err = apply_filtered(&mut attrs, attr, filter, op.path.sub, &op).unwrap_err();
+        assert_eq!(err.scim_type.map(crate::error::ScimType::as_str), Some("noTarget"));
+        apply(&mut attrs, &op).unwrap();
+        assert_eq!(Value::Object(attrs), json!({"phoneNumbers": [{"type": "mobile", "value": "+1 555"}]}));
     }
 
     #[test]

@@ -168,8 +168,8 @@ fn coerce_single(attr: &Attribute, value: &Value) -> Result<Option<Value>, ScimE
                 }
                 Value::Object(out)
             }
-            // Entra sends `manager` (and clients send `emails`) as a bare
-            // value: it is the `value` sub-attribute.
+            // patch::Quirk::BareManager: Entra sends `manager` (and clients
+            // send `emails`) as a bare value: it is the `value` sub-attribute.
             Value::String(_) | Value::Number(_) | Value::Bool(_) if attr.sub("value").is_some() => {
                 let sub = attr.sub("value").ok_or_else(|| wrong("an object"))?;
                 let Some(v) = coerce(sub, value)? else { return Ok(None) };
@@ -190,7 +190,8 @@ fn coerce_single(attr: &Attribute, value: &Value) -> Result<Option<Value>, ScimE
         },
         Type::Boolean => match value {
             Value::Bool(b) => Value::Bool(*b),
-            // Entra's default mode sends "True"/"False".
+            // patch::Quirk::StringBoolean: Entra's default mode sends
+            // "True"/"False".
             Value::String(s) if s.eq_ignore_ascii_case("true") => Value::Bool(true),
             Value::String(s) if s.eq_ignore_ascii_case("false") => Value::Bool(false),
             _ => return Err(wrong("true or false")),
