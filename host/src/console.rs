@@ -132,7 +132,11 @@ pub struct Answer {
 
 impl Answer {
     fn html(status: u16, body: String) -> Answer {
-        let mut headers = vec![("content-type".to_owned(), "text/html; charset=utf-8".to_owned())];
+        Answer::typed(status, "text/html; charset=utf-8", body)
+    }
+
+    fn typed(status: u16, content_type: &str, body: String) -> Answer {
+        let mut headers = vec![("content-type".to_owned(), content_type.to_owned())];
         headers.extend(SECURITY_HEADERS.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         Answer { status, headers, body }
     }
@@ -164,13 +168,9 @@ pub async fn handle(api: &dyn Api, sessions: &Sessions, admin_token: Option<&str
         );
     };
     let form: Vec<(String, String)> = form_urlencoded::parse(req.form).into_owned().collect();
-    let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim().to_owned()).unwrap_or_default();
+    let field = |name: &str| param(&form, name);
     match (req.method, req.path) {
-        ("GET", "/style.css") => {
-            let mut answer = Answer::html(200, STYLE.to_owned());
-            answer.headers[0].1 = "text/css; charset=utf-8".into();
-            return answer;
-        }
+        ("GET", "/style.css") => return Answer::typed(200, "text/css; charset=utf-8", STYLE.to_owned()),
         ("GET", "/login") => return login_page(200, None),
         ("POST", "/login") => {
             if !same(&field("token"), admin_token) {
@@ -208,7 +208,7 @@ pub async fn handle(api: &dyn Api, sessions: &Sessions, admin_token: Option<&str
             .with_cookie(format!("{COOKIE}=; Path={PREFIX}; HttpOnly; SameSite=Strict; Max-Age=0"));
     }
     let query: Vec<(String, String)> = form_urlencoded::parse(req.query.as_bytes()).into_owned().collect();
-    let q = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim().to_owned()).unwrap_or_default();
+    let q = |name: &str| param(&query, name);
     let ctx = Ctx { api, csrf: &csrf };
     let segments: Vec<&str> = req.path.split('/').filter(|s| !s.is_empty()).collect();
     match (req.method, segments.as_slice()) {
@@ -230,6 +230,11 @@ pub async fn handle(api: &dyn Api, sessions: &Sessions, admin_token: Option<&str
         ("GET", ["accounts", a, "migration"]) => ctx.migration(&decode(a)).await,
         _ => Answer::html(404, layout("Not found", None, &csrf, "<p>There is no such page in the console.</p>")),
     }
+}
+
+/// A form field or query parameter, trimmed; empty when absent.
+fn param(pairs: &[(String, String)], name: &str) -> String {
+    pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim().to_owned()).unwrap_or_default()
 }
 
 fn cookie_value<'c>(header: &'c str, name: &str) -> Option<&'c str> {
@@ -449,45 +454,51 @@ impl Ctx<'_> {
     }
 
     async fn users(&self, account: &str, q: &(dyn Fn(&str) -> String + Sync)) -> Answer {
+        let head = ["Name", "E-mail", "Source", "Status", "Last modified"];
+        self.list(account, q, ("users", "Users", "Search by name or e-mail"), &head, |u| {
+            let status = if u["invited"] == true {
+                "Invited"
+            } else if u["active"] == true {
+                "Active"
+            } else {
+                "Deactivated"
+            };
+            vec![
+                link(account, "users", u["id"].as_str().unwrap_or_default(), &text(&u["name"])),
+                text(&u["email"]),
+                source_badge(&u["source"]),
+                status.into(),
+                text(&u["lastModified"]),
+            ]
+        })
+        .await
+    }
+
+    /// A searchable, paged list of users or groups (`what`), with `title`
+    /// and the search field's `label`; `row` renders one item.
+    async fn list(
+        &self,
+        account: &str,
+        q: &(dyn Fn(&str) -> String + Sync),
+        (what, title, label): (&str, &str, &str),
+        head: &[&str],
+        row: impl Fn(&Value) -> Vec<String>,
+    ) -> Answer {
         let (search, source, cursor) = (q("search"), q("source"), q("cursor"));
-        let path = list_path(account, "users", &[("search", &search), ("source", &source), ("cursor", &cursor)]);
+        let path = list_path(account, what, &[("search", &search), ("source", &source), ("cursor", &cursor)]);
         let list = match self.get(path).await {
             Ok(list) => list,
             Err(answer) => return answer,
         };
-        let rows: Vec<Vec<String>> = items(&list)
-            .iter()
-            .map(|u| {
-                let id = u["id"].as_str().unwrap_or_default();
-                let status = if u["invited"] == true {
-                    "Invited"
-                } else if u["active"] == true {
-                    "Active"
-                } else {
-                    "Deactivated"
-                };
-                vec![
-                    format!(
-                        "<a href=\"{PREFIX}/accounts/{}/users/{}\">{}</a>",
-                        enc(account),
-                        enc(id),
-                        text(&u["name"])
-                    ),
-                    text(&u["email"]),
-                    source_badge(&u["source"]),
-                    status.into(),
-                    text(&u["lastModified"]),
-                ]
-            })
-            .collect();
-        let base = format!("{PREFIX}/accounts/{}/users", enc(account));
+        let rows: Vec<Vec<String>> = items(&list).iter().map(row).collect();
+        let base = format!("{PREFIX}/accounts/{}/{what}", enc(account));
         let main = format!(
             "{}{}{}",
-            search_form(&base, &search, &source, "Search by name or e-mail"),
-            table("Users", &["Name", "E-mail", "Source", "Status", "Last modified"], &rows),
+            search_form(&base, &search, &source, label),
+            table(title, head, &rows),
             pager(&base, &[("search", search.clone()), ("source", source.clone())], &list["nextCursor"])
         );
-        self.page("Users", account, "users", main)
+        self.page(title, account, what, main)
     }
 
     async fn user(&self, account: &str, id: &str) -> Answer {
@@ -507,15 +518,7 @@ impl Ctx<'_> {
             .flatten()
             .map(|g| {
                 let gid = g["id"].as_str().unwrap_or_default();
-                vec![
-                    format!(
-                        "<a href=\"{PREFIX}/accounts/{}/groups/{}\">{}</a>",
-                        enc(account),
-                        enc(gid),
-                        text(&g["name"])
-                    ),
-                    source_badge(&g["source"]),
-                ]
+                vec![link(account, "groups", gid, &text(&g["name"])), source_badge(&g["source"])]
             })
             .collect();
         let bindings: Vec<Vec<String>> = user["roleBindings"]
@@ -543,37 +546,17 @@ impl Ctx<'_> {
     }
 
     async fn groups(&self, account: &str, q: &(dyn Fn(&str) -> String + Sync)) -> Answer {
-        let (search, source, cursor) = (q("search"), q("source"), q("cursor"));
-        let path = list_path(account, "groups", &[("search", &search), ("source", &source), ("cursor", &cursor)]);
-        let list = match self.get(path).await {
-            Ok(list) => list,
-            Err(answer) => return answer,
-        };
-        let rows: Vec<Vec<String>> = items(&list)
-            .iter()
-            .map(|g| {
-                let id = g["id"].as_str().unwrap_or_default();
-                vec![
-                    format!(
-                        "<a href=\"{PREFIX}/accounts/{}/groups/{}\">{}</a>",
-                        enc(account),
-                        enc(id),
-                        text(&g["name"])
-                    ),
-                    format!("<code>{}</code>", esc(id)),
-                    source_badge(&g["source"]),
-                    text(&g["lastModified"]),
-                ]
-            })
-            .collect();
-        let base = format!("{PREFIX}/accounts/{}/groups", enc(account));
-        let main = format!(
-            "{}{}{}",
-            search_form(&base, &search, &source, "Search by name or identifier"),
-            table("Groups", &["Name", "Identifier", "Source", "Last modified"], &rows),
-            pager(&base, &[("search", search.clone()), ("source", source.clone())], &list["nextCursor"])
-        );
-        self.page("Groups", account, "groups", main)
+        let head = ["Name", "Identifier", "Source", "Last modified"];
+        self.list(account, q, ("groups", "Groups", "Search by name or identifier"), &head, |g| {
+            let id = g["id"].as_str().unwrap_or_default();
+            vec![
+                link(account, "groups", id, &text(&g["name"])),
+                format!("<code>{}</code>", esc(id)),
+                source_badge(&g["source"]),
+                text(&g["lastModified"]),
+            ]
+        })
+        .await
     }
 
     async fn group(&self, account: &str, id: &str, page: &str, done: String, refused: Option<(u16, String)>) -> Answer {
@@ -591,7 +574,7 @@ impl Ctx<'_> {
                 self.api.call("GET", format!("/api/accounts/{}/users/{}", enc(account), enc(member)), None).await;
             let name = user["name"].as_str().unwrap_or(member);
             rows.push(vec![
-                format!("<a href=\"{PREFIX}/accounts/{}/users/{}\">{}</a>", enc(account), enc(member), esc(name)),
+                link(account, "users", member, &esc(name)),
                 text(&user["email"]),
                 format!(
                     "<form method=\"post\" action=\"{base}/remove-member\">{}<input type=\"hidden\" name=\"user\" value=\"{}\"><button type=\"submit\" class=\"small\">Remove<span class=\"visually-hidden\"> {}</span></button></form>",
@@ -872,6 +855,11 @@ impl Ctx<'_> {
         }
         self.page("Migration report", account, "migration", main)
     }
+}
+
+/// A link to a user's or group's page; `label` is HTML already.
+fn link(account: &str, what: &str, id: &str, label: &str) -> String {
+    format!("<a href=\"{PREFIX}/accounts/{}/{what}/{}\">{label}</a>", enc(account), enc(id))
 }
 
 fn items(list: &Value) -> Vec<Value> {
