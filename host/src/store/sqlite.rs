@@ -61,6 +61,28 @@ const READER_POOL: usize = 16;
 /// at 100,000 users (8 MiB: flat costs, but 2.4x the memory).
 const READER_CACHE_KIB: i64 = 4096;
 
+/// WAL frames (pages) after which a commit folds the WAL into the database
+/// file (SQLite's `wal_autocheckpoint`, 1,000 by default). A checkpoint
+/// copies every page the WAL holds and flushes the database file, and it runs
+/// on the committer, so every commit waits for it; a create writes about a
+/// dozen frames, most of them the same few index and log pages again and
+/// again. Checkpointing every 40,000 frames instead of every 1,000 copies
+/// each hot page once instead of forty times: durable creates with 8
+/// clients went from 3,860-4,230/s to 4,620-4,840/s in runs side by side
+/// (10,000 frames: 3,750-5,220/s, the stalls then landing in the measured
+/// window at random). The WAL is then up to ~160 MiB on disk; reads find
+/// their pages in its index as fast (lookups did not change).
+const CHECKPOINT_FRAMES: i64 = 40_000;
+
+/// Size the WAL file is cut back to when SQLite starts it over after a
+/// checkpoint, so that a burst does not leave 160 MiB on disk for good.
+const WAL_KEEP_BYTES: i64 = 16 << 20;
+
+/// After this long without a commit, the committer checkpoints what the WAL
+/// holds, so that an idle database is one file (as a backup or a copy by
+/// hand expects) and the next burst starts with a short WAL.
+const IDLE_CHECKPOINT: Duration = Duration::from_secs(2);
+
 /// The layout version this code writes and understands.
 pub(crate) const SCHEMA_VERSION: i64 = 1;
 
@@ -147,6 +169,8 @@ impl SqliteStore {
         // disk SQLite opens, writes and unlinks a statement journal for
         // each, which showed in a profile of creates.
         writer.pragma_update(None, "temp_store", "MEMORY").map_err(unavailable)?;
+        writer.pragma_update(None, "wal_autocheckpoint", CHECKPOINT_FRAMES).map_err(unavailable)?;
+        writer.pragma_update(None, "journal_size_limit", WAL_KEEP_BYTES).map_err(unavailable)?;
         let mut writer = writer;
         migrate(&mut writer, &path)?;
         let (committer, requests) = mpsc::channel();
@@ -465,7 +489,27 @@ const MAX_GROUP: usize = 64;
 /// writers the disk's flush rate no longer bounds the commit rate. No commit
 /// is answered before the transaction holding it is durable.
 fn run_committer(mut conn: Connection, requests: mpsc::Receiver<CommitRequest>, delay: Option<Duration>) {
-    while let Ok(first) = requests.recv() {
+    // Whether commits landed since the last checkpoint.
+    let mut unfolded = false;
+    loop {
+        let next = if unfolded {
+            requests.recv_timeout(IDLE_CHECKPOINT)
+        } else {
+            requests.recv().map_err(mpsc::RecvTimeoutError::from)
+        };
+        let first = match next {
+            Ok(first) => first,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                // PASSIVE: never waits for a reader; whatever a reader
+                // still pins is folded by the next checkpoint.
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!("sqlite: idle checkpoint failed: {e}");
+                }
+                unfolded = false;
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
         if let Some(delay) = delay {
             std::thread::sleep(delay);
         }
@@ -481,6 +525,7 @@ fn run_committer(mut conn: Connection, requests: mpsc::Receiver<CommitRequest>, 
             }
         }
         let results = commit_group(&mut conn, &group);
+        unfolded = true;
         for (request, result) in group.into_iter().zip(results) {
             request.reply.send(result);
         }
@@ -647,6 +692,38 @@ mod tests {
         drop(snapshot);
         // The snapshot's connection and the one the last get opened.
         assert_eq!(lock(&store.readers).len(), 2, "the snapshot's connection is pooled again");
+    }
+
+    /// The database file alone, copied without its WAL, read by a fresh
+    /// connection: what a checkpoint has folded into it.
+    fn folded(dir: &TempDir, key: &str) -> bool {
+        let copy = dir.path().join("copy.db");
+        std::fs::copy(dir.path().join("test.db"), &copy).unwrap();
+        let conn = Connection::open(&copy).unwrap();
+        let found = conn.query_row("SELECT count(*) FROM kv WHERE key = ?1", [key.as_bytes()], |row| row.get::<_, i64>(0));
+        std::fs::remove_file(&copy).unwrap();
+        // Before the first checkpoint even the table is only in the WAL.
+        found.is_ok_and(|n| n == 1)
+    }
+
+    #[test]
+    fn commits_stay_in_the_wal_until_the_committer_is_idle() {
+        let dir = TempDir::new();
+        let store = open(&dir);
+        store.commit(&[put("k/1", "a")]).unwrap();
+        for i in 2..=50 {
+            store.commit(&[put(&format!("k/{i}"), "b")]).unwrap();
+        }
+        assert!(!folded(&dir, "k/50"), "a busy committer does not checkpoint every few commits");
+        let started = std::time::Instant::now();
+        while !folded(&dir, "k/50") {
+            assert!(started.elapsed() < IDLE_CHECKPOINT * 5, "no checkpoint after {:?} idle", started.elapsed());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(started.elapsed() >= IDLE_CHECKPOINT / 2, "checkpointed while commits were still arriving");
+        // The store goes on as before.
+        store.commit(&[put("k/51", "c")]).unwrap();
+        assert_eq!(store.get("k/51").unwrap().unwrap().value, b"c");
     }
 
     #[test]
