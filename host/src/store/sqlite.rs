@@ -64,14 +64,15 @@ const READER_CACHE_KIB: i64 = 4096;
 /// WAL frames (pages) after which a commit folds the WAL into the database
 /// file (SQLite's `wal_autocheckpoint`, 1,000 by default). A checkpoint
 /// copies every page the WAL holds and flushes the database file, and it runs
-/// on the committer, so every commit waits for it; a create writes about a
-/// dozen frames, most of them the same few index and log pages again and
-/// again. Checkpointing every 40,000 frames instead of every 1,000 copies
-/// each hot page once instead of forty times: durable creates with 8
-/// clients went from 3,860-4,230/s to 4,620-4,840/s in runs side by side
-/// (10,000 frames: 3,750-5,220/s, the stalls then landing in the measured
-/// window at random). The WAL is then up to ~160 MiB on disk; reads find
-/// their pages in its index as fast (lookups did not change).
+/// on the committer, so every commit queued behind it waits; a create writes
+/// about a dozen frames, most of them the same few index and log pages again
+/// and again. Every 40,000 frames instead of every 1,000, each hot page is
+/// copied once instead of forty times. Durable creates with 8 clients, runs
+/// side by side: at 1,000 users 3,860-4,230/s -> 4,620-4,840/s; after
+/// seeding 100,000 users 2,890-3,770/s -> 3,580-4,510/s. Tried and slower: a
+/// checkpointer thread of its own, every 250 ms (3,180-3,270/s at 100,000
+/// users): it copied more often, on the same two cores. The WAL is then up to
+/// ~160 MiB on disk; lookups did not change.
 const CHECKPOINT_FRAMES: i64 = 40_000;
 
 /// Size the WAL file is cut back to when SQLite starts it over after a
