@@ -24,6 +24,9 @@ use server::{Bootstrap, Server, split_url};
 const CORE_USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const CORE_GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+/// The admin API token of every server these tests start with the admin
+/// API on (`SCIMLET_ADMIN_TOKEN`).
+const ADMIN_TOKEN: &str = "e2e-admin-token-0123456789abcdef";
 
 /// Replays scenarios over HTTP against one server process, and when the
 /// scenario is over, searches the server's log for every secret it sent.
@@ -106,10 +109,16 @@ impl Target for HttpTarget {
 #[test]
 fn vectors_replay_over_http() {
     let result = run_all(&vectors_dir(), |_| {
-        let (server, boot) = Server::start();
+        let (server, boot) = Server::start_with_env(&[("SCIMLET_ADMIN_TOKEN", ADMIN_TOKEN)]);
         let (origin, base) = split_url(&boot.tenant_url);
         assert_eq!(origin, server.origin(), "tenant URL origin vs listening address");
-        let vars = Vars { base, origin, account: boot.account.clone(), token: boot.token.clone() };
+        let vars = Vars {
+            base,
+            origin,
+            account: boot.account.clone(),
+            token: boot.token.clone(),
+            admin_token: ADMIN_TOKEN.to_owned(),
+        };
         Ok((Box::new(HttpTarget::new(server, &boot)) as Box<dyn Target>, vars))
     });
     if let Err(report) = result {
@@ -362,8 +371,14 @@ fn paging_is_complete_and_stable() {
 /// An account above every cap of the SQLite store, over HTTP.
 #[test]
 fn a_large_account_on_sqlite() {
-    let (server, boot) = Server::start();
+    let (server, boot) = Server::start_with_env(&[("SCIMLET_ADMIN_TOKEN", ADMIN_TOKEN)]);
     let (origin, base) = split_url(&boot.tenant_url);
-    let vars = Vars { base, origin, account: boot.account.clone(), token: boot.token.clone() };
+    let vars = Vars {
+        base,
+        origin,
+        account: boot.account.clone(),
+        token: boot.token.clone(),
+        admin_token: ADMIN_TOKEN.to_owned(),
+    };
     scimlet_vectors::large::large_tenant(&mut HttpTarget::new(server, &boot), &vars);
 }

@@ -4,10 +4,11 @@
 
 use std::rc::Rc;
 
-use scim_core::{Env, Limits, MemStore, Request, Service, TestEnv};
+use scim_core::{Config, Env, Limits, MemStore, Request, Service, TestEnv};
 use scimlet_vectors::{Target, Vars, VectorRequest, VectorResponse, run_all, vectors_dir};
 
 const AUTHORITY: &str = "localhost";
+const ADMIN_TOKEN: &str = "vectors-admin-token-0123456789abcdef";
 
 /// One deterministic environment shared across restarts: a restart does not
 /// rewind the clock or replay the random stream (ids would repeat).
@@ -44,15 +45,20 @@ impl Target for Native {
     }
 
     fn restart(&mut self) -> Result<(), String> {
-        self.service = Service::new(self.store.clone(), self.env.clone());
+        self.service = service(self.store.clone(), self.env.clone());
         Ok(())
     }
+}
+
+/// The core as every host runs it for the vectors: with the admin API on.
+fn service(store: MemStore, env: SharedEnv) -> Service<MemStore, SharedEnv> {
+    Service::with_config(store, env, Config::default().with_admin_token(Some(ADMIN_TOKEN)))
 }
 
 fn setup() -> Result<(Box<dyn Target>, Vars), String> {
     let store = MemStore::with_caps(3, Limits::CONTRACT);
     let env = SharedEnv(Rc::new(TestEnv::default()));
-    let service = Service::new(store.clone(), env.clone());
+    let service = service(store.clone(), env.clone());
     let account = service.create_account("vectors").map_err(|e| format!("create_account: {e:?}"))?;
     let token = service.create_token(&account.id, "vectors", None).map_err(|e| format!("create_token: {e:?}"))?;
     let vars = Vars {
@@ -60,6 +66,7 @@ fn setup() -> Result<(Box<dyn Target>, Vars), String> {
         origin: format!("http://{AUTHORITY}"),
         account: account.id.clone(),
         token: token.token,
+        admin_token: ADMIN_TOKEN.to_owned(),
     };
     Ok((Box::new(Native { store, env, service }), vars))
 }
@@ -78,7 +85,7 @@ fn all_vectors_replay_natively() {
 fn a_large_account_in_memory() {
     let store = MemStore::with_caps(1000, Limits::CONTRACT);
     let env = SharedEnv(Rc::new(TestEnv::default()));
-    let service = Service::new(store.clone(), env.clone());
+    let service = service(store.clone(), env.clone());
     let account = service.create_account("large").unwrap();
     let token = service.create_token(&account.id, "large", None).unwrap();
     let vars = Vars {
@@ -86,6 +93,7 @@ fn a_large_account_in_memory() {
         origin: format!("http://{AUTHORITY}"),
         account: account.id.clone(),
         token: token.token,
+        admin_token: ADMIN_TOKEN.to_owned(),
     };
     scimlet_vectors::large::large_tenant(&mut Native { store, env, service }, &vars);
 }

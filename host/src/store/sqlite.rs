@@ -701,7 +701,8 @@ mod tests {
         let copy = dir.path().join("copy.db");
         std::fs::copy(dir.path().join("test.db"), &copy).unwrap();
         let conn = Connection::open(&copy).unwrap();
-        let found = conn.query_row("SELECT count(*) FROM kv WHERE key = ?1", [key.as_bytes()], |row| row.get::<_, i64>(0));
+        let found =
+            conn.query_row("SELECT count(*) FROM kv WHERE key = ?1", [key.as_bytes()], |row| row.get::<_, i64>(0));
         std::fs::remove_file(&copy).unwrap();
         // Before the first checkpoint even the table is only in the WAL.
         found.is_ok_and(|n| n == 1)

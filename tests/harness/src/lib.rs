@@ -68,7 +68,7 @@ impl<T: Target + ?Sized> Target for Box<T> {
 }
 
 /// The per-scenario values the placeholders `{{base}}`, `{{origin}}`,
-/// `{{account}}` and `{{token}}` stand for.
+/// `{{account}}`, `{{token}}` and `{{adminToken}}` stand for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Vars {
     /// The account's SCIM base path, e.g. `/gateway/ng/api/scim/account/<id>`.
@@ -79,6 +79,9 @@ pub struct Vars {
     pub account: String,
     /// A valid bearer token of that account.
     pub token: String,
+    /// The host's admin API token, which steps marked `"as": "admin"` send
+    /// (every host that replays the vectors serves the admin API).
+    pub admin_token: String,
 }
 
 impl Vars {
@@ -89,12 +92,13 @@ impl Vars {
             "origin" => Some(&self.origin),
             "account" => Some(&self.account),
             "token" => Some(&self.token),
+            "adminToken" => Some(&self.admin_token),
             _ => None,
         }
     }
 
     /// Is `name` reserved for a built-in placeholder?
     pub fn is_builtin(name: &str) -> bool {
-        matches!(name, "base" | "origin" | "account" | "token")
+        matches!(name, "base" | "origin" | "account" | "token" | "adminToken")
     }
 }

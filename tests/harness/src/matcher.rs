@@ -461,6 +461,7 @@ mod tests {
             origin: "http://localhost".into(),
             account: "acc1".into(),
             token: "tok".into(),
+            admin_token: "admin".into(),
         }
     }
 

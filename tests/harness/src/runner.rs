@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::matcher::{Captures, Mismatch, match_all, resolve_for_display, substitute, substitute_json};
-use crate::scenario::{ExpectedResponse, RequestTemplate, Scenario, StepKind, load_dir};
+use crate::scenario::{Caller, ExpectedResponse, RequestTemplate, Scenario, StepKind, load_dir};
 use crate::{Target, Vars, VectorRequest, VectorResponse};
 
 /// Why a scenario failed, with everything needed to see what happened.
@@ -136,7 +136,11 @@ fn build_request(t: &RequestTemplate, vars: &Vars, caps: &Captures) -> Result<Ve
     let given = |name: &str| t.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
     let mut headers = Vec::new();
     if !given("authorization") {
-        headers.push(("Authorization".to_owned(), format!("Bearer {}", vars.token)));
+        let token = match t.caller {
+            Caller::Scim => &vars.token,
+            Caller::Admin => &vars.admin_token,
+        };
+        headers.push(("Authorization".to_owned(), format!("Bearer {token}")));
     }
     let body = match &t.body {
         Value::Null => Vec::new(),
@@ -268,7 +272,13 @@ mod tests {
     }
 
     fn vars() -> Vars {
-        Vars { base: "/b".into(), origin: "http://h".into(), account: "a".into(), token: "T".into() }
+        Vars {
+            base: "/b".into(),
+            origin: "http://h".into(),
+            account: "a".into(),
+            token: "T".into(),
+            admin_token: "ADMIN".into(),
+        }
     }
 
     fn scenario(text: &str) -> Scenario {
@@ -283,7 +293,9 @@ mod tests {
         {"name": "delete", "request": {"method": "DELETE", "path": "{{base}}/Users/{{u}}", "headers": {"Authorization": null}},
          "response": {"status": 204, "headers": {"content-type": null}, "body": null}},
         {"name": "bad json", "request": {"method": "POST", "path": "{{base}}/Users", "headers": {"Authorization": "Bearer {{u}}"}, "body": "{oops"},
-         "response": {"status": 400}}
+         "response": {"status": 400}},
+        {"name": "settings", "request": {"method": "GET", "path": "/api/accounts/{{account}}/settings", "as": "admin"},
+         "response": {"status": 200}}
     ]}"#;
 
     #[test]
@@ -298,6 +310,7 @@ mod tests {
                 ),
                 json_response(204, &[], ""),
                 json_response(400, &[], "{}"),
+                json_response(200, &[], "{}"),
             ],
             Vec::new(),
             0,
@@ -313,6 +326,8 @@ mod tests {
         assert!(sent[1].headers.is_empty(), "no Authorization, no Content-Type: {:?}", sent[1].headers);
         assert_eq!(sent[2].body, b"{oops");
         assert_eq!(sent[2].headers[1], ("Authorization".into(), "Bearer 42".into()));
+        assert_eq!(sent[3].path, "/api/accounts/a/settings");
+        assert_eq!(sent[3].headers, vec![("Authorization".into(), "Bearer ADMIN".into())]);
     }
 
     #[test]

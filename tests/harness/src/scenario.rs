@@ -57,6 +57,20 @@ pub struct RequestTemplate {
     pub headers: Vec<(String, Option<String>)>,
     /// `Value::Null`: no body; `Value::String`: sent verbatim; else sent as JSON.
     pub body: Value,
+    /// Who the default `Authorization` speaks for: the account's SCIM
+    /// token, or (`"as": "admin"`) the host's admin API token.
+    pub caller: Caller,
+}
+
+/// Whose bearer token a request sends unless it gives its own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Caller {
+    /// The scenario account's SCIM token: what an identity provider sends.
+    #[default]
+    Scim,
+    /// The host's admin token: an operator or the application's own admin
+    /// UI calling the admin API.
+    Admin,
 }
 
 /// The response a step expects.
@@ -184,7 +198,12 @@ fn parse_step(value: &Value) -> Result<Step, String> {
 
 fn parse_request(value: &Value) -> Result<RequestTemplate, String> {
     let obj = value.as_object().ok_or("must be an object")?;
-    only_keys(obj, &["method", "path", "headers", "body"], "request")?;
+    only_keys(obj, &["method", "path", "headers", "body", "as"], "request")?;
+    let caller = match obj.get("as") {
+        None => Caller::Scim,
+        Some(Value::String(who)) if who == "admin" => Caller::Admin,
+        Some(other) => return Err(format!("`as` is \"admin\" or absent, not {other}")),
+    };
     let method = obj.get("method").and_then(Value::as_str).ok_or("`method` (a string) is required")?;
     if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
         return Err(format!("`method` {method:?} must be an upper-case HTTP method"));
@@ -201,6 +220,7 @@ fn parse_request(value: &Value) -> Result<RequestTemplate, String> {
         path: path.to_owned(),
         headers: parse_headers(obj.get("headers"))?,
         body: obj.get("body").cloned().unwrap_or(Value::Null),
+        caller,
     })
 }
 
@@ -356,6 +376,8 @@ mod tests {
         assert!(parse(dup).unwrap_err().contains("duplicate"));
         let space = r#"{"description":"d","steps":[{"name":"a","request":{"method":"GET","path":"/Users?filter=a eq b"},"response":{"status":200}}]}"#;
         assert!(parse(space).unwrap_err().contains("percent-encoded"));
+        let caller = r#"{"description":"d","steps":[{"name":"a","request":{"method":"GET","path":"/","as":"root"},"response":{"status":200}}]}"#;
+        assert!(parse(caller).unwrap_err().contains("`as`"));
     }
 
     #[test]

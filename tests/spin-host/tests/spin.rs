@@ -144,7 +144,7 @@ fn vectors_replay_on_the_spin_component() {
     let result = run_all(&vectors_dir(), |_| {
         let app = App::start();
         let (account, base, token) = app.bootstrap();
-        let vars = Vars { base, origin: ORIGIN.to_owned(), account, token };
+        let vars = Vars { base, origin: ORIGIN.to_owned(), account, token, admin_token: ADMIN_TOKEN.to_owned() };
         Ok((Box::new(SpinTarget(app)) as Box<dyn Target>, vars))
     });
     match result {
@@ -483,6 +483,6 @@ fn concurrent_commits_on_two_connections_lose_no_increment() {
 fn a_large_account_on_the_spin_component() {
     let app = App::start();
     let (account, base, token) = app.bootstrap();
-    let vars = Vars { base, origin: ORIGIN.to_owned(), account, token };
+    let vars = Vars { base, origin: ORIGIN.to_owned(), account, token, admin_token: ADMIN_TOKEN.to_owned() };
     scimlet_vectors::large::large_tenant(&mut SpinTarget(app), &vars);
 }
