@@ -68,7 +68,7 @@ impl<T: Target + ?Sized> Target for Box<T> {
 }
 
 /// The per-scenario values the placeholders `{{base}}`, `{{origin}}`,
-/// `{{account}}`, `{{token}}` and `{{adminToken}}` stand for.
+/// `{{account}}`, `{{token}}`, `{{tokenId}}` and `{{adminToken}}` stand for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Vars {
     /// The account's SCIM base path, e.g. `/gateway/ng/api/scim/account/<id>`.
@@ -93,12 +93,14 @@ impl Vars {
             "account" => Some(&self.account),
             "token" => Some(&self.token),
             "adminToken" => Some(&self.admin_token),
+            // scimlet's tokens are `scimlet_<public id>_<secret>`.
+            "tokenId" => self.token.split('_').nth(1),
             _ => None,
         }
     }
 
     /// Is `name` reserved for a built-in placeholder?
     pub fn is_builtin(name: &str) -> bool {
-        matches!(name, "base" | "origin" | "account" | "token" | "adminToken")
+        matches!(name, "base" | "origin" | "account" | "token" | "tokenId" | "adminToken")
     }
 }
