@@ -67,17 +67,21 @@ const READER_CACHE_KIB: i64 = 4096;
 /// on the committer, so every commit queued behind it waits; a create writes
 /// about a dozen frames, most of them the same few index and log pages again
 /// and again. Every 40,000 frames instead of every 1,000, each hot page is
-/// copied once instead of forty times. Durable creates with 8 clients, runs
-/// side by side: at 1,000 users 3,860-4,230/s -> 4,620-4,840/s; after
-/// seeding 100,000 users 2,890-3,770/s -> 3,580-4,510/s. Tried and slower: a
-/// checkpointer thread of its own, every 250 ms (3,180-3,270/s at 100,000
-/// users): it copied more often, on the same two cores. The WAL is then up to
-/// ~160 MiB on disk; lookups did not change.
+/// copied once instead of forty times. Durable creates with 8 clients for
+/// 15 s from 1,000 users, in runs alternating over an hour: 3,690-4,170/s
+/// at 1,000 frames (6 runs), 4,060-4,840/s at 40,000 (8 runs); the spread
+/// is the shared machine's. Tried and slower: a checkpointer thread of its
+/// own, every 250 ms (3,180-3,270/s): it copied more often, on the same two
+/// cores. The WAL is then up to ~160 MiB on disk; lookups did not change.
 const CHECKPOINT_FRAMES: i64 = 40_000;
 
 /// Size the WAL file is cut back to when SQLite starts it over after a
-/// checkpoint, so that a burst does not leave 160 MiB on disk for good.
-const WAL_KEEP_BYTES: i64 = 16 << 20;
+/// checkpoint. Above the ~160 MiB that [`CHECKPOINT_FRAMES`] lets it reach,
+/// so only a WAL that grew past it (a reader pinning old frames through a
+/// burst) is cut: a WAL cut to a smaller size grows again through the next
+/// burst, and each `fdatasync` of a growing file also writes its inode,
+/// while a WAL reused in place only writes its pages.
+const WAL_KEEP_BYTES: i64 = 192 << 20;
 
 /// After this long without a commit, the committer checkpoints what the WAL
 /// holds, so that an idle database is one file (as a backup or a copy by
