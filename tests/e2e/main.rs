@@ -104,22 +104,29 @@ impl Target for HttpTarget {
     }
 }
 
+/// A fresh server with the admin API on, as a target of the vectors, and
+/// the values their placeholders stand for.
+fn vector_target() -> (HttpTarget, Vars) {
+    let (server, boot) = Server::start_with_env(&[("SCIMLET_ADMIN_TOKEN", ADMIN_TOKEN)]);
+    let (origin, base) = split_url(&boot.tenant_url);
+    assert_eq!(origin, server.origin(), "tenant URL origin vs listening address");
+    let vars = Vars {
+        base,
+        origin,
+        account: boot.account.clone(),
+        token: boot.token.clone(),
+        admin_token: ADMIN_TOKEN.to_owned(),
+    };
+    (HttpTarget::new(server, &boot), vars)
+}
+
 /// Every vector, over HTTP; the log of each scenario's server is then
 /// searched for every token, password and body string it was sent.
 #[test]
 fn vectors_replay_over_http() {
     let result = run_all(&vectors_dir(), |_| {
-        let (server, boot) = Server::start_with_env(&[("SCIMLET_ADMIN_TOKEN", ADMIN_TOKEN)]);
-        let (origin, base) = split_url(&boot.tenant_url);
-        assert_eq!(origin, server.origin(), "tenant URL origin vs listening address");
-        let vars = Vars {
-            base,
-            origin,
-            account: boot.account.clone(),
-            token: boot.token.clone(),
-            admin_token: ADMIN_TOKEN.to_owned(),
-        };
-        Ok((Box::new(HttpTarget::new(server, &boot)) as Box<dyn Target>, vars))
+        let (target, vars) = vector_target();
+        Ok((Box::new(target) as Box<dyn Target>, vars))
     });
     if let Err(report) = result {
         panic!("\n{report}");
@@ -371,14 +378,6 @@ fn paging_is_complete_and_stable() {
 /// An account above every cap of the SQLite store, over HTTP.
 #[test]
 fn a_large_account_on_sqlite() {
-    let (server, boot) = Server::start_with_env(&[("SCIMLET_ADMIN_TOKEN", ADMIN_TOKEN)]);
-    let (origin, base) = split_url(&boot.tenant_url);
-    let vars = Vars {
-        base,
-        origin,
-        account: boot.account.clone(),
-        token: boot.token.clone(),
-        admin_token: ADMIN_TOKEN.to_owned(),
-    };
-    scimlet_vectors::large::large_tenant(&mut HttpTarget::new(server, &boot), &vars);
+    let (mut target, vars) = vector_target();
+    scimlet_vectors::large::large_tenant(&mut target, &vars);
 }
