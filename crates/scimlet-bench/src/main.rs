@@ -191,12 +191,7 @@ impl Server {
 
     /// User plus system CPU time of the server process so far.
     fn cpu(&self) -> Duration {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        // Fields after the command name, which is in parentheses.
-        let fields: Vec<&str> =
-            stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
-        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
-        Duration::from_secs_f64((ticks(11) + ticks(12)) as f64 / clock_ticks())
+        process_cpu(&self.child.id().to_string())
     }
 
     /// (resident, peak resident) memory in MiB.
@@ -224,6 +219,16 @@ impl Drop for Server {
     }
 }
 
+/// User plus system CPU time of a process (`self` for this one) so far.
+fn process_cpu(pid: &str) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses.
+    let fields: Vec<&str> =
+        stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    Duration::from_secs_f64((ticks(11) + ticks(12)) as f64 / clock_ticks())
+}
+
 fn clock_ticks() -> f64 {
     Command::new("getconf")
         .arg("CLK_TCK")
@@ -239,6 +244,8 @@ struct Step {
     requests: usize,
     elapsed: Duration,
     cpu: Duration,
+    /// CPU time of this load generator, which shares the machine's cores.
+    client_cpu: Duration,
     latencies: Vec<Duration>,
 }
 
@@ -248,6 +255,9 @@ impl Step {
     }
     fn cpu_us(&self) -> f64 {
         self.cpu.as_secs_f64() * 1e6 / self.requests.max(1) as f64
+    }
+    fn client_cpu_us(&self) -> f64 {
+        self.client_cpu.as_secs_f64() * 1e6 / self.requests.max(1) as f64
     }
     fn percentile_ms(&mut self, p: f64) -> f64 {
         self.latencies.sort_unstable();
@@ -305,6 +315,7 @@ fn load(
 ) -> Step {
     let _profile = Profile::start(server, step);
     let cpu = server.cpu();
+    let client_cpu = process_cpu("self");
     let started = Instant::now();
     let latencies = Mutex::new(Vec::new());
     let next = AtomicUsize::new(0);
@@ -329,7 +340,13 @@ fn load(
         }
     });
     let latencies = latencies.into_inner().unwrap();
-    Step { requests: latencies.len(), elapsed: started.elapsed(), cpu: server.cpu() - cpu, latencies }
+    Step {
+        requests: latencies.len(),
+        elapsed: started.elapsed(),
+        cpu: server.cpu() - cpu,
+        client_cpu: process_cpu("self") - client_cpu,
+        latencies,
+    }
 }
 
 fn user_name(i: usize) -> String {
@@ -486,6 +503,7 @@ fn measure(server: &Server, args: &Args, kind: Kind) -> Table {
     row(format!("creates ({} clients), req/s", args.clients), creates.rate());
     row("  create p99, ms".into(), creates.percentile_ms(0.99));
     row("  server CPU per create, µs".into(), creates.cpu_us());
+    row("  load generator CPU per create, µs".into(), creates.client_cpu_us());
 
     // Groups of growing size, then one-member PATCHes on each.
     let ids = if peer { Vec::new() } else { ids.lock().unwrap().clone() };
