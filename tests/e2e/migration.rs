@@ -33,11 +33,9 @@ struct Fixture {
 }
 
 fn token_id_of(token: &str) -> String {
-    token
-        .strip_prefix("scimlet_")
-        .and_then(|rest| rest.split_once('_'))
-        .map(|(id, _)| id.to_owned())
+    scimlet_vectors::token_id(token)
         .unwrap_or_else(|| panic!("token {token:?} is not scimlet_<id>_<secret>"))
+        .to_owned()
 }
 
 fn text(r: &Response) -> String {

@@ -20,7 +20,9 @@ mod scenario;
 
 pub use matcher::{Captures, Mismatch};
 pub use runner::{Failure, run_all, run_scenario};
-pub use scenario::{ExpectedResponse, RequestTemplate, Scenario, Step, StepKind, load_dir, load_file, vectors_dir};
+pub use scenario::{
+    Caller, ExpectedResponse, RequestTemplate, Scenario, Step, StepKind, load_dir, load_file, vectors_dir,
+};
 
 /// A concrete request, placeholders filled in, ready to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +86,12 @@ pub struct Vars {
     pub admin_token: String,
 }
 
+/// The public id of a scimlet token (`scimlet_<id>_<secret>`), as audit
+/// records and `source.tokenId` name it.
+pub fn token_id(token: &str) -> Option<&str> {
+    token.strip_prefix("scimlet_")?.split_once('_').map(|(id, _)| id)
+}
+
 impl Vars {
     /// The value of a built-in placeholder, if `name` is one.
     pub fn builtin(&self, name: &str) -> Option<&str> {
@@ -93,8 +101,7 @@ impl Vars {
             "account" => Some(&self.account),
             "token" => Some(&self.token),
             "adminToken" => Some(&self.admin_token),
-            // scimlet's tokens are `scimlet_<public id>_<secret>`.
-            "tokenId" => self.token.split('_').nth(1),
+            "tokenId" => token_id(&self.token),
             _ => None,
         }
     }
