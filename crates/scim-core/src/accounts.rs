@@ -174,7 +174,7 @@ pub(crate) fn sha256(data: &str) -> [u8; 32] {
 }
 
 fn sha256_hex(data: &[u8]) -> String {
-    Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex::encode(&Sha256::digest(data))
 }
 
 /// Random identifiers drawn from the injected environment.
@@ -195,7 +195,7 @@ pub(crate) fn random_alnum(env: &impl Env, len: usize) -> String {
 pub(crate) fn random_hex(env: &impl Env, bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     env.fill_random(&mut buf);
-    buf.iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex::encode(&buf)
 }
 
 /// A random (version 4) UUID, the id format Entra and Okta expect.
@@ -204,7 +204,7 @@ pub(crate) fn random_uuid(env: &impl Env) -> String {
     env.fill_random(&mut b);
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    let h = crate::hex::encode(&b);
     format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }
 

@@ -78,7 +78,7 @@ pub fn derive_identifier(display_name: &str) -> String {
             _ => None,
         })
         .collect();
-    let hash = || -> String { Sha256::digest(trimmed.as_bytes()).iter().take(4).map(|b| format!("{b:02x}")).collect() };
+    let hash = || -> String { crate::hex::encode(&Sha256::digest(trimmed.as_bytes())[..4]) };
     if trimmed.starts_with(|c: char| c.is_ascii_digit()) && id != trimmed {
         id.truncate(MAX_IDENTIFIER - 9);
         id = format!("{id}_{}", hash());

@@ -20,6 +20,7 @@ pub mod env;
 pub mod error;
 pub mod filter;
 mod groups;
+mod hex;
 pub mod http;
 mod json;
 mod keys;

@@ -461,18 +461,17 @@ impl<C: Collection> Source<'_, C> {
 /// opaque to clients, and meaningless in another account (every position
 /// is prefixed with the account's own key space when used).
 pub(crate) fn encode_cursor(position: &str) -> String {
-    position.bytes().map(|b| format!("{b:02x}")).collect()
+    crate::hex::encode(position.as_bytes())
 }
 
 pub(crate) fn decode_cursor(cursor: &str) -> Result<String, ScimError> {
     let invalid =
         || ScimError::bad_request(ScimType::InvalidCursor, format!("cursor {cursor:?} was not issued by this server"));
-    if !cursor.is_ascii() || !cursor.len().is_multiple_of(2) || cursor.len() > 4096 {
+    if cursor.len() > 4096 {
         return Err(invalid());
     }
-    let bytes: Result<Vec<u8>, _> =
-        (0..cursor.len()).step_by(2).map(|i| u8::from_str_radix(&cursor[i..i + 2], 16)).collect();
-    String::from_utf8(bytes.map_err(|_| invalid())?).map_err(|_| invalid())
+    let bytes = crate::hex::decode(cursor).ok_or_else(invalid)?;
+    String::from_utf8(bytes).map_err(|_| invalid())
 }
 
 /// Answers `POST /.search` (RFC 7644 §3.4.3): users then groups, paged as

@@ -56,7 +56,7 @@ impl RoleBinding {
             Scope::Project { org, project } => (org.as_str(), project.as_str()),
         };
         let text = [self.principal_type.as_str(), &self.principal_id, &self.role, org, project].join("\u{0}");
-        Sha256::digest(text.as_bytes()).iter().take(16).map(|b| format!("{b:02x}")).collect()
+        crate::hex::encode(&Sha256::digest(text.as_bytes())[..16])
     }
 }
 
