@@ -17,11 +17,6 @@ use crate::settings::Settings;
 use crate::store::{Store, StoreError, Write};
 use crate::tenant;
 
-/// The SCIM base path of an account, as given to identity providers.
-pub fn scim_path(account_id: &str) -> String {
-    format!("/gateway/ng/api/scim/account/{account_id}")
-}
-
 const TOKEN_PREFIX: &str = "scimlet_";
 /// Default and maximum token lifetimes, in days.
 const DEFAULT_TOKEN_DAYS: u32 = 365;
@@ -129,12 +124,13 @@ struct TokenRecord {
 }
 
 impl AccountRecord {
-    fn to_account(&self) -> Account {
+    /// `base_paths`: the first one is the tenant URL given to identity providers.
+    fn to_account(&self, base_paths: &crate::BasePaths) -> Account {
         Account {
             id: self.id.clone(),
             name: self.name.clone(),
             created: format_rfc3339(self.created),
-            scim_path: scim_path(&self.id),
+            scim_path: base_paths.scim_path(&self.id),
         }
     }
 }
@@ -248,7 +244,7 @@ impl<S: Store, E: Env> Service<S, E> {
                 Err(StoreError::Conflict(i)) if i > 0 => {
                     Err(AdminError::Invalid("the store already has an account".into()))
                 }
-                done => Ok(done.map(|_| record.to_account())),
+                done => Ok(done.map(|_| record.to_account(self.config().base_paths()))),
             }
         })
     }
@@ -261,7 +257,7 @@ impl<S: Store, E: Env> Service<S, E> {
             let page = self.store().scan(keys::ACCOUNTS, after.as_deref(), 500)?;
             for entry in &page.entries {
                 if let Ok(record) = serde_json::from_slice::<AccountRecord>(&entry.value) {
-                    out.push(record.to_account());
+                    out.push(record.to_account(self.config().base_paths()));
                 }
             }
             if !page.more {
@@ -287,7 +283,7 @@ impl<S: Store, E: Env> Service<S, E> {
 
     /// One account.
     pub fn get_account(&self, account_id: &str) -> Result<Account, AdminError> {
-        Ok(self.account_record(account_id)?.to_account())
+        Ok(self.account_record(account_id)?.to_account(self.config().base_paths()))
     }
 
     /// An account's provisioning settings.
@@ -506,7 +502,7 @@ impl<S: Store, E: Env> Service<S, E> {
                 Ok(match self.store().commit(writes) {
                     // The marker exists: another bootstrap won.
                     Err(StoreError::Conflict(2)) => Ok(None),
-                    done => done.map(|_| Some((record.to_account(), token))),
+                    done => done.map(|_| Some((record.to_account(self.config().base_paths()), token))),
                 })
             },
         )

@@ -110,6 +110,9 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     /// Whether SCIM may see (and, by writing, take over) native groups:
     /// only under the `link` same-name policy.
     fn sees_native_groups(&self) -> Result<bool, ScimError> {
+        if !self.service.config().policy().native_records() {
+            return Ok(false);
+        }
         Ok(self.settings()?.same_name_policy == SameNamePolicy::Link)
     }
 
@@ -419,12 +422,13 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         Ok(MemberPlan { writes, changed: new_generation || !changed.is_empty(), members: count, generation })
     }
 
-    /// `POST /Groups`. The id is derived from displayName; when another
-    /// group already has that identifier, a numbered suffix keeps both.
+    /// `POST /Groups`. The policy names the id (the default derives it from
+    /// displayName; when another group already has that identifier, a
+    /// numbered suffix keeps both), or it is a random UUID.
     pub(crate) fn create_group(&self, body: &Value, projection: &Projection) -> Result<Response, ScimError> {
         let (attrs, members) = group_attrs(body)?;
         let name = attrs.get("displayName").and_then(Value::as_str).unwrap_or_default().to_owned();
-        let base = derive_identifier(&name);
+        let base = self.service.config().policy().group_id(&name);
         let link = self.sees_native_groups()?;
         let mut suffix = 1usize;
         let (id, stored, version) = tenant::retry(self.service.env(), || {
@@ -444,7 +448,11 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
                 }
             }
             let delta = MemberDelta { clear: false, wish: members.iter().map(|m| (m.clone(), true)).collect() };
-            let id = if suffix == 1 { base.clone() } else { format!("{base}_{suffix}") };
+            let id = match &base {
+                Some(base) if suffix == 1 => base.clone(),
+                Some(base) => format!("{base}_{suffix}"),
+                None => crate::accounts::random_uuid(self.service.env()),
+            };
             // A fresh generation: edges a deleted group of this id left
             // behind (not swept yet) never show in the new one.
             let plan = self.member_writes(&id, None, self.new_generation(), &delta, false)?;

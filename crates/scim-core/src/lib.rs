@@ -28,6 +28,8 @@ mod list;
 mod migration;
 mod native;
 pub mod patch;
+pub mod paths;
+pub mod policy;
 mod resource;
 mod roles;
 mod router;
@@ -44,6 +46,8 @@ pub use env::{Env, TestEnv};
 pub use error::ScimError;
 pub use groups::derive_identifier;
 pub use http::{Request, Response};
+pub use paths::BasePaths;
+pub use policy::{PlainScim, Policy, Provisioning};
 pub use router::MAX_BODY;
 pub use store::{Entry, Limits, MemStore, Precondition, ScanPage, Store, StoreError, Write};
 
@@ -75,12 +79,24 @@ pub struct Service<S, E> {
     config: Config,
 }
 
-/// What a host configures: today only the native admin API's credential.
-#[derive(Debug, Clone, Default)]
+/// What a host configures: the provisioning policy, the SCIM base paths and
+/// the native admin API's credential.
+#[derive(Debug, Clone)]
 pub struct Config {
     /// SHA-256 of the admin token; `None` disables the admin API.
     admin_token_hash: Option<[u8; 32]>,
+    policy: std::sync::Arc<dyn Policy>,
+    base_paths: BasePaths,
 }
+
+impl Default for Config {
+    fn default() -> Self {
+        Config { admin_token_hash: None, policy: std::sync::Arc::new(Provisioning), base_paths: BasePaths::default() }
+    }
+}
+
+/// Names of the variables [`Config::from_vars`] reads.
+pub const CONFIG_VARS: [&str; 3] = ["SCIMLET_ADMIN_TOKEN", "SCIMLET_POLICY", "SCIMLET_BASE_PATHS"];
 
 impl Config {
     /// Enables the native admin API (`/api/accounts/…`) for bearers of
@@ -91,13 +107,59 @@ impl Config {
         self
     }
 
-    pub(crate) fn admin_token_hash(&self) -> Option<&[u8; 32]> {
-        self.admin_token_hash.as_ref()
+    /// Selects the provisioning policy (the default is [`Provisioning`]).
+    pub fn with_policy(mut self, policy: std::sync::Arc<dyn Policy>) -> Self {
+        self.policy = policy;
+        self
     }
 
-    /// Whether the admin API is enabled.
+    /// Serves SCIM under these base paths instead of the default three.
+    /// Refused when one lies under the admin API's `/api/accounts`.
+    pub fn with_base_paths(mut self, base_paths: BasePaths) -> Result<Self, String> {
+        if base_paths.overlaps(admin_api::PREFIX) {
+            return Err(format!("a base path may not lie under the admin API's {}", admin_api::PREFIX));
+        }
+        self.base_paths = base_paths;
+        Ok(self)
+    }
+
+    /// The configuration every host passes the same way, by name:
+    /// `SCIMLET_ADMIN_TOKEN`, `SCIMLET_POLICY` (`provisioning` or `plain`)
+    /// and `SCIMLET_BASE_PATHS` (comma-separated templates naming
+    /// `{account}`). Unset or blank values keep the defaults; a value that
+    /// does not parse is an error naming it, for the host to refuse to start.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let policy_name = var("SCIMLET_POLICY").unwrap_or_default();
+        let policy = policy::policy_named(&policy_name).ok_or_else(|| {
+            format!("SCIMLET_POLICY {policy_name:?} names no policy; known: {}", policy::POLICY_NAMES)
+        })?;
+        let paths = BasePaths::parse_list(&var("SCIMLET_BASE_PATHS").unwrap_or_default())
+            .map_err(|e| format!("SCIMLET_BASE_PATHS: {e}"))?;
+        Config::default()
+            .with_admin_token(var("SCIMLET_ADMIN_TOKEN").as_deref())
+            .with_policy(policy)
+            .with_base_paths(paths)
+            .map_err(|e| format!("SCIMLET_BASE_PATHS: {e}"))
+    }
+
+    pub(crate) fn admin_token_hash(&self) -> Option<&[u8; 32]> {
+        self.admin_token_hash.as_ref().filter(|_| self.policy.native_records())
+    }
+
+    /// Whether the admin API is enabled: a token is set and the policy has
+    /// native records for it to manage.
     pub fn admin_enabled(&self) -> bool {
-        self.admin_token_hash.is_some()
+        self.admin_token_hash().is_some()
+    }
+
+    /// The provisioning policy.
+    pub fn policy(&self) -> &dyn Policy {
+        &*self.policy
+    }
+
+    /// The SCIM base paths.
+    pub fn base_paths(&self) -> &BasePaths {
+        &self.base_paths
     }
 }
 

@@ -65,7 +65,7 @@ fn user_emails(user: &Stored) -> Vec<String> {
             .into_iter()
             .flatten()
             .filter_map(|e| e.get("value").and_then(Value::as_str));
-        let name = user.attrs.get("userName").and_then(Value::as_str).filter(|u| crate::users::looks_like_email(u));
+        let name = user.attrs.get("userName").and_then(Value::as_str).filter(|u| crate::policy::looks_like_email(u));
         for e in scim.chain(name) {
             if !out.iter().any(|o| o.eq_ignore_ascii_case(e)) {
                 out.push(e.to_owned());

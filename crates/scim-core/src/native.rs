@@ -11,9 +11,9 @@ use crate::env::{Env, format_rfc3339};
 use crate::error::ScimError;
 use crate::groups::{MemberDelta, derive_identifier};
 use crate::keys;
+use crate::policy::looks_like_email;
 use crate::store::{Store, StoreError, Write};
 use crate::tenant::{self, Plan, Provenance, Refused, Stored, Tenant};
-use crate::users::looks_like_email;
 
 /// Largest admin list page.
 pub(crate) const MAX_PAGE: u32 = 1000;

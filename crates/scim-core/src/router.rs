@@ -20,13 +20,11 @@ use crate::{Service, bulk, discovery};
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY: usize = 1024 * 1024;
 
-/// Path prefixes under which an account's SCIM API is served: NextGen,
-/// FirstGen and self-managed forms of the reference platform's tenant URL.
-const PREFIXES: [&str; 3] = ["/gateway/ng/api/scim/account/", "/gateway/api/scim/account/", "/api/scim/account/"];
-
 pub(crate) fn handle<S: Store, E: Env>(service: &Service<S, E>, request: &Request) -> Response {
+    // The admin API manages native records: a policy without them has none.
     if let Some(rest) = request.path_with_query.strip_prefix(admin_api::PREFIX)
         && (rest.is_empty() || rest.starts_with(['/', '?']))
+        && service.config().policy().native_records()
     {
         return admin_api::handle(service, request, rest);
     }
@@ -47,16 +45,14 @@ fn route<S: Store, E: Env>(
     info: RequestInfo,
 ) -> Result<Response, ScimError> {
     let (path, params) = http::split_query(&request.path_with_query);
-    let Some((prefix, rest)) = PREFIXES.iter().find_map(|p| path.strip_prefix(p).map(|rest| (*p, rest))) else {
+    let Some(matched) = service.config().base_paths().matching(path) else {
         return Err(ScimError::not_found(format!(
-            "no SCIM endpoint at {path:?}; SCIM lives under /gateway/ng/api/scim/account/<accountId>/"
+            "no SCIM endpoint at {path:?}; SCIM lives under {}/",
+            service.config().base_paths().scim_path("<accountId>")
         )));
     };
-    let (account_raw, resource_path) = match rest.split_once('/') {
-        Some((a, r)) => (a, r.trim_end_matches('/')),
-        None => (rest, ""),
-    };
-    let account = http::percent_decode(account_raw);
+    let resource_path = matched.resource.trim_end_matches('/');
+    let account = http::percent_decode(matched.account);
     if account.is_empty() {
         return Err(ScimError::not_found("the path names no account"));
     }
@@ -66,7 +62,7 @@ fn route<S: Store, E: Env>(
     let Some(token_id) = service.authenticate(&account, request.header("authorization"))? else {
         return Err(ScimError::unauthorized());
     };
-    let base_url = format!("{}{prefix}{account_raw}", request.origin());
+    let base_url = format!("{}{}", request.origin(), matched.base);
     let tenant = Tenant::new(service, &account, base_url, Actor::Token(token_id), info);
     let call = Call {
         method: &request.method,

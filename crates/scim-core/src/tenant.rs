@@ -131,7 +131,13 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         if let Some(s) = self.settings.get() {
             return Ok(s);
         }
-        let settings = self.service.account_settings(&self.account)?;
+        // Settings are the admin API's to change: without native records
+        // they stay at their defaults, and cost no read.
+        let settings = if self.service.config().policy().native_records() {
+            self.service.account_settings(&self.account)?
+        } else {
+            Settings::default()
+        };
         Ok(self.settings.get_or_init(|| settings))
     }
 

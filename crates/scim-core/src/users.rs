@@ -143,7 +143,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     /// A native user whose login is one of the e-mails a SCIM create
     /// carries: the user that create takes over instead of duplicating.
     fn migration_match(&self, attrs: &Map<String, Value>) -> Result<Option<(String, Stored, u64)>, ScimError> {
-        let candidates = migration_candidates(attrs);
+        let candidates = self.service.config().policy().takeover_logins(attrs);
         if candidates.is_empty() {
             return Ok(None);
         }
@@ -241,7 +241,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
             }
             let id = crate::accounts::random_uuid(self.service.env());
             let mut prov = self.provenance();
-            prov.login = scim_login(&attrs);
+            prov.login = self.service.config().policy().login(&attrs);
             let new = Stored { created: now, modified: now, attrs: attrs.clone(), prov, ..Stored::default() };
             let mut plan = Plan::default();
             // A random id that exists already is a lost race: drawn again.
@@ -336,7 +336,8 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
             tenant::check_if_match(if_match, version)?;
             let attrs = change(&old.attrs)?;
             let mut prov = old.prov.clone();
-            let (was, now_is) = (scim_login(&old.attrs), scim_login(&attrs));
+            let policy = self.service.config().policy();
+            let (was, now_is) = (policy.login(&old.attrs), policy.login(&attrs));
             if settings.update_emails_via_scim && was != now_is && now_is.is_some() {
                 prov.login = now_is;
             }
@@ -467,67 +468,6 @@ fn conflict(user: &Stored, what: &str) -> ScimError {
 
 fn is_active(attrs: &Map<String, Value>) -> bool {
     attrs.get("active") != Some(&Value::Bool(false))
-}
-
-/// The e-mail a SCIM user logs in with: its userName when that is an
-/// e-mail (the platform's identity rule), else its primary, work or first
-/// e-mail. Lower case.
-pub(crate) fn scim_login(attrs: &Map<String, Value>) -> Option<String> {
-    let user_name = attrs.get("userName").and_then(Value::as_str).filter(|u| looks_like_email(u));
-    user_name.map(str::to_owned).or_else(|| preferred_emails(attrs).into_iter().next()).map(|e| e.trim().to_lowercase())
-}
-
-/// E-mails in order of preference: primary, then work, then the rest.
-fn preferred_emails(attrs: &Map<String, Value>) -> Vec<String> {
-    let emails: Vec<&Value> =
-        attrs.get("emails").and_then(Value::as_array).map(|a| a.iter().collect()).unwrap_or_default();
-    let value = |e: &&Value| e.get("value").and_then(Value::as_str).filter(|v| looks_like_email(v)).map(str::to_owned);
-    let primary = emails.iter().filter(|e| e.get("primary") == Some(&Value::Bool(true))).filter_map(value);
-    let work = emails.iter().filter(|e| e.get("type").and_then(Value::as_str) == Some("work")).filter_map(value);
-    let rest = emails.iter().filter_map(value);
-    let mut out: Vec<String> = Vec::new();
-    for e in primary.chain(work).chain(rest) {
-        if !out.iter().any(|o| o.eq_ignore_ascii_case(&e)) {
-            out.push(e);
-        }
-    }
-    out
-}
-
-/// What a SCIM create may match a native user's login on: userName and the
-/// primary and work e-mails.
-fn migration_candidates(attrs: &Map<String, Value>) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    let user_name = attrs.get("userName").and_then(Value::as_str).filter(|u| looks_like_email(u)).map(str::to_owned);
-    let emails = preferred_emails(attrs);
-    let picked = emails.iter().filter(|e| {
-        attrs.get("emails").and_then(Value::as_array).into_iter().flatten().any(|m| {
-            m.get("value").and_then(Value::as_str).is_some_and(|v| v.eq_ignore_ascii_case(e))
-                && (m.get("primary") == Some(&Value::Bool(true))
-                    || m.get("type").and_then(Value::as_str) == Some("work"))
-        })
-    });
-    for e in user_name.into_iter().chain(picked.cloned()) {
-        let e = e.trim().to_lowercase();
-        if !out.contains(&e) {
-            out.push(e);
-        }
-    }
-    out
-}
-
-pub(crate) fn looks_like_email(s: &str) -> bool {
-    let s = s.trim();
-    match s.split_once('@') {
-        Some((local, domain)) => {
-            !local.is_empty()
-                && domain.contains('.')
-                && !domain.contains('@')
-                && s.len() <= 320
-                && !s.contains(char::is_whitespace)
-        }
-        None => false,
-    }
 }
 
 /// The users of a tenant, as a listable collection.
