@@ -3,9 +3,10 @@
 //! `Service` on a clone of the same store (clones share data).
 
 use std::rc::Rc;
+use std::sync::Arc;
 
-use scim_core::{Config, Env, Limits, MemStore, Request, Service, TestEnv};
-use scimlet_vectors::{Target, Vars, VectorRequest, VectorResponse, run_all, vectors_dir};
+use scim_core::{BasePaths, Config, Env, Limits, MemStore, PlainScim, Request, Service, TestEnv};
+use scimlet_vectors::{Target, Vars, VectorRequest, VectorResponse, run_all, run_policy, vectors_dir};
 
 const AUTHORITY: &str = "localhost";
 const ADMIN_TOKEN: &str = "vectors-admin-token-0123456789abcdef";
@@ -27,6 +28,7 @@ impl Env for SharedEnv {
 struct Native {
     store: MemStore,
     env: SharedEnv,
+    config: Config,
     service: Service<MemStore, SharedEnv>,
 }
 
@@ -45,20 +47,27 @@ impl Target for Native {
     }
 
     fn restart(&mut self) -> Result<(), String> {
-        self.service = service(self.store.clone(), self.env.clone());
+        self.service = Service::with_config(self.store.clone(), self.env.clone(), self.config.clone());
         Ok(())
     }
 }
 
 /// The core as every host runs it for the vectors: with the admin API on.
-fn service(store: MemStore, env: SharedEnv) -> Service<MemStore, SharedEnv> {
-    Service::with_config(store, env, Config::default().with_admin_token(Some(ADMIN_TOKEN)))
+fn provisioning() -> Config {
+    Config::default().with_admin_token(Some(ADMIN_TOKEN))
 }
 
-fn setup() -> Result<(Box<dyn Target>, Vars), String> {
+/// RFC behaviour alone, under an embedder's own base path; the admin token
+/// is set, and must not switch on an admin API the policy has none of.
+fn plain() -> Config {
+    let paths = BasePaths::parse_list("/tenants/{account}/scim/v2").expect("a valid template");
+    provisioning().with_policy(Arc::new(PlainScim)).with_base_paths(paths).expect("not under the admin API")
+}
+
+fn setup(config: Config) -> Result<(Box<dyn Target>, Vars), String> {
     let store = MemStore::with_caps(3, Limits::CONTRACT);
     let env = SharedEnv(Rc::new(TestEnv::default()));
-    let service = service(store.clone(), env.clone());
+    let service = Service::with_config(store.clone(), env.clone(), config.clone());
     let account = service.create_account("vectors").map_err(|e| format!("create_account: {e:?}"))?;
     let token = service.create_token(&account.id, "vectors", None).map_err(|e| format!("create_token: {e:?}"))?;
     let vars = Vars {
@@ -68,12 +77,22 @@ fn setup() -> Result<(Box<dyn Target>, Vars), String> {
         token: token.token,
         admin_token: ADMIN_TOKEN.to_owned(),
     };
-    Ok((Box::new(Native { store, env, service }), vars))
+    Ok((Box::new(Native { store, env, config, service }), vars))
 }
 
 #[test]
 fn all_vectors_replay_natively() {
-    match run_all(&vectors_dir(), |_| setup()) {
+    match run_all(&vectors_dir(), |_| setup(provisioning())) {
+        Ok(n) => eprintln!("{n} scenarios passed"),
+        Err(report) => panic!("\n{report}"),
+    }
+}
+
+/// The scenarios that show the RFCs alone replay unchanged under the
+/// plain-SCIM policy: a protocol rule holds whatever the policy.
+#[test]
+fn plain_scim_vectors_replay_natively() {
+    match run_policy(&vectors_dir(), "plain", |_| setup(plain())) {
         Ok(n) => eprintln!("{n} scenarios passed"),
         Err(report) => panic!("\n{report}"),
     }
@@ -85,7 +104,8 @@ fn all_vectors_replay_natively() {
 fn a_large_account_in_memory() {
     let store = MemStore::with_caps(1000, Limits::CONTRACT);
     let env = SharedEnv(Rc::new(TestEnv::default()));
-    let service = service(store.clone(), env.clone());
+    let config = provisioning();
+    let service = Service::with_config(store.clone(), env.clone(), config.clone());
     let account = service.create_account("large").unwrap();
     let token = service.create_token(&account.id, "large", None).unwrap();
     let vars = Vars {
@@ -95,5 +115,5 @@ fn a_large_account_in_memory() {
         token: token.token,
         admin_token: ADMIN_TOKEN.to_owned(),
     };
-    scimlet_vectors::large::large_tenant(&mut Native { store, env, service }, &vars);
+    scimlet_vectors::large::large_tenant(&mut Native { store, env, config, service }, &vars);
 }

@@ -19,7 +19,7 @@ mod runner;
 mod scenario;
 
 pub use matcher::{Captures, Mismatch};
-pub use runner::{Failure, run_all, run_scenario};
+pub use runner::{Failure, run_all, run_policy, run_scenario};
 pub use scenario::{
     Caller, ExpectedResponse, RequestTemplate, Scenario, Step, StepKind, load_dir, load_file, vectors_dir,
 };

@@ -257,6 +257,12 @@ impl Matcher<'_> {
                         _ => fail(format!("expected a weak ETag W/\"<digits>\", got {}", short(actual))),
                     };
                 }
+                Token::Matcher(m) if m == "uuid" => {
+                    return match actual.as_str() {
+                        Some(a) if is_uuid(a) => Ok(()),
+                        _ => fail(format!("expected a lower-case UUID, got {}", short(actual))),
+                    };
+                }
                 Token::Matcher(m) => return fail(format!("unknown matcher {{{{${m}}}}}")),
                 Token::Capture(name) => {
                     let Some(a) = actual.as_str().filter(|a| !a.is_empty()) else {
@@ -442,6 +448,13 @@ fn is_rfc3339_utc(s: &str) -> bool {
     }
 }
 
+/// `8-4-4-4-12` lower-case hex digits: the ids the plain-SCIM policy draws.
+fn is_uuid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+        && groups.iter().all(|g| g.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+}
+
 /// `W/"<digits>"`.
 fn is_weak_version(s: &str) -> bool {
     s.strip_prefix("W/\"")
@@ -532,6 +545,10 @@ mod tests {
         assert!(check(json!("{{$version}}"), json!("W/\"17\"")).is_ok());
         assert!(check(json!("{{$version}}"), json!("\"17\"")).is_err());
         assert!(check(json!("{{$version}}"), json!("W/\"\"")).is_err());
+        assert!(check(json!("{{$uuid}}"), json!("563351b6-de8a-46df-b77d-36d473eb9820")).is_ok());
+        assert!(check(json!("{{$uuid}}"), json!("563351B6-DE8A-46DF-B77D-36D473EB9820")).is_err());
+        assert!(check(json!("{{$uuid}}"), json!("Analytical_Engines")).is_err());
+        assert!(check(json!("{{$uuid}}"), json!("563351b6de8a46dfb77d36d473eb9820")).is_err());
         assert!(check(json!({"a": "{{$any}}"}), json!({"a": [1, {"x": null}]})).is_ok());
         assert!(check(json!({"a": "{{$any}}"}), json!({"a": null})).is_ok());
         assert!(check(json!({"a": "{{$any}}"}), json!({})).is_err(), "$any still requires the key");

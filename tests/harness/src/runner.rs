@@ -202,16 +202,25 @@ fn check_response(
 ///
 /// Set `SCIMLET_VECTORS=<substring>` to run only the scenarios whose name
 /// contains it. Returns the number of scenarios run, or the full report.
-pub fn run_all<F>(dir: &Path, mut setup: F) -> Result<usize, String>
+pub fn run_all<F>(dir: &Path, setup: F) -> Result<usize, String>
+where
+    F: FnMut(&Scenario) -> Result<(Box<dyn Target>, Vars), String>,
+{
+    run_policy(dir, "provisioning", setup)
+}
+
+/// Like [`run_all`], for a host serving `policy`: the scenarios that name it.
+pub fn run_policy<F>(dir: &Path, policy: &str, mut setup: F) -> Result<usize, String>
 where
     F: FnMut(&Scenario) -> Result<(Box<dyn Target>, Vars), String>,
 {
     let scenarios = load_dir(dir)?;
     let filter = std::env::var("SCIMLET_VECTORS").unwrap_or_default();
+    let scenarios: Vec<&Scenario> = scenarios.iter().filter(|s| s.policies.iter().any(|p| p == policy)).collect();
     let mut report = String::new();
     let mut run = 0;
     let mut failed = 0;
-    for scenario in scenarios.iter().filter(|s| s.name.contains(&filter)) {
+    for scenario in scenarios.into_iter().filter(|s| s.name.contains(&filter)) {
         run += 1;
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             let (mut target, vars) =

@@ -20,7 +20,14 @@ pub struct Scenario {
     pub description: String,
     /// The steps, in order.
     pub steps: Vec<Step>,
+    /// The provisioning policies whose hosts replay it (`"policies"`;
+    /// default `["provisioning"]`): a scenario that shows the RFCs alone
+    /// also runs under `plain`.
+    pub policies: Vec<String>,
 }
+
+/// Policies a scenario may name (scim-core's `policy_named`).
+pub(crate) const POLICIES: [&str; 2] = ["provisioning", "plain"];
 
 /// One step of a scenario.
 #[derive(Debug, Clone, PartialEq)]
@@ -158,7 +165,21 @@ pub(crate) fn parse_text(text: &str, name: &str, file: &Path) -> Result<Scenario
 
 fn parse_scenario(value: &Value, name: &str, file: &Path) -> Result<Scenario, String> {
     let obj = value.as_object().ok_or("a scenario is a JSON object")?;
-    only_keys(obj, &["description", "steps"], "scenario")?;
+    only_keys(obj, &["description", "policies", "steps"], "scenario")?;
+    let policies = match obj.get("policies") {
+        None => vec![POLICIES[0].to_owned()],
+        Some(list) => {
+            let names: Vec<String> = list
+                .as_array()
+                .filter(|a| !a.is_empty())
+                .and_then(|a| a.iter().map(|v| v.as_str().map(str::to_owned)).collect())
+                .ok_or("`policies` is a non-empty array of strings")?;
+            if let Some(unknown) = names.iter().find(|n| !POLICIES.contains(&n.as_str())) {
+                return Err(format!("`policies`: no policy {unknown:?} (known: {POLICIES:?})"));
+            }
+            names
+        }
+    };
     let description =
         obj.get("description").and_then(Value::as_str).ok_or("`description` (a string) is required")?.to_owned();
     let steps = obj.get("steps").and_then(Value::as_array).ok_or("`steps` (an array) is required")?;
@@ -174,7 +195,7 @@ fn parse_scenario(value: &Value, name: &str, file: &Path) -> Result<Scenario, St
         }
         parsed.push(step);
     }
-    Ok(Scenario { name: name.to_owned(), file: file.to_owned(), description, steps: parsed })
+    Ok(Scenario { name: name.to_owned(), file: file.to_owned(), description, steps: parsed, policies })
 }
 
 fn parse_step(value: &Value) -> Result<Step, String> {
@@ -307,7 +328,7 @@ fn check_placeholders(scenario: &Scenario) -> Result<(), String> {
                         }
                         bound.insert(name);
                     }
-                    Token::Matcher(name) if !["datetime", "version", "any"].contains(&name.as_str()) => {
+                    Token::Matcher(name) if !["datetime", "version", "uuid", "any"].contains(&name.as_str()) => {
                         return Err(ctx(format!("unknown matcher {{{{${name}}}}}")));
                     }
                     Token::Ref(name) => refs.push(name),
@@ -368,8 +389,15 @@ mod tests {
         assert!(parse(unbound_resp).unwrap_err().contains("nothing captures"));
         let embedded = r#"{"description":"d","steps":[{"name":"a","request":{"method":"GET","path":"/"},"response":{"status":200,"body":{"a":"x{{$any}}"}}}]}"#;
         assert!(parse(embedded).unwrap_err().contains("whole string"));
-        let unknown = r#"{"description":"d","steps":[{"name":"a","request":{"method":"GET","path":"/"},"response":{"status":200,"body":{"a":"{{$uuid}}"}}}]}"#;
+        let unknown = r#"{"description":"d","steps":[{"name":"a","request":{"method":"GET","path":"/"},"response":{"status":200,"body":{"a":"{{$guid}}"}}}]}"#;
         assert!(parse(unknown).unwrap_err().contains("unknown matcher"));
+        let policy = r#"{"policies":["rfc"],"description":"d","steps":[{"name":"a","request":{"method":"GET","path":"/"},"response":{"status":200}}]}"#;
+        assert!(parse(policy).unwrap_err().contains("no policy \"rfc\""));
+        let no_policy = r#"{"policies":[],"description":"d","steps":[{"name":"a","request":{"method":"GET","path":"/"},"response":{"status":200}}]}"#;
+        assert!(parse(no_policy).unwrap_err().contains("non-empty"));
+        let both = r#"{"policies":["plain","provisioning"],"description":"d","steps":[{"name":"a","request":{"method":"GET","path":"/"},"response":{"status":200}}]}"#;
+        assert_eq!(parse(both).map(|s| s.policies), Ok(vec!["plain".to_owned(), "provisioning".to_owned()]));
+        assert_eq!(parse(ok).map(|s| s.policies), Ok(vec!["provisioning".to_owned()]));
         let dup = r#"{"description":"d","steps":[
             {"name":"a","request":{"method":"GET","path":"/"},"response":{"status":200}},
             {"name":"a","request":{"method":"GET","path":"/"},"response":{"status":200}}]}"#;
