@@ -162,6 +162,17 @@ pub struct StoreArgs {
     /// Run this component file instead of the built-in one.
     #[arg(long, env = "SCIMLET_COMPONENT", value_name = "PATH")]
     pub component: Option<PathBuf>,
+    /// Provisioning policy: `provisioning` (native users and groups beside
+    /// SCIM's, migration, settings, the admin API) or `plain` (RFC 7643/7644
+    /// alone, random ids, no admin API).
+    #[arg(long, env = "SCIMLET_POLICY", value_name = "NAME", default_value = "provisioning")]
+    pub policy: String,
+    /// Comma-separated base path templates SCIM is served under, each naming
+    /// the account as `{account}`, e.g. `/scim/{account}/v2`; the first is
+    /// the tenant URL accounts report [default: the three /gateway/... and
+    /// /api/scim/account/{account} forms].
+    #[arg(long, env = "SCIMLET_BASE_PATHS", value_name = "TEMPLATES")]
+    pub base_paths: Option<String>,
 }
 
 #[derive(Debug, Args)]

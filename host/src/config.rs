@@ -24,6 +24,8 @@ pub const KEYS: &[&str] = &[
     "public-url",
     "db",
     "component",
+    "policy",
+    "base-paths",
     "admin-token-file",
     "max-concurrent",
     "max-queued",

@@ -161,7 +161,9 @@ fn admin_token(file: Option<&Path>) -> Result<Option<String>, String> {
 
 fn open(args: &StoreArgs) -> Result<Runtime, String> {
     let store = SqliteStore::open(&args.db).map_err(|e| e.to_string())?;
-    Runtime::new(args.component.as_deref().map(Path::new), Arc::new(store)).map_err(|e| format!("{e:#}"))
+    Runtime::new(args.component.as_deref().map(Path::new), Arc::new(store))
+        .map_err(|e| format!("{e:#}"))?
+        .with_scim_config(&args.policy, args.base_paths.as_deref())
 }
 
 fn account_store(command: &AccountCommand) -> &StoreArgs {

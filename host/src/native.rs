@@ -103,7 +103,8 @@ pub(crate) async fn respond(runtime: &Runtime, request: GuestRequest) -> Respons
         body: request.body,
     };
     let backend = Arc::clone(runtime.backend());
-    let config = Config::default().with_admin_token(runtime.admin_token());
+    // Checked when the runtime was configured.
+    let config = runtime.scim_config().unwrap_or_default();
     let answered = tokio::task::spawn_blocking(move || {
         let store = BackendStore { reads: Mutex::new(Reads::new(Arc::clone(&backend))), backend };
         Service::with_config(store, SystemEnv, config).handle(&request)

@@ -178,6 +178,8 @@ pub struct Runtime {
     max_queued: usize,
     deadline: Duration,
     admin_token: Option<String>,
+    /// `SCIMLET_POLICY` and `SCIMLET_BASE_PATHS` for the guest, as given.
+    scim_vars: Vec<(&'static str, String)>,
     warm: Warm,
     metrics: Arc<Metrics>,
 }
@@ -266,17 +268,36 @@ impl Runtime {
             max_queued: DEFAULT_MAX_QUEUED,
             deadline: DEADLINE,
             admin_token: None,
+            scim_vars: Vec::new(),
             warm: Warm::new(DEFAULT_WARM),
             metrics: Arc::default(),
         })
     }
 
     /// Enables the component's admin API for bearers of `token`; the guest
-    /// reads it from its environment (`SCIMLET_ADMIN_TOKEN`), the only
-    /// variable it is given.
+    /// reads it from its environment (`SCIMLET_ADMIN_TOKEN`).
     pub fn with_admin_token(mut self, token: Option<String>) -> Self {
         self.admin_token = token;
         self
+    }
+
+    /// The provisioning policy and base paths (see `scim_core::Config::
+    /// from_vars`), refused here, before any request, when the core would
+    /// refuse them. The guest reads them from its environment.
+    pub fn with_scim_config(mut self, policy: &str, base_paths: Option<&str>) -> Result<Self, String> {
+        self.scim_vars = vec![("SCIMLET_POLICY", policy.to_owned())];
+        if let Some(paths) = base_paths {
+            self.scim_vars.push(("SCIMLET_BASE_PATHS", paths.to_owned()));
+        }
+        self.scim_config().map(|_| self)
+    }
+
+    /// The core's configuration, as the guest builds it from its environment.
+    pub fn scim_config(&self) -> Result<scim_core::Config, String> {
+        scim_core::Config::from_vars(|name| match name {
+            "SCIMLET_ADMIN_TOKEN" => self.admin_token.clone(),
+            _ => self.scim_vars.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone()),
+        })
     }
 
     /// What `/metrics` reports.
@@ -354,6 +375,9 @@ impl Runtime {
         wasi.stdout(std::io::stderr()).inherit_stderr().allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
         if let Some(token) = &self.admin_token {
             wasi.env("SCIMLET_ADMIN_TOKEN", token);
+        }
+        for (name, value) in &self.scim_vars {
+            wasi.env(name, value);
         }
         let wasi = wasi.build();
         let now = Instant::now();

@@ -69,20 +69,36 @@ impl Store for WitStore {
     }
 }
 
-/// The host hands the admin API's credential over as the environment
-/// variable `SCIMLET_ADMIN_TOKEN` (unset: the admin API is disabled).
-fn service() -> Service<WitStore, WasiEnv> {
-    let admin_token = wasip2::cli::environment::get_environment()
-        .into_iter()
-        .find_map(|(name, value)| (name == "SCIMLET_ADMIN_TOKEN").then_some(value));
-    Service::with_config(WitStore, WasiEnv, Config::default().with_admin_token(admin_token.as_deref()))
+/// The host configures the core through the environment (see
+/// `scim_core::Config::from_vars`: `SCIMLET_ADMIN_TOKEN`, `SCIMLET_POLICY`,
+/// `SCIMLET_BASE_PATHS`). A configuration the core refuses is the host's
+/// mistake: every request is answered 500 naming it, and nothing is served
+/// under a policy or paths the operator did not ask for.
+fn service() -> Result<Service<WitStore, WasiEnv>, String> {
+    let vars = wasip2::cli::environment::get_environment();
+    let config = Config::from_vars(|name| vars.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()))?;
+    Ok(Service::with_config(WitStore, WasiEnv, config))
+}
+
+fn answer(request: &scim_core::Request) -> scim_core::Response {
+    match service() {
+        Ok(service) => service.handle(request),
+        Err(e) => scim_core::ScimError::new(500, None, format!("host configuration refused: {e}")).to_response(),
+    }
+}
+
+fn admin_call<T>(
+    call: impl FnOnce(Service<WitStore, WasiEnv>) -> Result<T, scim_core::AdminError>,
+) -> Result<T, admin::AdminError> {
+    let service = service().map_err(|e| admin::AdminError::Invalid(format!("host configuration refused: {e}")))?;
+    call(service).map_err(admin_error)
 }
 
 struct Component;
 
 impl handler::Guest for Component {
     fn handle(req: types::Request) -> types::Response {
-        let response = service().handle(&scim_core::Request {
+        let response = answer(&scim_core::Request {
             method: req.method,
             path_with_query: req.path_with_query,
             scheme: req.scheme,
@@ -125,11 +141,11 @@ fn admin_error(e: scim_core::AdminError) -> admin::AdminError {
 
 impl admin::Guest for Component {
     fn create_account(name: String) -> Result<admin::Account, admin::AdminError> {
-        service().create_account(&name).map(account).map_err(admin_error)
+        admin_call(|s| s.create_account(&name)).map(account)
     }
 
     fn list_accounts() -> Result<Vec<admin::Account>, admin::AdminError> {
-        service().list_accounts().map(|v| v.into_iter().map(account).collect()).map_err(admin_error)
+        admin_call(|s| s.list_accounts()).map(|v| v.into_iter().map(account).collect())
     }
 
     fn create_token(
@@ -137,19 +153,19 @@ impl admin::Guest for Component {
         name: String,
         expires_in_days: Option<u32>,
     ) -> Result<admin::NewToken, admin::AdminError> {
-        service().create_token(&account_id, &name, expires_in_days).map(new_token).map_err(admin_error)
+        admin_call(|s| s.create_token(&account_id, &name, expires_in_days)).map(new_token)
     }
 
     fn list_tokens(account_id: String) -> Result<Vec<admin::TokenInfo>, admin::AdminError> {
-        service().list_tokens(&account_id).map(|v| v.into_iter().map(token_info).collect()).map_err(admin_error)
+        admin_call(|s| s.list_tokens(&account_id)).map(|v| v.into_iter().map(token_info).collect())
     }
 
     fn revoke_token(account_id: String, token_id: String) -> Result<admin::TokenInfo, admin::AdminError> {
-        service().revoke_token(&account_id, &token_id).map(token_info).map_err(admin_error)
+        admin_call(|s| s.revoke_token(&account_id, &token_id)).map(token_info)
     }
 
     fn bootstrap(name: String) -> Result<Option<(admin::Account, admin::NewToken)>, admin::AdminError> {
-        service().bootstrap(&name).map(|o| o.map(|(a, t)| (account(a), new_token(t)))).map_err(admin_error)
+        admin_call(|s| s.bootstrap(&name)).map(|o| o.map(|(a, t)| (account(a), new_token(t))))
     }
 }
 
@@ -159,7 +175,7 @@ wit::export!(Component with_types_in wit);
 
 impl wasip2::exports::http::incoming_handler::Guest for Component {
     fn handle(request: wasip2::http::types::IncomingRequest, response_out: wasip2::http::types::ResponseOutparam) {
-        let response = service().handle(&wasi_glue::read_request(&request));
+        let response = answer(&wasi_glue::read_request(&request));
         wasi_glue::write_response(response_out, response);
     }
 }

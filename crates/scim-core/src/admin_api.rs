@@ -127,6 +127,19 @@ fn route<S: Store, E: Env>(
         ([], _) => Err(not_allowed("GET, POST")),
         ([account, rest @ ..], _) => {
             let account = service.get_account(account)?;
+            // Accounts, their tokens and the audit log are the operator's
+            // door under every policy; the rest manages native records.
+            let policy = service.config().policy();
+            if !policy.native_records() && !matches!(rest, [] | ["tokens", ..] | ["audit", ..]) {
+                return Err(ScimError::rule(
+                    404,
+                    "not_found",
+                    format!(
+                        "the {} policy keeps no native records: the admin API manages accounts, their tokens and the audit log only",
+                        policy.name()
+                    ),
+                ));
+            }
             let tenant = Tenant::new(service, &account.id, request.origin(), Actor::Admin, info.clone());
             let result = account_route(&tenant, &account, rest, method, &params, &request.body);
             if let (Err(err), Some(op)) = (&result, write_op(rest, method, &account.id))

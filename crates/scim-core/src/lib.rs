@@ -143,11 +143,10 @@ impl Config {
     }
 
     pub(crate) fn admin_token_hash(&self) -> Option<&[u8; 32]> {
-        self.admin_token_hash.as_ref().filter(|_| self.policy.native_records())
+        self.admin_token_hash.as_ref()
     }
 
-    /// Whether the admin API is enabled: a token is set and the policy has
-    /// native records for it to manage.
+    /// Whether the admin API is enabled.
     pub fn admin_enabled(&self) -> bool {
         self.admin_token_hash().is_some()
     }

@@ -12,7 +12,9 @@
 //!   name, migration by e-mail, the login e-mail unique per account, native
 //!   users and groups beside SCIM's, settings and the admin API;
 //! - [`PlainScim`], the RFCs alone: random UUIDs for every id, no takeover,
-//!   no login index, nothing native, no admin API, settings at their defaults.
+//!   no login index, nothing native, settings at their defaults; the admin
+//!   API keeps only accounts, tokens and the audit log (a host needs a door
+//!   to make accounts).
 //!
 //! A host picks one by name ([`policy_named`]; `SCIMLET_POLICY` in the
 //! component's environment).
@@ -45,9 +47,10 @@ pub trait Policy: fmt::Debug + Send + Sync {
     fn takeover_logins(&self, attrs: &Map<String, Value>) -> Vec<String>;
 
     /// Whether records besides SCIM's exist: native users and groups made
-    /// through the admin API (which this also switches on), and per-account
-    /// settings (same-name groups, deactivation, e-mail updates). When
-    /// `false` the engine reads neither and acts on the defaults.
+    /// through the admin API, role bindings, and per-account settings
+    /// (same-name groups, deactivation, e-mail updates). When `false` the
+    /// engine reads none of them and acts on the defaults, and the admin API
+    /// manages accounts, tokens and the audit log only.
     fn native_records(&self) -> bool;
 }
 

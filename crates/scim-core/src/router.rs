@@ -21,10 +21,8 @@ use crate::{Service, bulk, discovery};
 pub const MAX_BODY: usize = 1024 * 1024;
 
 pub(crate) fn handle<S: Store, E: Env>(service: &Service<S, E>, request: &Request) -> Response {
-    // The admin API manages native records: a policy without them has none.
     if let Some(rest) = request.path_with_query.strip_prefix(admin_api::PREFIX)
         && (rest.is_empty() || rest.starts_with(['/', '?']))
-        && service.config().policy().native_records()
     {
         return admin_api::handle(service, request, rest);
     }

@@ -87,13 +87,12 @@ fn variable(name: &str) -> Option<String> {
 
 type SpinService = Service<SqlStore<SpinSql>, WasiEnv>;
 
-fn service() -> SpinService {
-    let admin_token = variable("admin_token");
-    Service::with_config(
-        SqlStore::new(SpinSql::default()),
-        WasiEnv,
-        Config::default().with_admin_token(admin_token.as_deref()),
-    )
+/// The core's configuration from Spin variables: `admin_token`, `policy`
+/// and `base_paths` stand for `SCIMLET_ADMIN_TOKEN`, `SCIMLET_POLICY` and
+/// `SCIMLET_BASE_PATHS` (see `scim_core::Config::from_vars`).
+fn service() -> Result<SpinService, String> {
+    let config = Config::from_vars(|name| variable(&name.trim_start_matches("SCIMLET_").to_ascii_lowercase()))?;
+    Ok(Service::with_config(SqlStore::new(SpinSql::default()), WasiEnv, config))
 }
 
 struct Component;
@@ -101,7 +100,13 @@ struct Component;
 impl wasip2::exports::http::incoming_handler::Guest for Component {
     fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
         let request = wasi_glue::read_request(&request);
-        wasi_glue::write_response(response_out, service().handle(&request));
+        // A configuration the core refuses is the operator's mistake: every
+        // request says so rather than serving under settings nobody chose.
+        let response = match service() {
+            Ok(service) => service.handle(&request),
+            Err(e) => scim_core::ScimError::new(500, None, format!("host configuration refused: {e}")).to_response(),
+        };
+        wasi_glue::write_response(response_out, response);
     }
 }
 
