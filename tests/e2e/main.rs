@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use scimlet_vectors::{Target, Vars, VectorRequest, VectorResponse, run_all, vectors_dir};
+use scimlet_vectors::{Target, Vars, VectorRequest, VectorResponse, run_all, run_policy, vectors_dir};
 use serde_json::{Value, json};
 use server::{Bootstrap, Server, split_url};
 
@@ -107,7 +107,14 @@ impl Target for HttpTarget {
 /// A fresh server with the admin API on, as a target of the vectors, and
 /// the values their placeholders stand for.
 fn vector_target() -> (HttpTarget, Vars) {
-    let (server, boot) = Server::start_with_env(&[("SCIMLET_ADMIN_TOKEN", ADMIN_TOKEN)]);
+    vector_target_with(&[])
+}
+
+/// Like [`vector_target`], with more of `serve`'s environment.
+fn vector_target_with(env: &[(&str, &str)]) -> (HttpTarget, Vars) {
+    let env: Vec<(&str, &str)> =
+        [("SCIMLET_ADMIN_TOKEN", ADMIN_TOKEN)].into_iter().chain(env.iter().copied()).collect();
+    let (server, boot) = Server::start_with_env(&env);
     let (origin, base) = split_url(&boot.tenant_url);
     assert_eq!(origin, server.origin(), "tenant URL origin vs listening address");
     let vars = Vars {
@@ -131,6 +138,41 @@ fn vectors_replay_over_http() {
     if let Err(report) = result {
         panic!("\n{report}");
     }
+}
+
+/// The scenarios that hold under the plain-SCIM policy, against a runner
+/// serving it under an embedder's own base path (the one the vectors of that
+/// policy expect in their error details).
+#[test]
+fn plain_scim_vectors_replay_over_http() {
+    let result = run_policy(&vectors_dir(), "plain", |_| {
+        let (target, vars) =
+            vector_target_with(&[("SCIMLET_POLICY", "plain"), ("SCIMLET_BASE_PATHS", "/tenants/{account}/scim/v2")]);
+        assert!(vars.base.starts_with("/tenants/") && vars.base.ends_with("/scim/v2"), "tenant URL {}", vars.base);
+        Ok((Box::new(target) as Box<dyn Target>, vars))
+    });
+    if let Err(report) = result {
+        panic!("\n{report}");
+    }
+}
+
+/// A base path the core would refuse stops `serve` before it listens.
+#[test]
+fn a_bad_base_path_stops_the_start() {
+    let dir = server::TempDir::new();
+    let out = std::process::Command::new(server::BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+        .arg(dir.path().join("scimlet.db"))
+        .args(["--base-paths", "/scim/{account}/"])
+        .env_clear()
+        .output()
+        .expect("scimlet runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("SCIMLET_BASE_PATHS: base path \"/scim/{account}/\": no empty segments and no trailing /"),
+        "{stderr}"
+    );
 }
 
 fn user_body(user_name: &str) -> Value {

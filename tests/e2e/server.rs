@@ -116,8 +116,8 @@ impl Server {
         }
         let b = Bootstrap { account: account.unwrap(), tenant_url: tenant_url.unwrap(), token: token.unwrap() };
         assert!(
-            b.base().ends_with(&format!("/{}", b.account)),
-            "tenant URL {} does not end with the account id {}",
+            b.base().split('/').any(|segment| segment == b.account),
+            "tenant URL {} does not name the account id {}",
             b.tenant_url,
             b.account
         );

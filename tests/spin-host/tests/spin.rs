@@ -11,7 +11,7 @@ use scim_core::{Precondition, Store, StoreError, Write};
 use scimlet_spin_host::sql::{self, Rusqlite};
 use scimlet_spin_host::sql_store::{SqlStore, prefix_upper_bound};
 use scimlet_spin_host::{Answer, Kind, SPIN_COMPONENT, SpinHost, engine, request};
-use scimlet_vectors::{Target, Vars, VectorRequest, VectorResponse, run_all, vectors_dir};
+use scimlet_vectors::{Target, Vars, VectorRequest, VectorResponse, run_all, run_policy, vectors_dir};
 use serde_json::{Value, json};
 use wasmtime::Engine;
 use wasmtime::component::Component;
@@ -70,24 +70,29 @@ fn variables() -> HashMap<String, String> {
 struct App {
     host: Arc<SpinHost>,
     db: PathBuf,
+    variables: HashMap<String, String>,
     _dir: TempDir,
 }
 
 impl App {
     fn start() -> App {
-        let dir = TempDir::new();
-        let db = dir.path().join("sqlite_db.db");
-        App { host: Arc::new(Self::link(&db)), db, _dir: dir }
+        Self::start_with(variables())
     }
 
-    fn link(db: &Path) -> SpinHost {
+    fn start_with(variables: HashMap<String, String>) -> App {
+        let dir = TempDir::new();
+        let db = dir.path().join("sqlite_db.db");
+        App { host: Arc::new(Self::link(&db, &variables)), db, variables, _dir: dir }
+    }
+
+    fn link(db: &Path, variables: &HashMap<String, String>) -> SpinHost {
         let (engine, component) = compiled();
-        SpinHost::new(engine, component, Kind::Spin, db, variables()).expect("link the Spin component")
+        SpinHost::new(engine, component, Kind::Spin, db, variables.clone()).expect("link the Spin component")
     }
 
     /// As `spin up` stopped and started again on the same database.
     fn restart(&mut self) {
-        self.host = Arc::new(Self::link(&self.db));
+        self.host = Arc::new(Self::link(&self.db, &self.variables));
     }
 
     fn send(&self, method: &str, path: &str, headers: &[(String, String)], body: Vec<u8>) -> Answer {
@@ -151,6 +156,41 @@ fn vectors_replay_on_the_spin_component() {
         Ok(n) => assert!(n > 0, "no scenario found"),
         Err(report) => panic!("\n{report}"),
     }
+}
+
+/// The plain-SCIM policy's scenarios, with the `policy` and `base_paths`
+/// variables set as an operator sets them in `spin.toml`.
+#[test]
+fn plain_scim_vectors_replay_on_the_spin_component() {
+    let result = run_policy(&vectors_dir(), "plain", |_| {
+        let mut variables = variables();
+        variables.insert("policy".into(), "plain".into());
+        variables.insert("base_paths".into(), "/tenants/{account}/scim/v2".into());
+        let app = App::start_with(variables);
+        let (account, base, token) = app.bootstrap();
+        assert_eq!(base, format!("/tenants/{account}/scim/v2"));
+        let vars = Vars { base, origin: ORIGIN.to_owned(), account, token, admin_token: ADMIN_TOKEN.to_owned() };
+        Ok((Box::new(SpinTarget(app)) as Box<dyn Target>, vars))
+    });
+    match result {
+        Ok(n) => assert!(n > 0, "no scenario found"),
+        Err(report) => panic!("\n{report}"),
+    }
+}
+
+/// A policy the core does not know is the operator's mistake, named in
+/// every answer, and nothing is served.
+#[test]
+fn an_unknown_policy_variable_is_named_in_every_answer() {
+    let mut variables = variables();
+    variables.insert("policy".into(), "rfc".into());
+    let app = App::start_with(variables);
+    let (status, body) = app.json("GET", "/api/scim/account/a/Users", "t", None);
+    assert_eq!(status, 500);
+    assert_eq!(
+        body["detail"],
+        "host configuration refused: SCIMLET_POLICY \"rfc\" names no policy; known: provisioning (default), plain"
+    );
 }
 
 #[test]
