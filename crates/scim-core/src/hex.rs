@@ -14,16 +14,18 @@ pub(crate) fn encode(bytes: &[u8]) -> String {
     out
 }
 
+/// The value of one hex digit (either case).
+pub(crate) fn nibble(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
 /// The bytes of an even-length hex string (either case), or `None`.
 pub(crate) fn decode(text: &str) -> Option<Vec<u8>> {
-    fn nibble(c: u8) -> Option<u8> {
-        match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            b'A'..=b'F' => Some(c - b'A' + 10),
-            _ => None,
-        }
-    }
     let text = text.as_bytes();
     if !text.len().is_multiple_of(2) {
         return None;
