@@ -19,7 +19,6 @@ use crate::list::{self, Collection, ListQuery, Loaded};
 use crate::patch::{self, OpKind, Operation};
 use crate::resource::{self, Projection};
 use crate::schema::{GROUP_TYPE, USER_TYPE};
-use crate::settings::SameNamePolicy;
 use crate::store::{self, SCAN_PAGE, Store, StoreError, Write};
 use crate::tenant::{self, IndexEntry, Plan, Refused, Stored, Tenant};
 
@@ -107,20 +106,11 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         }
     }
 
-    /// Whether SCIM may see (and, by writing, take over) native groups:
-    /// only under the `link` same-name policy.
-    fn sees_native_groups(&self) -> Result<bool, ScimError> {
-        if !self.service.config().policy().native_records() {
-            return Ok(false);
-        }
-        Ok(self.settings()?.same_name_policy == SameNamePolicy::Link)
-    }
-
-    /// A group as SCIM sees it.
+    /// A group as SCIM sees it (see [`Tenant::scim_sees_group`]).
     fn load_scim_group(&self, id: &str) -> Result<Option<(Stored, u64)>, ScimError> {
         match self.load_group(id)? {
-            Some((g, _)) if g.prov.native && !self.sees_native_groups()? => Ok(None),
-            other => Ok(other),
+            Some((g, v)) if self.scim_sees_group(&g)? => Ok(Some((g, v))),
+            _ => Ok(None),
         }
     }
 
@@ -151,16 +141,6 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
             }
             after = page.entries.last().map(|e| e.key.clone());
         }
-    }
-
-    /// The member ids SCIM sees: a native group (visible under `link`)
-    /// hides its native members.
-    fn visible_member_ids(&self, stored: &Stored, mut ids: Vec<String>) -> Result<Vec<String>, ScimError> {
-        if stored.prov.native {
-            let native = self.native_members(&ids)?;
-            ids.retain(|id| !native.contains(id));
-        }
-        Ok(ids)
     }
 
     /// The `members` attribute, from the edge records alone: reading a
@@ -203,20 +183,6 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         ids.into_iter()
             .map(|uid| json!({"value": uid, "$ref": self.location(USER_TYPE.endpoint, &uid), "type": "User"}))
             .collect()
-    }
-
-    /// Which of `ids` are native users.
-    fn native_members(&self, ids: &[String]) -> Result<BTreeSet<String>, ScimError> {
-        let mut out = BTreeSet::new();
-        let docs = store::get_all(self.store(), &ids.iter().map(|u| self.keys.user(u)).collect::<Vec<_>>())?;
-        for (uid, doc) in ids.iter().zip(docs) {
-            if let Some(doc) = doc
-                && Stored::decode(&doc)?.prov.native
-            {
-                out.insert(uid.clone());
-            }
-        }
-        Ok(out)
     }
 
     fn render_group(&self, id: &str, stored: &Stored, version: u64, with_members: bool) -> Result<Value, ScimError> {
@@ -391,7 +357,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         let docs = store::get_all(self.store(), &changed.iter().map(|(u, _)| self.keys.user(u)).collect::<Vec<_>>())?;
         for ((uid, add), doc) in changed.iter().zip(docs) {
             let visible = match &doc {
-                Some(d) => allow_native || !Stored::decode(d)?.prov.native,
+                Some(d) => allow_native || self.scim_sees_user(&Stored::decode(d)?),
                 None => false,
             };
             match (doc, add) {
@@ -429,23 +395,16 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         let (attrs, members) = group_attrs(body)?;
         let name = attrs.get("displayName").and_then(Value::as_str).unwrap_or_default().to_owned();
         let base = self.service.config().policy().group_id(&name);
-        let link = self.sees_native_groups()?;
         let mut suffix = 1usize;
         let (id, stored, version) = tenant::retry(self.service.env(), || {
             let now = self.now();
-            if link {
-                // Same-name policy `link`: a native group of this name is
-                // taken over, its members replaced by the pushed ones.
-                if let Some(native) = self.store().get(&self.keys.native_group_name(&name))? {
-                    let id = String::from_utf8_lossy(&native.value).into_owned();
-                    if let Some((old, version)) = self.load_group(&id)?.filter(|(g, _)| g.prov.native) {
-                        let delta =
-                            MemberDelta { clear: true, wish: members.iter().map(|m| (m.clone(), true)).collect() };
-                        return self
-                            .write_group(&id, &old, version, attrs.clone(), &delta, "group.takeover")
-                            .map(|r| r.map(|(s, v)| (id.clone(), s, v)));
-                    }
-                }
+            // A native group this push takes over: its members become the
+            // pushed ones.
+            if let Some((id, old, version)) = self.group_to_take_over(&name)? {
+                let delta = MemberDelta { clear: true, wish: members.iter().map(|m| (m.clone(), true)).collect() };
+                return self
+                    .write_group(&id, &old, version, attrs.clone(), &delta, "group.takeover")
+                    .map(|r| r.map(|(s, v)| (id.clone(), s, v)));
             }
             let delta = MemberDelta { clear: false, wish: members.iter().map(|m| (m.clone(), true)).collect() };
             let id = match &base {
@@ -616,9 +575,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
             let (old, version) = self.load_scim_group(id)?.ok_or_else(|| Self::group_not_found(id))?;
             tenant::check_if_match(if_match, version)?;
             let attrs = change(&old.attrs)?;
-            // A SCIM write to a native group (visible under `link`) takes
-            // it over.
-            let op = if old.prov.native { "group.takeover" } else { name };
+            let op = if self.takes_over(&old) { "group.takeover" } else { name };
             self.write_group(id, &old, version, attrs, delta, op)
         })
     }
@@ -635,20 +592,12 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         op: &str,
     ) -> Result<Result<(Stored, u64), StoreError>, ScimError> {
         let mut delta = std::borrow::Cow::Borrowed(delta);
-        if old.prov.native {
-            // Taken over: members that are still native users leave, so a
-            // SCIM group only ever holds users SCIM manages.
-            for uid in self.native_members(&self.member_ids(id, old.generation)?)? {
-                delta.to_mut().wish.entry(uid).or_insert(false);
-            }
+        let mut prov = old.prov.clone();
+        if self.takes_over(old) {
+            self.take_over_group(id, old, delta.to_mut(), &mut prov)?;
         }
         let plan = self.member_writes(id, Some(old), old.generation, &delta, false)?;
         let members_changed = plan.changed;
-        let mut prov = old.prov.clone();
-        if prov.native {
-            prov = self.provenance();
-            prov.taken_over = Some(self.now());
-        }
         if attrs == old.attrs && !members_changed && prov == old.prov {
             return Ok(Ok((old.clone(), version)));
         }
@@ -699,9 +648,10 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     /// The users stay.
     pub(crate) fn delete_group(&self, id: &str, if_match: Option<&str>) -> Result<Response, ScimError> {
         tenant::retry(self.service.env(), || {
-            // SCIM never deletes a native group, whatever the policy.
-            let (old, version) =
-                self.load_group(id)?.filter(|(g, _)| !g.prov.native).ok_or_else(|| Self::group_not_found(id))?;
+            let (old, version) = self
+                .load_group(id)?
+                .filter(|(g, _)| self.scim_may_delete_group(g))
+                .ok_or_else(|| Self::group_not_found(id))?;
             tenant::check_if_match(if_match, version)?;
             let writes = self.group_removal_writes(id, &old, version)?;
             Ok(self.commit(Op { name: "group.delete", resource_type: "Group", resource_id: id }, writes).map(|_| ()))
@@ -767,11 +717,13 @@ impl<S: Store, E: Env> Collection for Groups<'_, '_, S, E> {
     fn load(&self, ids: &[String]) -> Result<Vec<Option<Loaded<Self::Record>>>, ScimError> {
         let t = self.0;
         let docs = t.store().get_many(&ids.iter().map(|id| t.keys.group(id)).collect::<Vec<_>>())?;
-        let native_visible = t.sees_native_groups()?;
         let mut out = Vec::with_capacity(ids.len());
         for (id, doc) in ids.iter().zip(docs) {
             let record = match doc {
-                Some(d) => Some((Stored::decode(&d)?, d.version)).filter(|(g, _)| native_visible || !g.prov.native),
+                Some(d) => {
+                    let group = Stored::decode(&d)?;
+                    t.scim_sees_group(&group)?.then_some((group, d.version))
+                }
                 None => None,
             };
             out.push(record.map(|record| Loaded { id: id.clone(), record }));

@@ -30,6 +30,7 @@ mod native;
 pub mod patch;
 pub mod paths;
 pub mod policy;
+mod provenance;
 mod resource;
 mod roles;
 mod router;

@@ -19,7 +19,6 @@ use crate::list::{self, Collection, ListQuery, Loaded, MAX_SCAN, too_many_to_exa
 use crate::patch;
 use crate::resource::{self, Projection};
 use crate::schema::{GROUP_TYPE, USER_TYPE};
-use crate::settings::Deactivation;
 use crate::store::{self, Entry, Store, StoreError, Write};
 use crate::tenant::{self, IndexEntry, Plan, Refused, Stored, Tenant};
 
@@ -31,10 +30,9 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         }
     }
 
-    /// A user as SCIM sees it: native users do not exist for SCIM until a
-    /// SCIM create takes them over.
+    /// A user as SCIM sees it (see [`Tenant::scim_sees_user`]).
     fn load_scim_user(&self, id: &str) -> Result<Option<(Stored, u64)>, ScimError> {
-        Ok(self.load_user(id)?.filter(|(u, _)| !u.prov.native))
+        Ok(self.load_user(id)?.filter(|(u, _)| self.scim_sees_user(u)))
     }
 
     fn user_not_found(id: &str) -> ScimError {
@@ -140,32 +138,12 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         Ok(out)
     }
 
-    /// A native user whose login is one of the e-mails a SCIM create
-    /// carries: the user that create takes over instead of duplicating.
-    fn migration_match(&self, attrs: &Map<String, Value>) -> Result<Option<(String, Stored, u64)>, ScimError> {
-        let candidates = self.service.config().policy().takeover_logins(attrs);
-        if candidates.is_empty() {
-            return Ok(None);
-        }
-        let hits = self.store().get_many(&candidates.iter().map(|c| self.keys.login(c)).collect::<Vec<_>>())?;
-        for hit in hits.into_iter().flatten() {
-            let id = String::from_utf8_lossy(&hit.value).into_owned();
-            if let Some((user, version)) = self.load_user(&id)?
-                && user.prov.native
-            {
-                return Ok(Some((id, user, version)));
-            }
-        }
-        Ok(None)
-    }
-
     /// The user's `groups` attribute.
     fn user_groups(&self, id: &str) -> Result<Vec<Value>, ScimError> {
         let mut out = Vec::new();
         for (gid, stored) in self.groups_of(id)? {
             let gid = &gid;
-            // Native groups are the admins', not the identity provider's.
-            if stored.prov.native {
+            if !self.listed_in_user_groups(&stored) {
                 continue;
             }
             out.push(json!({
@@ -223,12 +201,8 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
             let now = self.now();
             // Migration: an existing native user with this identity is taken
             // over (same id, memberships and role bindings), not duplicated.
-            if let Some((id, native, version)) = self.migration_match(&attrs)? {
-                let mut prov = self.provenance();
-                prov.login = native.prov.login.clone();
-                prov.taken_over = Some(now);
-                let new =
-                    Stored { created: native.created, modified: now, attrs: attrs.clone(), prov, ..native.clone() };
+            if let Some((id, native, version)) = self.user_to_take_over(&attrs)? {
+                let new = self.taken_over_user(&native, attrs.clone(), now);
                 let mut plan = Plan::default();
                 plan.write(Write::replace(self.keys.user(&id), new.encode(), version));
                 plan.append(self.user_index_writes(&id, Some(&native), Some(&new)));
@@ -252,7 +226,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
                 Ok(v) => Ok(Ok((id, new, v, false))),
                 // An admin created this login since we looked: go round
                 // again, and the next attempt takes that user over.
-                Err(Refused::Taken("login")) if self.migration_match(&attrs)?.is_some() => {
+                Err(Refused::Taken("login")) if self.user_to_take_over(&attrs)?.is_some() => {
                     Ok(Err(StoreError::Conflict(0)))
                 }
                 Err(Refused::Taken(what)) => Err(conflict(&new, what)),
@@ -330,23 +304,19 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         projection: &Projection,
         mut change: impl FnMut(&Map<String, Value>) -> Result<Map<String, Value>, ScimError>,
     ) -> Result<Response, ScimError> {
-        let settings = self.settings()?.clone();
+        let removes = self.deactivation_removes()?;
         let (stored, version, removed) = tenant::retry(self.service.env(), || {
             let (old, version) = self.load_scim_user(id)?.ok_or_else(|| Self::user_not_found(id))?;
             tenant::check_if_match(if_match, version)?;
             let attrs = change(&old.attrs)?;
             let mut prov = old.prov.clone();
-            let policy = self.service.config().policy();
-            let (was, now_is) = (policy.login(&old.attrs), policy.login(&attrs));
-            if settings.update_emails_via_scim && was != now_is && now_is.is_some() {
-                prov.login = now_is;
-            }
+            prov.login = self.login_after_update(&old, &attrs)?;
             if attrs == old.attrs && prov == old.prov {
                 return Ok(Ok((old, version, false)));
             }
             let new = Stored { created: old.created, modified: self.now(), attrs, prov, ..old.clone() };
             let deactivated = is_active(&old.attrs) && !is_active(&new.attrs);
-            if deactivated && settings.deactivation == Deactivation::Remove {
+            if deactivated && removes {
                 // The account's policy: leaving the identity provider's
                 // assignment removes the user, as a DELETE would.
                 let writes = self.user_removal_writes(id, &old, version)?;
@@ -522,7 +492,7 @@ impl<S: Store, E: Env> Collection for Users<'_, '_, S, E> {
         let mut out = Vec::with_capacity(ids.len());
         for (id, doc) in ids.iter().zip(docs) {
             let record = match doc {
-                Some(d) => Some((Stored::decode(&d)?, d.version)).filter(|(u, _)| !u.prov.native),
+                Some(d) => Some((Stored::decode(&d)?, d.version)).filter(|(u, _)| t.scim_sees_user(u)),
                 None => None,
             };
             out.push(record.map(|record| Loaded { id: id.clone(), record }));
