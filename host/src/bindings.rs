@@ -99,7 +99,12 @@ impl storage::Host for RequestState {
         after: Option<String>,
         limit: u32,
     ) -> Result<storage::ScanPage, storage::Error> {
-        inline(|| self.reads.scan(&prefix, after.as_deref(), limit)).map(|page| storage::ScanPage {
+        let page = if self.backend.reads_block() {
+            blocking(&self.backend, move |b| b.scan(&prefix, after.as_deref(), limit)).await
+        } else {
+            inline(|| self.reads.scan(&prefix, after.as_deref(), limit))
+        };
+        page.map(|page| storage::ScanPage {
             entries: page.entries.into_iter().map(Into::into).collect(),
             more: page.more,
         })

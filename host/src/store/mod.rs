@@ -9,6 +9,9 @@
 //! touching the runtime.
 
 pub mod backup;
+#[cfg(test)]
+pub(crate) mod contract;
+pub mod postgres;
 pub mod sqlite;
 
 use std::fmt;
@@ -112,6 +115,13 @@ pub trait Backend: Send + Sync + 'static {
     /// one to offer (the default: none, and every read stands alone).
     fn snapshot(&self) -> Result<Option<Box<dyn Snapshot>>, StoreError> {
         Ok(None)
+    }
+
+    /// Whether a read waits on more than memory (a network round trip):
+    /// the runtime then reads on tokio's blocking pool, as it commits,
+    /// instead of on the async worker that runs the request.
+    fn reads_block(&self) -> bool {
+        false
     }
 }
 
