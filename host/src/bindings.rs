@@ -14,8 +14,9 @@
 //! other requests need. Reads run right on the calling worker: they take
 //! microseconds against SQLite's cache, while a hop to the blocking pool and
 //! back costs two thread switches, which were the largest part of a lookup's
-//! CPU time (a lookup makes half a dozen reads). To the guest every call
-//! blocks, as WIT promises.
+//! CPU time (a lookup makes half a dozen reads). A backend whose reads are
+//! network round trips (PostgreSQL, [`Backend::reads_block`]) reads on the
+//! blocking pool too. To the guest every call blocks, as WIT promises.
 
 use std::sync::Arc;
 
@@ -86,11 +87,21 @@ fn inline<R>(call: impl FnOnce() -> Result<R, StoreError>) -> Result<R, storage:
 
 impl storage::Host for RequestState {
     async fn get(&mut self, key: String) -> Result<Option<storage::Entry>, storage::Error> {
-        inline(|| self.reads.get(&key)).map(|found| found.map(Into::into))
+        let found = if self.backend.reads_block() {
+            blocking(&self.backend, move |b| b.get(&key)).await
+        } else {
+            inline(|| self.reads.get(&key))
+        };
+        found.map(|found| found.map(Into::into))
     }
 
     async fn get_many(&mut self, keys: Vec<String>) -> Result<Vec<Option<storage::Entry>>, storage::Error> {
-        inline(|| self.reads.get_many(&keys)).map(|found| found.into_iter().map(|e| e.map(Into::into)).collect())
+        let found = if self.backend.reads_block() {
+            blocking(&self.backend, move |b| b.get_many(&keys)).await
+        } else {
+            inline(|| self.reads.get_many(&keys))
+        };
+        found.map(|found| found.into_iter().map(|e| e.map(Into::into)).collect())
     }
 
     async fn scan(

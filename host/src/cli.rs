@@ -156,15 +156,21 @@ impl AdminCommand {
 /// Options every command that opens the store shares.
 #[derive(Debug, Args)]
 pub struct StoreArgs {
-    /// SQLite database file (created if missing).
-    #[arg(long, env = "SCIMLET_DB", value_name = "PATH", default_value = "./scimlet.db")]
+    /// Where the data lives: a SQLite database file (created if missing;
+    /// also `sqlite:PATH`), or a PostgreSQL database as
+    /// `postgres://user:password@host:port/database` (schema created on
+    /// first use), which several servers may share.
+    #[arg(long, env = "SCIMLET_DB", value_name = "PATH|URL", default_value = "./scimlet.db")]
     pub db: PathBuf,
+    /// Connections to PostgreSQL this process keeps at most (1 to 1000).
+    #[arg(long, env = "SCIMLET_DB_POOL", value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub db_pool: u32,
     /// Run this component file instead of the built-in one.
     #[arg(long, env = "SCIMLET_COMPONENT", value_name = "PATH")]
     pub component: Option<PathBuf>,
     /// Provisioning policy: `provisioning` (native users and groups beside
-    /// SCIM's, migration, settings, the admin API) or `plain` (RFC 7643/7644
-    /// alone, random ids, no admin API).
+    /// SCIM's, migration, settings, the whole admin API) or `plain` (RFC
+    /// 7643/7644 alone, random ids; the admin API keeps accounts and tokens).
     #[arg(long, env = "SCIMLET_POLICY", value_name = "NAME", default_value = "provisioning")]
     pub policy: String,
     /// Comma-separated base path templates SCIM is served under, each naming

@@ -23,6 +23,7 @@ pub const KEYS: &[&str] = &[
     "listen",
     "public-url",
     "db",
+    "db-pool",
     "component",
     "policy",
     "base-paths",

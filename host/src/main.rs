@@ -29,7 +29,8 @@ use std::time::Duration;
 
 use crate::cli::{AccountCommand, Cli, Command, StoreArgs, TokenCommand};
 use crate::runtime::Runtime;
-use crate::store::SqliteStore;
+use crate::store::postgres::PostgresStore;
+use crate::store::{Backend, SqliteStore};
 
 fn main() -> ExitCode {
     // wasmtime builds an error value while it tears down every instance;
@@ -86,7 +87,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 #[cfg(feature = "native-core")]
                 native_core: args.native_core,
             };
-            let runtime = open(&args.store)?
+            let runtime = open(&args.store).await?
                 .with_admin_token(admin_token)
                 .with_limits(args.max_concurrent, args.max_queued)
                 .with_warm_instances(args.warm_instances as usize)
@@ -94,15 +95,15 @@ async fn run(cli: Cli) -> Result<(), String> {
             serve::serve(Arc::new(runtime), options).await.map_err(|e| format!("{e:#}"))
         }
         Command::Account(command) => {
-            let runtime = open(account_store(&command))?;
+            let runtime = open(account_store(&command)).await?;
             admin::account(&runtime, command).await.map_err(|e| e.to_string())
         }
         Command::Token(command) => {
-            let runtime = open(token_store(&command))?;
+            let runtime = open(token_store(&command)).await?;
             admin::token(&runtime, command).await.map_err(|e| e.to_string())
         }
         Command::Check(args) => {
-            let runtime = open(&args.store)?.with_admin_token(Some(admin::ephemeral_token()));
+            let runtime = open(&args.store).await?.with_admin_token(Some(admin::ephemeral_token()));
             admin::check(&runtime, &args).await.map_err(|e| e.to_string())
         }
         Command::Backup(args) => {
@@ -131,7 +132,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Admin(command) => {
             // The CLI reaches the admin API in-process with a token that
             // exists only for this run.
-            let runtime = open(command.store())?.with_admin_token(Some(admin::ephemeral_token()));
+            let runtime = open(command.store()).await?.with_admin_token(Some(admin::ephemeral_token()));
             admin::admin(&runtime, command).await.map_err(|e| e.to_string())
         }
     }
@@ -159,9 +160,21 @@ fn admin_token(file: Option<&Path>) -> Result<Option<String>, String> {
     }
 }
 
-fn open(args: &StoreArgs) -> Result<Runtime, String> {
-    let store = SqliteStore::open(&args.db).map_err(|e| e.to_string())?;
-    Runtime::new(args.component.as_deref().map(Path::new), Arc::new(store))
+/// The backend `--db` names: a PostgreSQL URL, or a SQLite file (bare or
+/// as `sqlite:PATH`).
+async fn open_backend(args: &StoreArgs) -> Result<Arc<dyn Backend>, String> {
+    let db = args.db.to_string_lossy();
+    if store::postgres::is_postgres_url(&db) {
+        let store = PostgresStore::open(&db, args.db_pool as usize).await.map_err(|e| e.to_string())?;
+        return Ok(Arc::new(store));
+    }
+    let path = db.strip_prefix("sqlite:").map(Path::new).unwrap_or(&args.db);
+    Ok(Arc::new(SqliteStore::open(path).map_err(|e| e.to_string())?))
+}
+
+async fn open(args: &StoreArgs) -> Result<Runtime, String> {
+    let backend = open_backend(args).await?;
+    Runtime::new(args.component.as_deref().map(Path::new), backend)
         .map_err(|e| format!("{e:#}"))?
         .with_scim_config(&args.policy, args.base_paths.as_deref())
 }

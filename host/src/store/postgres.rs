@@ -46,9 +46,6 @@ use super::{prefix_upper_bound, successor};
 /// The layout this code writes and understands.
 pub(crate) const SCHEMA_VERSION: i32 = 1;
 
-/// Connections one process keeps to the database, unless `--db-pool` says.
-pub const DEFAULT_POOL: usize = 16;
-
 /// How long a call waits for a pooled connection, or for a new one, before
 /// it answers `unavailable` (a `503` the client retries).
 const WAIT: Duration = Duration::from_secs(5);
