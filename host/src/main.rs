@@ -87,7 +87,8 @@ async fn run(cli: Cli) -> Result<(), String> {
                 #[cfg(feature = "native-core")]
                 native_core: args.native_core,
             };
-            let runtime = open(&args.store).await?
+            let runtime = open(&args.store)
+                .await?
                 .with_admin_token(admin_token)
                 .with_limits(args.max_concurrent, args.max_queued)
                 .with_warm_instances(args.warm_instances as usize)
@@ -107,6 +108,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             admin::check(&runtime, &args).await.map_err(|e| e.to_string())
         }
         Command::Backup(args) => {
+            sqlite_only("backup", &args.db)?;
             let progress = progress::Progress::working(&format!("backing up {}", args.db.display()));
             let bytes = store::backup::backup(&args.db, &args.path)?;
             drop(progress);
@@ -114,6 +116,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Restore(args) => {
+            sqlite_only("restore", &args.db)?;
             let progress =
                 progress::Progress::working(&format!("restoring {} from {}", args.db.display(), args.path.display()));
             let restored = store::backup::restore(&args.path, &args.db)?;
@@ -158,6 +161,17 @@ fn admin_token(file: Option<&Path>) -> Result<Option<String>, String> {
         }
         other => Ok(other),
     }
+}
+
+/// `backup` and `restore` copy a SQLite file; a PostgreSQL database is
+/// backed up with its own tools.
+fn sqlite_only(command: &str, db: &Path) -> Result<(), String> {
+    if store::postgres::is_postgres_url(&db.to_string_lossy()) {
+        return Err(format!(
+            "{command} copies a SQLite database file; back up a PostgreSQL database with pg_dump (or the service's snapshots)"
+        ));
+    }
+    Ok(())
 }
 
 /// The backend `--db` names: a PostgreSQL URL, or a SQLite file (bare or

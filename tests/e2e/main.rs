@@ -417,9 +417,10 @@ fn paging_is_complete_and_stable() {
     assert_eq!((p["totalResults"].clone(), p["Resources"].clone()), (json!(7), json!([])), "{p}");
 }
 
-/// An account above every cap of the SQLite store, over HTTP.
+/// An account above every cap of the real store (SQLite, or PostgreSQL in
+/// that run of the suite), over HTTP.
 #[test]
-fn a_large_account_on_sqlite() {
+fn a_large_account_on_the_real_store() {
     let (mut target, vars) = vector_target();
     scimlet_vectors::large::large_tenant(&mut target, &vars);
 }

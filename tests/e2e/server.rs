@@ -63,6 +63,51 @@ impl Drop for TempDir {
     }
 }
 
+/// Whether this run of the suite keeps its servers' data in PostgreSQL:
+/// `SCIMLET_E2E_POSTGRES` names a server (the URL of a database to connect
+/// to for `CREATE DATABASE`); `scripts/test` runs the suite once on SQLite
+/// and once so. Tests of what only a SQLite file has (its WAL, `backup`)
+/// run in the SQLite run alone.
+pub fn on_postgres() -> bool {
+    std::env::var_os("SCIMLET_E2E_POSTGRES").is_some()
+}
+
+/// A PostgreSQL database of one test server, dropped with it.
+struct PgDatabase {
+    admin: String,
+    name: String,
+}
+
+impl PgDatabase {
+    fn create() -> (PgDatabase, PathBuf) {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let admin = std::env::var("SCIMLET_E2E_POSTGRES").expect("SCIMLET_E2E_POSTGRES");
+        let name = format!("scimlet_e2e_{}_{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
+        pg_execute(&admin, &format!("CREATE DATABASE {name}"));
+        let url = match admin.rsplit_once('/') {
+            Some((server, _)) => format!("{server}/{name}"),
+            None => panic!("SCIMLET_E2E_POSTGRES {admin:?} names no database"),
+        };
+        (PgDatabase { admin, name }, PathBuf::from(url))
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        pg_execute(&self.admin, &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+    }
+}
+
+fn pg_execute(url: &str, sql: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+    runtime.block_on(async {
+        let (client, conn) =
+            tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap_or_else(|e| panic!("connect {url}: {e}"));
+        tokio::spawn(conn);
+        client.batch_execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    });
+}
+
 /// A running `scimlet serve`; killed on drop.
 pub struct Server {
     child: Option<Child>,
@@ -74,6 +119,7 @@ pub struct Server {
     /// Extra environment variables `serve` runs with (kept across restarts).
     env: Vec<(String, String)>,
     // Dropped last: the database lives here.
+    _pg: Option<PgDatabase>,
     _dir: TempDir,
 }
 
@@ -88,11 +134,16 @@ impl Server {
     /// inherited from the test's environment.
     pub fn start_with_env(env: &[(&str, &str)]) -> (Server, Bootstrap) {
         let dir = TempDir::new();
-        let db = dir.path().join("scimlet.db");
+        let (pg, db) = if on_postgres() {
+            let (pg, url) = PgDatabase::create();
+            (Some(pg), url)
+        } else {
+            (None, dir.path().join("scimlet.db"))
+        };
         let env: Vec<(String, String)> = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         let (child, lines, stderr, addr) =
             spawn(&db, "127.0.0.1:0", &env).unwrap_or_else(|e| panic!("scimlet serve did not start: {e}"));
-        let mut server = Server { child: Some(child), lines, stderr, addr, db, env, _dir: dir };
+        let mut server = Server { child: Some(child), lines, stderr, addr, db, env, _pg: pg, _dir: dir };
         let bootstrap = server.read_bootstrap();
         (server, bootstrap)
     }

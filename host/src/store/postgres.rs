@@ -69,6 +69,8 @@ const SCHEMA: &str = "
 /// A [`Backend`] over one PostgreSQL database.
 pub struct PostgresStore {
     pool: Pool,
+    /// Fault injection for the tests: a slow disk under every commit.
+    delay: Option<Duration>,
     runtime: tokio::runtime::Handle,
     /// The URL without its password, for messages.
     shown: String,
@@ -133,7 +135,11 @@ impl PostgresStore {
             .recycle_timeout(Some(WAIT))
             .build()
             .map_err(|e| unavailable("pool", e))?;
-        let store = PostgresStore { pool, runtime: tokio::runtime::Handle::current(), shown };
+        let delay = std::env::var("SCIMLET_FAULT_COMMIT_DELAY_MS")
+            .ok()
+            .and_then(|ms| ms.parse().ok())
+            .map(Duration::from_millis);
+        let store = PostgresStore { pool, delay, runtime: tokio::runtime::Handle::current(), shown };
         store.migrate().await?;
         Ok(store)
     }
@@ -263,6 +269,9 @@ impl PostgresStore {
 
     async fn commit_async(&self, writes: &[Write]) -> Result<u64, StoreError> {
         check_commit(writes)?;
+        if let Some(delay) = self.delay {
+            tokio::time::sleep(delay).await;
+        }
         let mut client = self.client().await?;
         let mut attempt = 0;
         loop {
