@@ -9,6 +9,7 @@ mod hostile;
 mod http;
 mod logs;
 mod migration;
+mod replicas;
 mod server;
 mod shutdown;
 mod tls;

@@ -148,6 +148,23 @@ impl Server {
         (server, bootstrap)
     }
 
+    /// A second `scimlet serve` on this server's database and environment,
+    /// on a port of its own: a replica. The database stays this server's.
+    pub fn replica(&self) -> Server {
+        let (child, lines, stderr, addr) =
+            spawn(&self.db, "127.0.0.1:0", &self.env).unwrap_or_else(|e| panic!("the replica did not start: {e}"));
+        Server {
+            child: Some(child),
+            lines,
+            stderr,
+            addr,
+            db: self.db.clone(),
+            env: self.env.clone(),
+            _pg: None,
+            _dir: TempDir::new(),
+        }
+    }
+
     fn read_bootstrap(&mut self) -> Bootstrap {
         let (mut account, mut tenant_url, mut token) = (None, None, None);
         let deadline = Instant::now() + Duration::from_secs(30);
