@@ -28,6 +28,8 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
 
 ADMIN_TOKEN = "browser-admin-token-0123456789abcdef"
 USERS = 60  # more audit records than one page of the console shows (50)
@@ -86,6 +88,16 @@ def browser(chromium: str, chromedriver: str) -> webdriver.Chrome:
     return driver
 
 
+def go(driver: webdriver.Chrome, action) -> None:
+    """Runs an action that loads a page (a click on a link or a button, a
+    form sent with Enter) and waits until the new page replaced the old one:
+    reading right after the click would otherwise see the old page, as it
+    does on a busy machine."""
+    old = driver.find_element(By.TAG_NAME, "html")
+    action()
+    WebDriverWait(driver, 10).until(expected_conditions.staleness_of(old))
+
+
 def check(condition: bool, what: str) -> None:
     if not condition:
         raise AssertionError(what)
@@ -141,77 +153,78 @@ def main() -> int:
             check("/admin/login" in driver.current_url, "signed out, the console asks to sign in")
             driver.save_screenshot(str(shots / "sign-in.png"))
             find(By.ID, "token").send_keys("wrong token")
-            find(By.CSS_SELECTOR, "form button[type=submit]").click()
+            go(driver, find(By.CSS_SELECTOR, "form button[type=submit]").click)
             check("not the admin token" in find(By.CSS_SELECTOR, "[role=alert]").text, "a wrong token is refused")
-            find(By.ID, "token").send_keys(ADMIN_TOKEN + Keys.ENTER)
+            go(driver, lambda: find(By.ID, "token").send_keys(ADMIN_TOKEN + Keys.ENTER))
             check(find(By.TAG_NAME, "h1").text == "Accounts", "the admin token signs in")
             cookie = driver.get_cookie("scimlet_console")
             check(cookie is not None and cookie["httpOnly"] and cookie.get("sameSite") == "Strict",
                   "the session cookie is HttpOnly and SameSite=Strict")
-            find(By.LINK_TEXT, "default").click()
+            go(driver, find(By.LINK_TEXT, "default").click)
 
             # Find a SCIM user by search.
             check(find(By.TAG_NAME, "h1").text == "Users", "the account opens on its users")
             search = find(By.ID, "search")
             search.send_keys("person042")
-            find(By.CSS_SELECTOR, "form[role=search] button").click()
+            go(driver, find(By.CSS_SELECTOR, "form[role=search] button").click)
             rows = driver.find_elements(By.CSS_SELECTOR, "table tbody tr")
             check(len(rows) == 1 and "person042@example.com" in rows[0].text and "SCIM" in rows[0].text,
                   "search finds the SCIM user, marked SCIM")
             driver.save_screenshot(str(shots / "users.png"))
-            rows[0].find_element(By.TAG_NAME, "a").click()
+            go(driver, rows[0].find_element(By.TAG_NAME, "a").click)
             check("Managed by SCIM" in find(By.CSS_SELECTOR, ".rule").text, "the user's page says SCIM manages it")
 
             # A SCIM-managed group: its rule shown, an edit refused.
-            find(By.LINK_TEXT, "Groups").click()
-            find(By.LINK_TEXT, "Engineering").click()
+            go(driver, find(By.LINK_TEXT, "Groups").click)
+            go(driver, find(By.LINK_TEXT, "Engineering").click)
             check("Managed by SCIM" in find(By.ID, "rules").text, "the group's page shows why edits are refused")
             check(len(driver.find_elements(By.CSS_SELECTOR, "table tbody tr")) == 5, "the group's members are listed")
             name = find(By.ID, "name")
             name.clear()
             name.send_keys("Renamed in the console")
-            find(By.XPATH, "//button[text()='Rename']").click()
+            go(driver, find(By.XPATH, "//button[text()='Rename']").click)
             alert = find(By.CSS_SELECTOR, "[role=alert]").text
             check("Refused" in alert and "managed by SCIM" in alert, "renaming a SCIM group shows the refusal")
             check(find(By.TAG_NAME, "h1").text == "Engineering", "and the group keeps its name")
             driver.save_screenshot(str(shots / "group-refused.png"))
 
             # Tokens: create one (shown once), then revoke it.
-            find(By.LINK_TEXT, "Tokens").click()
+            go(driver, find(By.LINK_TEXT, "Tokens").click)
             find(By.ID, "token-name").send_keys("okta-production")
-            find(By.XPATH, "//button[text()='Create token']").click()
+            go(driver, find(By.XPATH, "//button[text()='Create token']").click)
             secret = find(By.ID, "secret").get_attribute("value")
             check(secret.startswith("scimlet_"), "a new token is shown")
             driver.save_screenshot(str(shots / "token-created.png"))
-            find(By.LINK_TEXT, "Tokens").click()
+            go(driver, find(By.LINK_TEXT, "Tokens").click)
             check(secret not in driver.page_source, "and shown only once")
             row = find(By.XPATH, "//tr[td[text()='okta-production']]")
-            row.find_element(By.XPATH, ".//button[starts-with(normalize-space(.), 'Revoke')]").click()
+            go(driver, row.find_element(By.XPATH, ".//button[starts-with(normalize-space(.), 'Revoke')]").click)
             check("The token was revoked." in find(By.CSS_SELECTOR, "[role=status]").text, "revoking says so")
             row = find(By.XPATH, "//tr[td[text()='okta-production']]")
             check("Revoked" in row.text, "and the token is listed as revoked")
             driver.save_screenshot(str(shots / "tokens.png"))
 
             # The audit log, page by page.
-            find(By.LINK_TEXT, "Audit log").click()
+            go(driver, find(By.LINK_TEXT, "Audit log").click)
             first = driver.find_elements(By.CSS_SELECTOR, "table tbody tr")
             check(len(first) == 50, "the audit log shows 50 records a page")
             first_row = first[0].text
             driver.save_screenshot(str(shots / "audit.png"))
-            find(By.LINK_TEXT, "Next page").click()
+            go(driver, find(By.LINK_TEXT, "Next page").click)
             second = driver.find_elements(By.CSS_SELECTOR, "table tbody tr")
             check(len(second) > 0 and second[0].text != first_row, "the next page shows later records")
-            find(By.ID, "f-operation").send_keys("token.revoke" + Keys.ENTER)
+            go(driver, lambda: find(By.ID, "f-operation").send_keys("token.revoke" + Keys.ENTER))
             filtered = driver.find_elements(By.CSS_SELECTOR, "table tbody tr")
             check(len(filtered) == 1 and "token.revoke" in filtered[0].text, "the audit log filters by operation")
 
             # Keyboard and labels: the first Tab reaches the skip link, and
             # every field has a label.
-            find(By.LINK_TEXT, "Users").click()
+            go(driver, find(By.LINK_TEXT, "Users").click)
             find(By.TAG_NAME, "body").send_keys(Keys.TAB)
             check(driver.switch_to.active_element.text == "Skip to content", "the first Tab reaches the skip link")
             for page in ("users", "groups", "tokens", "audit"):
-                find(By.LINK_TEXT, {"users": "Users", "groups": "Groups", "tokens": "Tokens", "audit": "Audit log"}[page]).click()
+                label = {"users": "Users", "groups": "Groups", "tokens": "Tokens", "audit": "Audit log"}[page]
+                go(driver, find(By.LINK_TEXT, label).click)
                 for field in driver.find_elements(By.CSS_SELECTOR, "input:not([type=hidden]), select"):
                     field_id = field.get_attribute("id")
                     labels = driver.find_elements(By.CSS_SELECTOR, f"label[for='{field_id}']") if field_id else []
@@ -222,7 +235,7 @@ def main() -> int:
             # A phone: nothing wider than the screen but the tables' own scroll.
             driver.set_window_size(375, 740)
             for page, shot in (("Users", "phone-users.png"), ("Tokens", "phone-tokens.png")):
-                find(By.LINK_TEXT, page).click()
+                go(driver, find(By.LINK_TEXT, page).click)
                 overflow = driver.execute_script(
                     "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
                 )
@@ -230,7 +243,7 @@ def main() -> int:
                 driver.save_screenshot(str(shots / shot))
 
             # Signing out ends the session.
-            find(By.XPATH, "//button[text()='Sign out']").click()
+            go(driver, find(By.XPATH, "//button[text()='Sign out']").click)
             driver.get(origin + "/admin")
             check("/admin/login" in driver.current_url, "after signing out the console asks to sign in again")
         except Exception:
