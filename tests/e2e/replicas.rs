@@ -152,3 +152,46 @@ fn two_replicas_on_one_database() {
         .json();
     assert_eq!((found["totalResults"].clone(), found["Resources"][0]["id"].clone()), (json!(1), json!(gid)));
 }
+
+/// While the database refuses connections every request is a `503` with
+/// `Retry-After` and writes nothing; once it is back the same server
+/// serves again, without a restart.
+#[test]
+fn an_unreachable_database_is_a_503_and_nothing_is_half_written() {
+    if !on_postgres() {
+        eprintln!("this test takes a PostgreSQL database away: it runs in the suite's PostgreSQL run");
+        return;
+    }
+    let admin_url = std::env::var("SCIMLET_E2E_POSTGRES").unwrap();
+    let (server, boot) = Server::start();
+    let db = server.db.to_string_lossy().rsplit('/').next().unwrap().to_owned();
+    let (base, token) = (boot.base(), boot.token.clone());
+    let user = |name: &str| json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name});
+    assert_eq!(server.request("POST", &format!("{base}/Users"), &token, Some(&user("before@example.com"))).status, 201);
+
+    // The database goes away: new connections are refused and the pooled
+    // ones are cut.
+    crate::server::pg_execute(&admin_url, &format!("ALTER DATABASE {db} ALLOW_CONNECTIONS false"));
+    crate::server::pg_execute(
+        &admin_url,
+        &format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}'"),
+    );
+    for (method, path, body) in [
+        ("POST", format!("{base}/Users"), Some(user("during@example.com"))),
+        ("GET", format!("{base}/Users?count=1"), None),
+    ] {
+        let answer = server.request(method, &path, &token, body.as_ref());
+        assert_eq!(answer.status, 503, "{method} {path}: {}", String::from_utf8_lossy(&answer.body));
+        let retry = answer.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("retry-after")).map(|(_, v)| v.as_str());
+        assert_eq!(retry, Some("1"));
+        assert_eq!(answer.json()["status"], "503");
+    }
+
+    crate::server::pg_execute(&admin_url, &format!("ALTER DATABASE {db} ALLOW_CONNECTIONS true"));
+    let listed = server.request("GET", &format!("{base}/Users?attributes=userName"), &token, None);
+    assert_eq!(listed.status, 200, "served again once the database is back");
+    let names: Vec<Value> =
+        listed.json()["Resources"].as_array().unwrap().iter().map(|u| u["userName"].clone()).collect();
+    assert_eq!(names, vec![json!("before@example.com")], "the refused create left nothing");
+    assert_eq!(server.request("POST", &format!("{base}/Users"), &token, Some(&user("after@example.com"))).status, 201);
+}

@@ -98,7 +98,7 @@ impl Drop for PgDatabase {
     }
 }
 
-fn pg_execute(url: &str, sql: &str) {
+pub fn pg_execute(url: &str, sql: &str) {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
     runtime.block_on(async {
         let (client, conn) =
