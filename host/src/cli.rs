@@ -162,6 +162,10 @@ pub struct StoreArgs {
     /// first use), which several servers may share.
     #[arg(long, env = "SCIMLET_DB", value_name = "PATH|URL", default_value = "./scimlet.db")]
     pub db: PathBuf,
+    /// PEM file of CA certificates to verify a PostgreSQL server with, besides
+    /// the system's (with `sslmode=require` in the URL).
+    #[arg(long, env = "SCIMLET_DB_CA", value_name = "PATH")]
+    pub db_ca: Option<PathBuf>,
     /// Connections to PostgreSQL this process keeps at most (1 to 1000).
     #[arg(long, env = "SCIMLET_DB_POOL", value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub db_pool: u32,

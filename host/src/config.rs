@@ -24,6 +24,7 @@ pub const KEYS: &[&str] = &[
     "public-url",
     "db",
     "db-pool",
+    "db-ca",
     "component",
     "policy",
     "base-paths",

@@ -179,7 +179,8 @@ fn sqlite_only(command: &str, db: &Path) -> Result<(), String> {
 async fn open_backend(args: &StoreArgs) -> Result<Arc<dyn Backend>, String> {
     let db = args.db.to_string_lossy();
     if store::postgres::is_postgres_url(&db) {
-        let store = PostgresStore::open(&db, args.db_pool as usize).await.map_err(|e| e.to_string())?;
+        let store =
+            PostgresStore::open(&db, args.db_pool as usize, args.db_ca.as_deref()).await.map_err(|e| e.to_string())?;
         return Ok(Arc::new(store));
     }
     let path = db.strip_prefix("sqlite:").map(Path::new).unwrap_or(&args.db);

@@ -36,7 +36,13 @@ use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::time::Duration;
 
+use std::path::Path;
+use std::sync::Arc;
+
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use tokio_postgres::config::SslMode;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{IsolationLevel, NoTls};
 
@@ -123,10 +129,20 @@ impl PostgresStore {
     /// at `url`, creating the schema on first use. Must run inside a tokio
     /// runtime (its handle drives the connections); refuses a database whose
     /// schema is newer than this binary's.
-    pub async fn open(url: &str, pool_size: usize) -> Result<Self, StoreError> {
+    ///
+    /// `sslmode=require` in the URL speaks TLS and verifies the server's
+    /// certificate against the system's CAs and those in the PEM file `ca`
+    /// (a managed service's own CA, say); any other mode connects in plain
+    /// TCP (for loopback or a private network).
+    pub async fn open(url: &str, pool_size: usize, ca: Option<&Path>) -> Result<Self, StoreError> {
         let shown = redact(url);
         let config = tokio_postgres::Config::from_str(url).map_err(|e| unavailable(&format!("bad URL {shown}"), e))?;
-        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let settings = ManagerConfig { recycling_method: RecyclingMethod::Fast };
+        let manager = if config.get_ssl_mode() == SslMode::Require {
+            Manager::from_config(config, tls(ca)?, settings)
+        } else {
+            Manager::from_config(config, NoTls, settings)
+        };
         let pool = Pool::builder(manager)
             .max_size(pool_size.max(1))
             .runtime(Runtime::Tokio1)
@@ -286,6 +302,38 @@ impl PostgresStore {
             }
         }
     }
+}
+
+/// The TLS connector for `sslmode=require`: rustls (ring), trusting the
+/// system's CAs and those of the PEM file `ca`.
+fn tls(ca: Option<&Path>) -> Result<tokio_postgres_rustls::MakeRustlsConnect, StoreError> {
+    let mut roots = rustls::RootCertStore::empty();
+    // Unreadable system certificates are skipped, as every TLS client does.
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(ca) = ca {
+        let certs = CertificateDer::pem_file_iter(ca)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| unavailable(&format!("--db-ca {}", ca.display()), e))?;
+        if certs.is_empty() {
+            return Err(unavailable(&format!("--db-ca {}", ca.display()), "no certificate in the file"));
+        }
+        for cert in certs {
+            roots.add(cert).map_err(|e| unavailable(&format!("--db-ca {}", ca.display()), e))?;
+        }
+    }
+    if roots.is_empty() {
+        return Err(StoreError::Unavailable(
+            "postgres: sslmode=require, but there is no CA to verify the server with: pass --db-ca".into(),
+        ));
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| unavailable("TLS", e))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
 /// Refuses, before any round trip, a commit no transaction may carry.
@@ -475,7 +523,7 @@ pub(crate) mod testdb {
         }
 
         pub(crate) fn store(&self) -> PostgresStore {
-            self.runtime.block_on(PostgresStore::open(&self.url, 8)).expect("open the test database")
+            self.runtime.block_on(PostgresStore::open(&self.url, 8, None)).expect("open the test database")
         }
     }
 
@@ -520,15 +568,89 @@ mod tests {
             let client = first.client().await.unwrap();
             client.execute("INSERT INTO scimlet_schema (version) VALUES (99)", &[]).await.unwrap();
         });
-        let err = db.runtime.block_on(PostgresStore::open(&db.url, 2)).unwrap_err();
+        let err = db.runtime.block_on(PostgresStore::open(&db.url, 2, None)).unwrap_err();
         assert!(err.to_string().contains("has schema version 99, newer than this scimlet understands (1)"), "{err}");
+    }
+
+    /// `sslmode=require`: TLS, and a server certificate the client cannot
+    /// verify is refused rather than trusted.
+    #[test]
+    fn tls_is_verified_against_the_given_ca() {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+        let Some(db) = TestDb::new() else { return };
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap().signed_by(&key, &ca).unwrap();
+
+        // The server's key must belong to the user the server runs as, and be
+        // readable by it alone.
+        let dir = crate::store::testutil::TempDir::new();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let (cert_file, key_file, ca_file) =
+            (dir.path().join("server.crt"), dir.path().join("server.key"), dir.path().join("ca.pem"));
+        std::fs::write(&cert_file, cert.pem()).unwrap();
+        std::fs::write(&key_file, key.serialize_pem()).unwrap();
+        std::fs::write(&ca_file, ca.pem()).unwrap();
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let plain = db.store();
+        // One statement a call: ALTER SYSTEM refuses a transaction block.
+        let admin = |sql: String| {
+            db.runtime.block_on(async {
+                let client = plain.client().await.unwrap();
+                for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+                    client.batch_execute(statement).await.unwrap();
+                }
+            })
+        };
+        let data_dir: String = db.runtime.block_on(async {
+            let client = plain.client().await.unwrap();
+            client.query_one("SHOW data_directory", &[]).await.unwrap().get(0)
+        });
+        let owner = std::fs::metadata(&data_dir).unwrap().uid();
+        if owner != std::fs::metadata(&key_file).unwrap().uid() {
+            std::os::unix::fs::chown(&key_file, Some(owner), None).unwrap();
+        }
+        admin(format!(
+            "ALTER SYSTEM SET ssl_cert_file = '{}'; ALTER SYSTEM SET ssl_key_file = '{}'; ALTER SYSTEM SET ssl = on; SELECT pg_reload_conf();",
+            cert_file.display(),
+            key_file.display()
+        ));
+        // A reload takes effect shortly after it is asked for.
+        std::thread::sleep(Duration::from_millis(500));
+
+        let url = format!("{}?sslmode=require", db.url);
+        let trusted = db.runtime.block_on(PostgresStore::open(&url, 2, Some(&ca_file)));
+        let refused = db.runtime.block_on(PostgresStore::open(&url, 2, None));
+        admin("ALTER SYSTEM RESET ssl; ALTER SYSTEM RESET ssl_cert_file; ALTER SYSTEM RESET ssl_key_file; SELECT pg_reload_conf();".into());
+
+        let trusted = trusted.expect("TLS with the server's CA");
+        let v = trusted
+            .commit(&[Write { key: "k".into(), value: Some(b"v".to_vec()), precondition: Precondition::Absent }])
+            .unwrap();
+        assert_eq!(trusted.get("k").unwrap().map(|e| e.version), Some(v));
+        let tls_in_use: bool = db.runtime.block_on(async {
+            let client = trusted.client().await.unwrap();
+            client.query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[]).await.unwrap().get(0)
+        });
+        assert!(tls_in_use, "the connection is encrypted");
+        let err = refused.unwrap_err().to_string();
+        assert!(err.contains("certificate") || err.contains("TLS"), "{err}");
+        // A CA file without a certificate is an error of its own.
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "").unwrap();
+        let err = db.runtime.block_on(PostgresStore::open(&url, 2, Some(&empty))).unwrap_err().to_string();
+        assert!(err.contains("no certificate in the file"), "{err}");
     }
 
     #[test]
     fn an_unreachable_server_is_unavailable_not_a_panic() {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         // Port 9 (discard) on loopback: nothing listens there.
-        let err = runtime.block_on(PostgresStore::open("postgres://scim:pw@127.0.0.1:9/scim", 2)).unwrap_err();
+        let err = runtime.block_on(PostgresStore::open("postgres://scim:pw@127.0.0.1:9/scim", 2, None)).unwrap_err();
         let text = err.to_string();
         assert!(text.contains("cannot connect to postgres://scim:***@127.0.0.1:9/scim"), "{text}");
         assert!(!text.contains("pw"), "{text}");
