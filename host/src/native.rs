@@ -9,7 +9,7 @@ use std::io::Read;
 use std::sync::{Arc, Mutex};
 
 use hyper::{Response, StatusCode};
-use scim_core::{Config, Env, ScanPage, Service};
+use scim_core::{Env, ScanPage, Service};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::bindings::Request as GuestRequest;

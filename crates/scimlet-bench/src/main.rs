@@ -15,10 +15,17 @@
 //! more against it, up to 10,000 users: a peer measured on the same machine
 //! in the same run.
 //!
+//! With `--postgres URL` (a PostgreSQL server, as the URL of a database to
+//! connect to for `CREATE DATABASE`), every step runs once more against the
+//! component runner on a PostgreSQL database of its own: the SQLite and
+//! PostgreSQL backends side by side. That column's server CPU is the
+//! runner's plus that of the database's backend processes (the server runs
+//! on the same machine).
+//!
 //! Usage (see the README's Benchmarks section):
 //!   scimlet-bench [--scimlet PATH] [--sizes 1000,10000,100000]
 //!                 [--groups 100,10000,100000] [--clients 8] [--seconds 5]
-//!                 [--component-only] [--scim2-server PATH]
+//!                 [--component-only] [--scim2-server PATH] [--postgres URL]
 //!                 [--perf floor|seed|lookups|email|index|cursor|creates|patch]
 //!
 //! `--perf STEP` runs `perf record` on the server during every run of that
@@ -50,6 +57,7 @@ struct Args {
     seconds: f64,
     native: bool,
     scim2_server: Option<PathBuf>,
+    postgres: Option<String>,
 }
 
 /// Largest account the python peer is seeded to: it creates a few hundred
@@ -65,6 +73,8 @@ enum Kind {
     Native,
     /// The python `scim2-server`, in memory: only the steps it speaks.
     Peer,
+    /// `scimlet serve` on a PostgreSQL database.
+    Postgres,
 }
 
 fn parse_args() -> Args {
@@ -76,6 +86,7 @@ fn parse_args() -> Args {
         seconds: 5.0,
         native: true,
         scim2_server: None,
+        postgres: None,
     };
     let list = |s: String| -> Vec<usize> {
         s.split(',').map(|n| n.trim().replace('_', "").parse().expect("a number")).collect()
@@ -91,6 +102,7 @@ fn parse_args() -> Args {
             "--seconds" => args.seconds = value().parse().expect("--seconds S"),
             "--component-only" => args.native = false,
             "--scim2-server" => args.scim2_server = Some(PathBuf::from(value())),
+            "--postgres" => args.postgres = Some(value()),
             "--perf" => PERF_STEP.set(value()).expect("one --perf"),
             other => panic!("unknown argument {other:?} (see the doc comment of crates/scimlet-bench/src/main.rs)"),
         }
@@ -105,15 +117,67 @@ struct Server {
     base: String,
     token: String,
     dir: PathBuf,
-    /// `component`, `native` or `scim2-server`: names profiles.
+    /// `component`, `native`, `postgres` or `scim2-server`: names profiles.
     name: &'static str,
+    /// The database of a `postgres` server, dropped with it.
+    pg: Option<BenchDb>,
+}
+
+/// A PostgreSQL database of one bench run, and a connection to its server
+/// for what the runner's own CPU time does not show.
+struct BenchDb {
+    runtime: tokio::runtime::Runtime,
+    admin: tokio_postgres::Client,
+    name: String,
+    url: String,
+}
+
+impl BenchDb {
+    fn create(admin_url: &str) -> BenchDb {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+        let name = format!("scimlet_bench_{}", std::process::id());
+        let admin = runtime.block_on(async {
+            let (client, conn) = tokio_postgres::connect(admin_url, tokio_postgres::NoTls)
+                .await
+                .unwrap_or_else(|e| panic!("--postgres: cannot connect: {e}"));
+            tokio::spawn(conn);
+            client.batch_execute(&format!("DROP DATABASE IF EXISTS {name}")).await.expect("drop an old bench database");
+            client.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create the bench database");
+            client
+        });
+        let server = admin_url.rsplit_once('/').map_or(admin_url, |(server, _)| server);
+        let url = format!("{server}/{name}");
+        BenchDb { runtime, admin, name, url }
+    }
+
+    /// CPU time of the database's backend processes so far (they run on
+    /// this machine: the bench is run against a local server).
+    fn backends_cpu(&self) -> Duration {
+        let pids: Vec<i32> = self.runtime.block_on(async {
+            let rows = self
+                .admin
+                .query("SELECT pid FROM pg_stat_activity WHERE datname = $1", &[&self.name])
+                .await
+                .expect("pg_stat_activity");
+            rows.iter().map(|r| r.get(0)).collect()
+        });
+        pids.iter().map(|pid| process_cpu(&pid.to_string())).sum()
+    }
+}
+
+impl Drop for BenchDb {
+    fn drop(&mut self) {
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        let _ = self.runtime.block_on(self.admin.batch_execute(&sql));
+    }
 }
 
 impl Server {
-    fn start(bin: &PathBuf, kind: Kind) -> Option<Server> {
+    fn start(bin: &PathBuf, kind: Kind, postgres: Option<&str>) -> Option<Server> {
         let name = match kind {
             Kind::Component => "component",
             Kind::Native => "native",
+            Kind::Postgres => "postgres",
             Kind::Peer => return Server::start_peer(bin),
         };
         let dir = std::env::temp_dir().join(format!("scimlet-bench-{}-{name}", std::process::id()));
@@ -121,7 +185,12 @@ impl Server {
         std::fs::create_dir_all(&dir).expect("temp dir");
         let mut command = Command::new(bin);
         // The load generator is one client with one token: no rate limit.
-        command.args(["serve", "--listen", "127.0.0.1:0", "--rate-limit", "0", "--db"]).arg(dir.join("scimlet.db"));
+        let pg = (kind == Kind::Postgres).then(|| BenchDb::create(postgres.expect("--postgres URL")));
+        command.args(["serve", "--listen", "127.0.0.1:0", "--rate-limit", "0", "--db"]);
+        match &pg {
+            Some(db) => command.arg(&db.url),
+            None => command.arg(dir.join("scimlet.db")),
+        };
         if kind == Kind::Native {
             command.arg("--native-core");
         }
@@ -150,7 +219,7 @@ impl Server {
         let addr = addr.expect("listening line");
         let url = url.expect("tenant URL");
         let base = url[url.find(&addr).expect("tenant URL on the listening address") + addr.len()..].to_owned();
-        Some(Server { child, addr, base, token: token.unwrap(), dir, name })
+        Some(Server { child, addr, base, token: token.unwrap(), dir, name, pg })
     }
 
     /// `scim2-server` on a free loopback port, once it answers.
@@ -171,6 +240,7 @@ impl Server {
             token,
             dir: PathBuf::new(),
             name: "scim2-server",
+            pg: None,
         };
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(60) {
@@ -189,9 +259,10 @@ impl Server {
         http::Conn::open(&self.addr).expect("connect")
     }
 
-    /// User plus system CPU time of the server process so far.
+    /// User plus system CPU time of the server process so far, and of its
+    /// database's backends when it has a database server.
     fn cpu(&self) -> Duration {
-        process_cpu(&self.child.id().to_string())
+        process_cpu(&self.child.id().to_string()) + self.pg.as_ref().map_or(Duration::ZERO, BenchDb::backends_cpu)
     }
 
     /// (resident, peak resident) memory in MiB.
@@ -593,7 +664,9 @@ fn main() {
         "scimlet-bench: {} clients, {} s a step, sizes {:?}, groups {:?}",
         args.clients, args.seconds, args.sizes, args.groups
     );
-    let run = |bin: &PathBuf, kind: Kind| Server::start(bin, kind).map(|server| measure(&server, &args, kind));
+    let run = |bin: &PathBuf, kind: Kind| {
+        Server::start(bin, kind, args.postgres.as_deref()).map(|server| measure(&server, &args, kind))
+    };
     let component = run(&args.scimlet, Kind::Component).expect("scimlet serve did not start");
     let mut columns = vec![("component", component)];
     if args.native {
@@ -601,6 +674,10 @@ fn main() {
             Some(native) => columns.push(("native", native)),
             None => eprintln!("(no native column: this runner was built without --features native-core)"),
         }
+    }
+    if args.postgres.is_some() {
+        let table = run(&args.scimlet, Kind::Postgres).expect("scimlet serve on PostgreSQL did not start");
+        columns.push(("postgres", table));
     }
     if let Some(peer) = &args.scim2_server
         && let Some(table) = run(peer, Kind::Peer)
