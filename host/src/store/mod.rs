@@ -80,6 +80,22 @@ pub const MAX_SCAN_LIMIT: u32 = 1000;
 /// contract promises at least this much; the component never asks more.
 pub const MAX_BATCH: usize = 10_000;
 
+/// Refuses, before any work, a commit no transaction may carry: more than
+/// [`MAX_BATCH`] writes, or a key named twice.
+pub(crate) fn check_commit(writes: &[Write]) -> Result<(), StoreError> {
+    if writes.len() > MAX_BATCH {
+        return Err(StoreError::Unavailable(format!(
+            "commit of {} writes exceeds the limit of {MAX_BATCH}",
+            writes.len()
+        )));
+    }
+    let mut seen = std::collections::HashSet::with_capacity(writes.len());
+    if let Some(dup) = writes.iter().find(|w| !seen.insert(w.key.as_str())) {
+        return Err(StoreError::Unavailable(format!("commit names key {:?} more than once", dup.key)));
+    }
+    Ok(())
+}
+
 /// An ordered, versioned key-value store: the contract of WIT `storage`.
 ///
 /// Methods are blocking; the runtime calls them from tokio's blocking pool.

@@ -47,7 +47,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{IsolationLevel, NoTls};
 
 use super::{Backend, Entry, MAX_BATCH, MAX_SCAN_LIMIT, Precondition, ScanPage, StoreError, Write};
-use super::{prefix_upper_bound, successor};
+use super::{check_commit, prefix_upper_bound, successor};
 
 /// The layout this code writes and understands.
 pub(crate) const SCHEMA_VERSION: i32 = 1;
@@ -334,21 +334,6 @@ fn tls(ca: Option<&Path>) -> Result<tokio_postgres_rustls::MakeRustlsConnect, St
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
-}
-
-/// Refuses, before any round trip, a commit no transaction may carry.
-fn check_commit(writes: &[Write]) -> Result<(), StoreError> {
-    if writes.len() > MAX_BATCH {
-        return Err(StoreError::Unavailable(format!(
-            "commit of {} writes exceeds the limit of {MAX_BATCH}",
-            writes.len()
-        )));
-    }
-    let mut seen = HashSet::with_capacity(writes.len());
-    if let Some(dup) = writes.iter().find(|w| !seen.insert(w.key.as_str())) {
-        return Err(StoreError::Unavailable(format!("commit names key {:?} more than once", dup.key)));
-    }
-    Ok(())
 }
 
 /// Why one attempt at a commit did not land.

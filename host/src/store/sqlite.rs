@@ -30,7 +30,6 @@
 //! (`get_many`) runs in one read transaction on one pooled connection, so it
 //! sees one consistent snapshot.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc};
 use std::time::Duration;
@@ -39,7 +38,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, pa
 
 use super::{
     Backend, Entry, MAX_BATCH, MAX_SCAN_LIMIT, Precondition, ScanPage, Snapshot, StoreError, Submitted, Write,
-    prefix_upper_bound, successor,
+    check_commit, prefix_upper_bound, successor,
 };
 
 /// How long a call waits for another connection's lock before giving up with
@@ -442,21 +441,6 @@ impl Drop for SqliteStore {
             let _ = thread.join();
         }
     }
-}
-
-/// Refuses, before it is queued, a commit no transaction may carry.
-fn check_commit(writes: &[Write]) -> Result<(), StoreError> {
-    if writes.len() > MAX_BATCH {
-        return Err(StoreError::Unavailable(format!(
-            "commit of {} writes exceeds the limit of {MAX_BATCH}",
-            writes.len()
-        )));
-    }
-    let mut seen = HashSet::with_capacity(writes.len());
-    if let Some(dup) = writes.iter().find(|w| !seen.insert(w.key.as_str())) {
-        return Err(StoreError::Unavailable(format!("commit names key {:?} more than once", dup.key)));
-    }
-    Ok(())
 }
 
 /// Where the committer answers: a thread blocked in [`Backend::commit`], or a
