@@ -96,9 +96,6 @@ impl Default for Config {
     }
 }
 
-/// Names of the variables [`Config::from_vars`] reads.
-pub const CONFIG_VARS: [&str; 3] = ["SCIMLET_ADMIN_TOKEN", "SCIMLET_POLICY", "SCIMLET_BASE_PATHS"];
-
 impl Config {
     /// Enables the native admin API (`/api/accounts/…`) for bearers of
     /// `token`. Tokens shorter than 16 bytes are refused (the API stays
