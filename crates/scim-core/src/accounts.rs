@@ -194,11 +194,22 @@ pub(crate) fn random_hex(env: &impl Env, bytes: usize) -> String {
     crate::hex::encode(&buf)
 }
 
-/// A random (version 4) UUID, the id format Entra and Okta expect.
-pub(crate) fn random_uuid(env: &impl Env) -> String {
+/// A new record's id: a UUID (the id format Entra and Okta expect) of
+/// version 7 (RFC 9562 §5.7), whose first 48 bits are the creation time in
+/// milliseconds and the other 74 random.
+///
+/// Time order is for the store: a record's key holds its id, so version-4
+/// ids put every create on a random page of the records' B-tree (one more
+/// page written and read per create, and the page splits spread over the
+/// whole tree), while ordered ids land side by side on the tree's last
+/// page. The creation time they reveal is already the record's
+/// `meta.created`.
+pub(crate) fn new_uuid(env: &impl Env) -> String {
     let mut b = [0u8; 16];
     env.fill_random(&mut b);
-    b[6] = (b[6] & 0x0f) | 0x40;
+    let millis = env.now_millis().clamp(0, (1 << 48) - 1) as u64;
+    b[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
+    b[6] = (b[6] & 0x0f) | 0x70;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h = crate::hex::encode(&b);
     format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
@@ -590,6 +601,27 @@ fn to_vec<T: Serialize>(value: &T) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::{Entry, MemStore, TestEnv};
+
+    #[test]
+    fn new_ids_are_version_7_uuids_in_creation_order() {
+        let env = TestEnv::new(1_764_000_000_000);
+        let first = new_uuid(&env);
+        env.advance(1);
+        let second = new_uuid(&env);
+        for id in [&first, &second] {
+            let parts: Vec<&str> = id.split('-').collect();
+            assert_eq!(parts.iter().map(|p| p.len()).collect::<Vec<_>>(), [8, 4, 4, 4, 12], "{id}");
+            assert!(parts[2].starts_with('7'), "version 7: {id}");
+            assert!(matches!(&parts[3][..1], "8" | "9" | "a" | "b"), "RFC 9562 variant: {id}");
+        }
+        // The first 48 bits are the milliseconds, big-endian.
+        assert_eq!(
+            u64::from_str_radix(&first[..8], 16).unwrap() << 16 | u64::from_str_radix(&first[9..13], 16).unwrap(),
+            1_764_000_000_000
+        );
+        assert!(first < second, "a later id sorts after: {first} {second}");
+        assert_ne!(new_uuid(&env), new_uuid(&env), "the rest is random");
+    }
 
     #[test]
     fn token_lifecycle() {

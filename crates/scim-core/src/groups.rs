@@ -410,7 +410,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
             let id = match &base {
                 Some(base) if suffix == 1 => base.clone(),
                 Some(base) => format!("{base}_{suffix}"),
-                None => crate::accounts::random_uuid(self.service.env()),
+                None => crate::accounts::new_uuid(self.service.env()),
             };
             // A fresh generation: edges a deleted group of this id left
             // behind (not swept yet) never show in the new one.

@@ -249,7 +249,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         attrs.insert("emails".into(), json!([{"value": login, "type": "work", "primary": true}]));
         attrs.insert("active".into(), true.into());
         let (id, user) = tenant::retry(self.service.env(), || {
-            let id = crate::accounts::random_uuid(self.service.env());
+            let id = crate::accounts::new_uuid(self.service.env());
             let now = self.now();
             let prov = Provenance { native: true, login: Some(login.clone()), invited, ..Provenance::default() };
             let user = Stored { created: now, modified: now, attrs: attrs.clone(), prov, ..Stored::default() };

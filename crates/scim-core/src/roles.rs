@@ -130,7 +130,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
                 )));
             }
             let binding = RoleBinding {
-                id: crate::accounts::random_uuid(self.service.env()),
+                id: crate::accounts::new_uuid(self.service.env()),
                 principal_type: kind.clone(),
                 principal_id: pid.to_owned(),
                 role: role.clone(),

@@ -213,7 +213,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
                     Err(Refused::Store(e)) => Ok(Err(e)),
                 };
             }
-            let id = crate::accounts::random_uuid(self.service.env());
+            let id = crate::accounts::new_uuid(self.service.env());
             let mut prov = self.provenance();
             prov.login = self.service.config().policy().login(&attrs);
             let new = Stored { created: now, modified: now, attrs: attrs.clone(), prov, ..Stored::default() };
