@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::Service;
-use crate::audit::{self, Actor, Op, RequestInfo};
+use crate::audit::{self, Action, Actor, Op, RequestInfo};
 use crate::env::{Env, format_rfc3339};
 use crate::error::ScimError;
 use crate::keys::{self, AccountKeys};
@@ -318,7 +318,7 @@ impl<S: Store, E: Env> Service<S, E> {
         tenant::retry_or(self.env(), contended, || {
             let (mut record, version) = self.account_entry(account_id)?;
             record.settings.apply(patch)?;
-            let op = Op { name: "settings.update", resource_type: "Settings", resource_id: account_id };
+            let op = Op::new(Action::SettingsUpdate, account_id);
             let writes = vec![
                 Write::replace(keys::account(account_id), to_vec(&record), version),
                 audit::record(&AccountKeys::new(account_id), self.env(), actor, request, op, None),
@@ -350,7 +350,7 @@ impl<S: Store, E: Env> Service<S, E> {
         let name = check_name(name, "token name")?;
         let days = token_days(expires_in_days)?;
         let (token, mut writes) = self.token_writes(&account.id, name, days);
-        let op = Op { name: "token.create", resource_type: "Token", resource_id: &token.info.id };
+        let op = Op::new(Action::TokenCreate, &token.info.id);
         writes.push(audit::record(&AccountKeys::new(&account.id), self.env(), actor, request, op, None));
         self.store().commit(writes)?;
         Ok(token)
@@ -413,7 +413,7 @@ impl<S: Store, E: Env> Service<S, E> {
             }
             let (token, mut writes) = self.token_writes(account_id, old.name.clone(), days);
             writes.push(Write::replace(keys::token(token_id), to_vec(&old), entry.version));
-            let op = Op { name: "token.rotate", resource_type: "Token", resource_id: token_id };
+            let op = Op::new(Action::TokenRotate, token_id);
             writes.push(audit::record(&AccountKeys::new(account_id), self.env(), actor, request, op, None));
             Ok(self.store().commit(writes).map(|_| (token, old.to_info(now))))
         })
@@ -480,7 +480,7 @@ impl<S: Store, E: Env> Service<S, E> {
                 return Ok(Ok(record.to_info(now)));
             }
             record.revoked = Some(now);
-            let op = Op { name: "token.revoke", resource_type: "Token", resource_id: token_id };
+            let op = Op::new(Action::TokenRevoke, token_id);
             let writes = vec![
                 Write::replace(keys::token(token_id), to_vec(&record), entry.version),
                 audit::record(&AccountKeys::new(account_id), self.env(), actor, request, op, None),

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::Service;
 use crate::accounts::{Account, NewToken, TokenInfo};
-use crate::audit::{self, Actor, AuditQuery, Op, RequestInfo};
+use crate::audit::{self, Action, Actor, AuditQuery, RequestInfo};
 use crate::env::Env;
 use crate::error::ScimError;
 use crate::http::{self, Request, Response};
@@ -141,38 +141,8 @@ fn route<S: Store, E: Env>(
                 ));
             }
             let tenant = Tenant::new(service, &account.id, request.origin(), Actor::Admin, info.clone());
-            let result = account_route(&tenant, &account, rest, method, &params, &request.body);
-            if let (Err(err), Some(op)) = (&result, write_op(rest, method, &account.id))
-                && err.status != 405
-                && err.status < 500
-            {
-                tenant.record_failure(op, err);
-            }
-            result
+            account_route(&tenant, &account, rest, method, &params, &request.body)
         }
-    }
-}
-
-/// The audit name of an admin write, by path and method: the same names
-/// the successful operations record.
-fn write_op<'p>(rest: &[&'p str], method: &str, account: &'p str) -> Option<Op<'p>> {
-    let op = |name, resource_type, resource_id| Some(Op { name, resource_type, resource_id });
-    match (rest, method) {
-        (["settings"], "PATCH") => op("settings.update", "Settings", account),
-        (["tokens"], "POST") => op("token.create", "Token", ""),
-        (["tokens", id], "DELETE") => op("token.revoke", "Token", id),
-        (["tokens", id, "rotate"], "POST") => op("token.rotate", "Token", id),
-        (["users"], "POST") => op("user.create", "User", ""),
-        (["users", id], "PATCH") => op("user.update", "User", id),
-        (["users", id], "DELETE") => op("user.remove", "User", id),
-        (["groups"], "POST") => op("group.create", "Group", ""),
-        (["groups", id], "PATCH") => op("group.rename", "Group", id),
-        (["groups", id], "DELETE") => op("group.delete", "Group", id),
-        (["groups", id, "members", _], "PUT") => op("group.addMember", "Group", id),
-        (["groups", id, "members", _], "DELETE") => op("group.removeMember", "Group", id),
-        (["role-bindings"], "POST") => op("roleBinding.create", "RoleBinding", ""),
-        (["role-bindings", id], "DELETE") => op("roleBinding.delete", "RoleBinding", id),
-        _ => None,
     }
 }
 
@@ -203,52 +173,68 @@ fn account_route<S: Store, E: Env>(
         (["check"], _) => Err(not_allowed("POST")),
 
         (["settings"], "GET") => ok(t.settings()?.to_json()),
-        (["settings"], "PATCH") => ok(service.update_settings(&account.id, &body()?, actor, info)?.to_json()),
+        (["settings"], "PATCH") => t.audited(Action::SettingsUpdate, &account.id, || {
+            ok(service.update_settings(&account.id, &body()?, actor, info)?.to_json())
+        }),
         (["settings"], _) => Err(not_allowed("GET, PATCH")),
 
         (["tokens"], "GET") => {
             ok(json!({"items": service.list_tokens(&account.id)?.iter().map(token_json).collect::<Vec<_>>()}))
         }
-        (["tokens"], "POST") => {
+        (["tokens"], "POST") => t.audited(Action::TokenCreate, "", || {
             let b = body()?;
             let token =
                 service.create_token_by(actor, info, &account.id, name_field(&b)?, u32_field(&b, "expiresInDays")?)?;
             Ok(json_response(201, &new_token_json(&token)))
-        }
+        }),
         (["tokens"], _) => Err(not_allowed("GET, POST")),
-        (["tokens", id], "DELETE") => ok(token_json(&service.revoke_token_by(actor, info, &account.id, id)?)),
+        (["tokens", id], "DELETE") => t.audited(Action::TokenRevoke, id, || {
+            ok(token_json(&service.revoke_token_by(actor, info, &account.id, id)?))
+        }),
         (["tokens", _], _) => Err(not_allowed("DELETE")),
-        (["tokens", id, "rotate"], "POST") => {
+        (["tokens", id, "rotate"], "POST") => t.audited(Action::TokenRotate, id, || {
             let b = if raw.is_empty() { json!({}) } else { body()? };
             let grace = u32_field(&b, "graceHours")?.unwrap_or(24);
             let (new, old) =
                 service.rotate_token_by(actor, info, &account.id, id, grace, u32_field(&b, "expiresInDays")?)?;
             Ok(json_response(201, &json!({"token": new_token_json(&new), "previous": token_json(&old)})))
-        }
+        }),
 
         (["users"], "GET") => {
             let (items, next) = t.admin_list_users(&Page::parse(params, &[])?)?;
             ok(page_body(items, next))
         }
-        (["users"], "POST") => Ok(json_response(201, &t.admin_create_user(&body()?)?)),
+        (["users"], "POST") => {
+            t.audited(Action::UserCreate, "", || Ok(json_response(201, &t.admin_create_user(&body()?)?)))
+        }
         (["users"], _) => Err(not_allowed("GET, POST")),
         (["users", id], "GET") => ok(t.admin_get_user(id)?),
-        (["users", id], "PATCH") => ok(t.admin_update_user(id, &body()?)?),
-        (["users", id], "DELETE") => t.admin_remove_user(id).map(|()| Response::empty(204)),
+        (["users", id], "PATCH") => t.audited(Action::UserUpdate, id, || ok(t.admin_update_user(id, &body()?)?)),
+        (["users", id], "DELETE") => {
+            t.audited(Action::UserRemove, id, || t.admin_remove_user(id).map(|()| Response::empty(204)))
+        }
         (["users", _], _) => Err(not_allowed("GET, PATCH, DELETE")),
 
         (["groups"], "GET") => {
             let (items, next) = t.admin_list_groups(&Page::parse(params, &[])?)?;
             ok(page_body(items, next))
         }
-        (["groups"], "POST") => Ok(json_response(201, &t.admin_create_group(&body()?)?)),
+        (["groups"], "POST") => {
+            t.audited(Action::GroupCreate, "", || Ok(json_response(201, &t.admin_create_group(&body()?)?)))
+        }
         (["groups"], _) => Err(not_allowed("GET, POST")),
         (["groups", id], "GET") => ok(t.admin_get_group(id)?),
-        (["groups", id], "PATCH") => ok(t.admin_rename_group(id, &body()?)?),
-        (["groups", id], "DELETE") => t.admin_delete_group(id).map(|()| Response::empty(204)),
+        (["groups", id], "PATCH") => t.audited(Action::GroupRename, id, || ok(t.admin_rename_group(id, &body()?)?)),
+        (["groups", id], "DELETE") => {
+            t.audited(Action::GroupDelete, id, || t.admin_delete_group(id).map(|()| Response::empty(204)))
+        }
         (["groups", _], _) => Err(not_allowed("GET, PATCH, DELETE")),
-        (["groups", id, "members", user], "PUT") => ok(t.admin_set_member(id, user, true)?),
-        (["groups", id, "members", user], "DELETE") => ok(t.admin_set_member(id, user, false)?),
+        (["groups", id, "members", user], "PUT") => {
+            t.audited(Action::GroupAddMember, id, || ok(t.admin_set_member(id, user, true)?))
+        }
+        (["groups", id, "members", user], "DELETE") => {
+            t.audited(Action::GroupRemoveMember, id, || ok(t.admin_set_member(id, user, false)?))
+        }
         (["groups", _, "members", _], _) => Err(not_allowed("PUT, DELETE")),
 
         (["role-bindings"], "GET") => {
@@ -262,7 +248,9 @@ fn account_route<S: Store, E: Env>(
             let (items, next) = t.list_bindings(principal, page.cursor.as_deref(), page.count)?;
             ok(page_body(items.iter().map(|b| b.to_json()).collect(), next))
         }
-        (["role-bindings"], "POST") => Ok(json_response(201, &t.create_binding(&body()?)?.to_json())),
+        (["role-bindings"], "POST") => {
+            t.audited(Action::RoleBindingCreate, "", || Ok(json_response(201, &t.create_binding(&body()?)?.to_json())))
+        }
         (["role-bindings"], _) => Err(not_allowed("GET, POST")),
         (["role-bindings", id], "GET") => {
             let (b, _) = t
@@ -270,7 +258,9 @@ fn account_route<S: Store, E: Env>(
                 .ok_or_else(|| ScimError::not_found(format!("no role binding {id:?} in this account")))?;
             ok(b.to_json())
         }
-        (["role-bindings", id], "DELETE") => t.delete_binding(id).map(|()| Response::empty(204)),
+        (["role-bindings", id], "DELETE") => {
+            t.audited(Action::RoleBindingDelete, id, || t.delete_binding(id).map(|()| Response::empty(204)))
+        }
         (["role-bindings", _], _) => Err(not_allowed("GET, DELETE")),
 
         (["migration-report"], "GET") => ok(t.migration_report()?),

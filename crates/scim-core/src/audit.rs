@@ -93,14 +93,110 @@ pub fn client_kind(user_agent: &str) -> Option<&'static str> {
     }
 }
 
-/// The operation a record describes.
+/// Every kind of write the log records: the one list of operation names,
+/// which successful and refused writes share (a refused PUT and a
+/// successful one are both `user.replace`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Action {
+    UserCreate,
+    /// A create that took an existing native user over (migration).
+    UserTakeover,
+    /// A native user made through the admin API by invitation.
+    UserInvite,
+    UserReplace,
+    UserUpdate,
+    /// A PUT or PATCH that set `active` to false.
+    UserDeactivate,
+    /// A user taken out of the account by the admin API, or by a SCIM
+    /// write when the settings say deactivation removes.
+    UserRemove,
+    UserDelete,
+    GroupCreate,
+    GroupTakeover,
+    GroupReplace,
+    GroupUpdate,
+    GroupRename,
+    GroupDelete,
+    GroupAddMember,
+    GroupRemoveMember,
+    RoleBindingCreate,
+    RoleBindingDelete,
+    TokenCreate,
+    TokenRotate,
+    TokenRevoke,
+    SettingsUpdate,
+    StoreRepair,
+}
+
+impl Action {
+    /// The name a record carries, and the audit API filters on.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Action::UserCreate => "user.create",
+            Action::UserTakeover => "user.takeover",
+            Action::UserInvite => "user.invite",
+            Action::UserReplace => "user.replace",
+            Action::UserUpdate => "user.update",
+            Action::UserDeactivate => "user.deactivate",
+            Action::UserRemove => "user.remove",
+            Action::UserDelete => "user.delete",
+            Action::GroupCreate => "group.create",
+            Action::GroupTakeover => "group.takeover",
+            Action::GroupReplace => "group.replace",
+            Action::GroupUpdate => "group.update",
+            Action::GroupRename => "group.rename",
+            Action::GroupDelete => "group.delete",
+            Action::GroupAddMember => "group.addMember",
+            Action::GroupRemoveMember => "group.removeMember",
+            Action::RoleBindingCreate => "roleBinding.create",
+            Action::RoleBindingDelete => "roleBinding.delete",
+            Action::TokenCreate => "token.create",
+            Action::TokenRotate => "token.rotate",
+            Action::TokenRevoke => "token.revoke",
+            Action::SettingsUpdate => "settings.update",
+            Action::StoreRepair => "store.repair",
+        }
+    }
+
+    /// The type of the resource it acts on.
+    pub(crate) fn resource_type(self) -> &'static str {
+        match self {
+            Action::UserCreate
+            | Action::UserTakeover
+            | Action::UserInvite
+            | Action::UserReplace
+            | Action::UserUpdate
+            | Action::UserDeactivate
+            | Action::UserRemove
+            | Action::UserDelete => "User",
+            Action::GroupCreate
+            | Action::GroupTakeover
+            | Action::GroupReplace
+            | Action::GroupUpdate
+            | Action::GroupRename
+            | Action::GroupDelete
+            | Action::GroupAddMember
+            | Action::GroupRemoveMember => "Group",
+            Action::RoleBindingCreate | Action::RoleBindingDelete => "RoleBinding",
+            Action::TokenCreate | Action::TokenRotate | Action::TokenRevoke => "Token",
+            Action::SettingsUpdate => "Settings",
+            Action::StoreRepair => "Store",
+        }
+    }
+}
+
+/// The operation a record describes: what was done, to which resource.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Op<'a> {
-    /// e.g. `user.create`, `group.takeover`, `token.rotate`.
-    pub(crate) name: &'a str,
-    /// `User`, `Group`, `RoleBinding`, `Token`, `Settings`.
-    pub(crate) resource_type: &'a str,
+    pub(crate) action: Action,
+    /// Empty when the write was refused before the resource had an id.
     pub(crate) resource_id: &'a str,
+}
+
+impl<'a> Op<'a> {
+    pub(crate) fn new(action: Action, resource_id: &'a str) -> Self {
+        Op { action, resource_id }
+    }
 }
 
 /// The write that records `op` (and, for a refusal, the error).
@@ -119,8 +215,8 @@ pub(crate) fn record(
         "time": format_rfc3339(now),
         "actor": actor.to_json(),
         "client": request.client,
-        "operation": op.name,
-        "resource": {"type": op.resource_type, "id": op.resource_id},
+        "operation": op.action.name(),
+        "resource": {"type": op.action.resource_type(), "id": op.resource_id},
         "outcome": if failure.is_some() { "failure" } else { "success" },
         "requestId": request.id,
     });

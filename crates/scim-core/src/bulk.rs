@@ -13,7 +13,8 @@ use serde_json::{Map, Value, json};
 
 use crate::env::Env;
 use crate::error::ScimError;
-use crate::http::Response;
+use crate::outcome::Outcome;
+use crate::resource::Meta;
 use crate::router::{Body, Call, MAX_BODY, dispatch};
 use crate::store::Store;
 use crate::tenant::Tenant;
@@ -34,7 +35,7 @@ struct Operation {
 }
 
 /// Answers `POST /Bulk`.
-pub(crate) fn run<S: Store, E: Env>(tenant: &Tenant<'_, S, E>, body: &Value) -> Result<Response, ScimError> {
+pub(crate) fn run<S: Store, E: Env>(tenant: &Tenant<'_, S, E>, body: &Value) -> Result<Outcome, ScimError> {
     let Value::Object(map) = body else {
         return Err(ScimError::invalid_syntax("a Bulk body must be a BulkRequest JSON object"));
     };
@@ -92,7 +93,7 @@ pub(crate) fn run<S: Store, E: Env>(tenant: &Tenant<'_, S, E>, body: &Value) -> 
                 if let (Some(bulk_id), Some(id)) = (&op.bulk_id, outcome.1.as_ref()) {
                     created.insert(bulk_id.clone(), id.clone());
                 }
-                if outcome.0.get("response").is_some_and(|r| r.get("detail").is_some()) {
+                if outcome.0.get("response").is_some() {
                     errors += 1;
                 }
                 results[index] = Some(outcome.0);
@@ -126,7 +127,7 @@ pub(crate) fn run<S: Store, E: Env>(tenant: &Tenant<'_, S, E>, body: &Value) -> 
         pending = still;
     }
     let operations: Vec<Value> = results.into_iter().flatten().collect();
-    Ok(Response::scim_json(200, &json!({"schemas": [BULK_RESPONSE], "Operations": operations})))
+    Ok(Outcome::Document(json!({"schemas": [BULK_RESPONSE], "Operations": operations})))
 }
 
 fn parse_operation(i: usize, op: &Value) -> Result<Operation, ScimError> {
@@ -222,8 +223,8 @@ fn execute<S: Store, E: Env>(
     };
     // RFC 7644 §3.7: every result but a failed POST names the resource.
     let target = (op.method != "POST").then(|| format!("{}{}", tenant.base_url, path));
-    let response = match dispatch(tenant, call) {
-        Ok(r) => r,
+    let outcome = match dispatch(tenant, call) {
+        Ok(outcome) => outcome,
         Err(e) => {
             let mut entry = failure(op, &e);
             if let Some(target) = target {
@@ -232,24 +233,15 @@ fn execute<S: Store, E: Env>(
             return (entry, None);
         }
     };
-    let body: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
-    if response.status >= 400 {
-        let mut entry = entry(op, response.status);
-        entry["response"] = body;
-        if let Some(target) = target {
-            entry["location"] = Value::String(target);
-        }
-        return (entry, None);
-    }
-    let mut entry = entry(op, response.status);
-    let id = body.get("id").and_then(Value::as_str).map(str::to_owned);
-    if let Some(location) = response.header("location").map(str::to_owned).or(target) {
+    let mut entry = entry(op, outcome.status());
+    let resource = outcome.resource();
+    if let Some(location) = resource.map(|(_, location, _)| location.to_owned()).or(target) {
         entry["location"] = Value::String(location);
     }
-    if let Some(version) = response.header("etag") {
-        entry["version"] = Value::String(version.to_owned());
+    if let Some(version) = resource.and_then(|(_, _, version)| version) {
+        entry["version"] = Value::String(Meta::etag(version));
     }
-    (entry, id)
+    (entry, resource.map(|(id, _, _)| id.to_owned()))
 }
 
 fn entry(op: &Operation, status: u16) -> Value {
@@ -262,6 +254,6 @@ fn entry(op: &Operation, status: u16) -> Value {
 
 fn failure(op: &Operation, err: &ScimError) -> Value {
     let mut e = entry(op, err.status);
-    e["response"] = serde_json::from_slice(&err.to_response().body).unwrap_or(Value::Null);
+    e["response"] = err.to_json();
     e
 }

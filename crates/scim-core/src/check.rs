@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::audit::Op;
+use crate::audit::{Action, Op};
 use crate::env::Env;
 use crate::error::ScimError;
 use crate::groups::edge_gen;
@@ -93,7 +93,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
             for chunk in fixes.chunks(self.store().limits().commit_writes.saturating_sub(64).max(1)) {
                 let mut writes = dedup(chunk);
                 repaired += writes.len();
-                writes.push(self.audit_record(Op { name: "store.repair", resource_type: "Store", resource_id: "" }));
+                writes.push(self.audit_record(Op::new(Action::StoreRepair, "")));
                 self.store().commit(writes)?;
             }
         }

@@ -1,7 +1,7 @@
 //! The one error type of the protocol layer, mapped once to a SCIM error
 //! response (RFC 7644 §3.12).
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::http::Response;
 use crate::store::StoreError;
@@ -146,8 +146,9 @@ impl ScimError {
         self
     }
 
-    /// The SCIM error response.
-    pub fn to_response(&self) -> Response {
+    /// The SCIM error document (RFC 7644 §3.12): the body of the error
+    /// response, and the `response` of a failed Bulk operation.
+    pub fn to_json(&self) -> Value {
         let mut body = json!({
             "schemas": [ERROR_SCHEMA],
             "status": self.status.to_string(),
@@ -159,7 +160,12 @@ impl ScimError {
         if let Some(code) = self.code {
             body["code"] = code.into();
         }
-        let mut response = Response::scim_json(self.status, &body);
+        body
+    }
+
+    /// The SCIM error response.
+    pub fn to_response(&self) -> Response {
+        let mut response = Response::scim_json(self.status, &self.to_json());
         response.headers.extend(self.headers.iter().cloned());
         response
     }

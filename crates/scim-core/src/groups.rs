@@ -9,15 +9,16 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use unicode_normalization::UnicodeNormalization;
 
-use crate::audit::Op;
+use crate::audit::{Action, Op};
 use crate::env::Env;
 use crate::error::ScimError;
 use crate::filter::{Filter, IndexHint};
-use crate::http::Response;
 use crate::keys;
 use crate::list::{self, Collection, ListQuery, Loaded};
+use crate::outcome::{Outcome, Rendered};
 use crate::patch::{self, OpKind, Operation};
 use crate::resource::{self, Projection};
+use crate::router::Body;
 use crate::schema::{GROUP_TYPE, USER_TYPE};
 use crate::store::{self, SCAN_PAGE, Store, StoreError, Write};
 use crate::tenant::{self, IndexEntry, Plan, Refused, Stored, Tenant};
@@ -212,17 +213,16 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         stored: &Stored,
         version: u64,
         projection: &Projection,
-    ) -> Result<Response, ScimError> {
+    ) -> Result<Outcome, ScimError> {
         let streamed = projection.wants_whole("members");
         let body = projection
             .apply(&GROUP_TYPE, self.render_group(id, stored, version, projection.wants("members") && !streamed)?);
         let location = self.location(GROUP_TYPE.endpoint, id);
-        let mut response =
-            tenant::resource_response(status, &body, version, (status == 201).then_some(location.as_str()));
+        let mut rendered = Rendered::json(status, id, Some(version), location, &body);
         if streamed {
-            self.append_members(&mut response.body, id, stored)?;
+            self.append_members(&mut rendered.body, id, stored)?;
         }
-        Ok(response)
+        Ok(Outcome::Resource(rendered))
     }
 
     /// Writes `"members": [...]` into a serialised group, straight from
@@ -391,56 +391,58 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     /// `POST /Groups`. The policy names the id (the default derives it from
     /// displayName; when another group already has that identifier, a
     /// numbered suffix keeps both), or it is a random UUID.
-    pub(crate) fn create_group(&self, body: &Value, projection: &Projection) -> Result<Response, ScimError> {
-        let (attrs, members) = group_attrs(body)?;
-        let name = attrs.get("displayName").and_then(Value::as_str).unwrap_or_default().to_owned();
-        let base = self.service.config().policy().group_id(&name);
-        let mut suffix = 1usize;
-        let (id, stored, version) = tenant::retry(self.service.env(), || {
-            let now = self.now();
-            // A native group this push takes over: its members become the
-            // pushed ones.
-            if let Some((id, old, version)) = self.group_to_take_over(&name)? {
-                let delta = MemberDelta { clear: true, wish: members.iter().map(|m| (m.clone(), true)).collect() };
-                return self
-                    .write_group(&id, &old, version, attrs.clone(), &delta, "group.takeover")
-                    .map(|r| r.map(|(s, v)| (id.clone(), s, v)));
-            }
-            let delta = MemberDelta { clear: false, wish: members.iter().map(|m| (m.clone(), true)).collect() };
-            let id = match &base {
-                Some(base) if suffix == 1 => base.clone(),
-                Some(base) => format!("{base}_{suffix}"),
-                None => crate::accounts::new_uuid(self.service.env()),
-            };
-            // A fresh generation: edges a deleted group of this id left
-            // behind (not swept yet) never show in the new one.
-            let plan = self.member_writes(&id, None, self.new_generation(), &delta, false)?;
-            let stored = Stored {
-                created: now,
-                modified: now,
-                attrs: attrs.clone(),
-                prov: self.provenance(),
-                generation: plan.generation,
-                members: Some(plan.members),
-            };
-            let mut commit = Plan::default();
-            commit.reserve("identifier", Write::create(self.keys.group(&id), stored.encode()));
-            commit.append(self.group_index_writes(&id, None, Some(&stored)));
-            commit.extend(plan.writes);
-            let op = Op { name: "group.create", resource_type: "Group", resource_id: &id };
-            match self.commit_plan(op, commit) {
-                Ok(v) => Ok(Ok((id, stored, v))),
-                // The identifier derived from the name is another group's:
-                // the next attempt derives the next one (`_2`, `_3` …).
-                Err(Refused::Taken("identifier")) => {
-                    suffix += 1;
-                    Ok(Err(StoreError::Conflict(0)))
+    pub(crate) fn create_group(&self, body: &Body<'_>, projection: &Projection) -> Result<Outcome, ScimError> {
+        self.audited(Action::GroupCreate, "", || {
+            let (attrs, members) = group_attrs(&body.json()?)?;
+            let name = attrs.get("displayName").and_then(Value::as_str).unwrap_or_default().to_owned();
+            let base = self.service.config().policy().group_id(&name);
+            let mut suffix = 1usize;
+            let (id, stored, version) = tenant::retry(self.service.env(), || {
+                let now = self.now();
+                // A native group this push takes over: its members become the
+                // pushed ones.
+                if let Some((id, old, version)) = self.group_to_take_over(&name)? {
+                    let delta = MemberDelta { clear: true, wish: members.iter().map(|m| (m.clone(), true)).collect() };
+                    return self
+                        .write_group(&id, &old, version, attrs.clone(), &delta, Action::GroupTakeover)
+                        .map(|r| r.map(|(s, v)| (id.clone(), s, v)));
                 }
-                Err(Refused::Taken(_)) => Err(name_taken(&name)),
-                Err(Refused::Store(e)) => Ok(Err(e)),
-            }
-        })?;
-        self.group_response(201, &id, &stored, version, projection)
+                let delta = MemberDelta { clear: false, wish: members.iter().map(|m| (m.clone(), true)).collect() };
+                let id = match &base {
+                    Some(base) if suffix == 1 => base.clone(),
+                    Some(base) => format!("{base}_{suffix}"),
+                    None => crate::accounts::new_uuid(self.service.env()),
+                };
+                // A fresh generation: edges a deleted group of this id left
+                // behind (not swept yet) never show in the new one.
+                let plan = self.member_writes(&id, None, self.new_generation(), &delta, false)?;
+                let stored = Stored {
+                    created: now,
+                    modified: now,
+                    attrs: attrs.clone(),
+                    prov: self.provenance(),
+                    generation: plan.generation,
+                    members: Some(plan.members),
+                };
+                let mut commit = Plan::default();
+                commit.reserve("identifier", Write::create(self.keys.group(&id), stored.encode()));
+                commit.append(self.group_index_writes(&id, None, Some(&stored)));
+                commit.extend(plan.writes);
+                let op = Op::new(Action::GroupCreate, &id);
+                match self.commit_plan(op, commit) {
+                    Ok(v) => Ok(Ok((id, stored, v))),
+                    // The identifier derived from the name is another group's:
+                    // the next attempt derives the next one (`_2`, `_3` …).
+                    Err(Refused::Taken("identifier")) => {
+                        suffix += 1;
+                        Ok(Err(StoreError::Conflict(0)))
+                    }
+                    Err(Refused::Taken(_)) => Err(name_taken(&name)),
+                    Err(Refused::Store(e)) => Ok(Err(e)),
+                }
+            })?;
+            self.group_response(201, &id, &stored, version, projection)
+        })
     }
 
     /// `GET /Groups/{id}`.
@@ -449,10 +451,10 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         id: &str,
         projection: &Projection,
         if_none_match: Option<&str>,
-    ) -> Result<Response, ScimError> {
+    ) -> Result<Outcome, ScimError> {
         let (stored, version) = self.load_scim_group(id)?.ok_or_else(|| Self::group_not_found(id))?;
         if tenant::not_modified(if_none_match, version) {
-            return Ok(Response::empty(304).with_header("etag", resource::Meta::etag(version)));
+            return Ok(Outcome::NotModified { version });
         }
         self.group_response(200, id, &stored, version, projection)
     }
@@ -461,14 +463,17 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     pub(crate) fn replace_group(
         &self,
         id: &str,
-        body: &Value,
+        body: &Body<'_>,
         if_match: Option<&str>,
         projection: &Projection,
-    ) -> Result<Response, ScimError> {
-        let (attrs, members) = group_attrs(body)?;
-        let delta = MemberDelta { clear: true, wish: members.into_iter().map(|m| (m, true)).collect() };
-        let (stored, version) = self.update_group(id, "group.replace", if_match, &delta, |_| Ok(attrs.clone()))?;
-        self.group_response(200, id, &stored, version, projection)
+    ) -> Result<Outcome, ScimError> {
+        self.audited(Action::GroupReplace, id, || {
+            let (attrs, members) = group_attrs(&body.json()?)?;
+            let delta = MemberDelta { clear: true, wish: members.into_iter().map(|m| (m, true)).collect() };
+            let (stored, version) =
+                self.update_group(id, Action::GroupReplace, if_match, &delta, |_| Ok(attrs.clone()))?;
+            self.group_response(200, id, &stored, version, projection)
+        })
     }
 
     /// `PATCH /Groups/{id}`; answers 204 as Entra prefers (RFC 7644 §3.5.2
@@ -477,28 +482,34 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     pub(crate) fn patch_group(
         &self,
         id: &str,
-        body: &Value,
+        body: &Body<'_>,
         if_match: Option<&str>,
         projection: Option<&Projection>,
-    ) -> Result<Response, ScimError> {
-        let ops = patch::parse(&GROUP_TYPE, body)?;
-        let (member_ops, attr_ops): (Vec<&Operation>, Vec<&Operation>) =
-            ops.iter().partition(|op| op.path.attribute.name == "members" && op.path.extension.is_none());
-        let delta = self.member_delta(id, &member_ops)?;
-        let (stored, version) = self.update_group(id, "group.update", if_match, &delta, |old| {
-            let mut attrs = old.clone();
-            for op in &attr_ops {
-                patch::apply(&mut attrs, op)?;
+    ) -> Result<Outcome, ScimError> {
+        self.audited(Action::GroupUpdate, id, || {
+            let ops = patch::parse(&GROUP_TYPE, &body.json()?)?;
+            let (member_ops, attr_ops): (Vec<&Operation>, Vec<&Operation>) =
+                ops.iter().partition(|op| op.path.attribute.name == "members" && op.path.extension.is_none());
+            let delta = self.member_delta(id, &member_ops)?;
+            let (stored, version) = self.update_group(id, Action::GroupUpdate, if_match, &delta, |old| {
+                let mut attrs = old.clone();
+                for op in &attr_ops {
+                    patch::apply(&mut attrs, op)?;
+                }
+                let mut body = attrs;
+                body.remove("members");
+                let (attrs, _) = group_fields(&Value::Object(body))?;
+                Ok(attrs)
+            })?;
+            match projection {
+                Some(projection) => self.group_response(200, id, &stored, version, projection),
+                None => Ok(Outcome::Written {
+                    id: id.to_owned(),
+                    version,
+                    location: self.location(GROUP_TYPE.endpoint, id),
+                }),
             }
-            let mut body = attrs;
-            body.remove("members");
-            let (attrs, _) = group_fields(&Value::Object(body))?;
-            Ok(attrs)
-        })?;
-        match projection {
-            Some(projection) => self.group_response(200, id, &stored, version, projection),
-            None => Ok(Response::empty(204).with_header("etag", resource::Meta::etag(version))),
-        }
+        })
     }
 
     /// Turns member operations into wishes, in order.
@@ -566,7 +577,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     fn update_group(
         &self,
         id: &str,
-        name: &'static str,
+        action: Action,
         if_match: Option<&str>,
         delta: &MemberDelta,
         mut change: impl FnMut(&Map<String, Value>) -> Result<Map<String, Value>, ScimError>,
@@ -575,7 +586,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
             let (old, version) = self.load_scim_group(id)?.ok_or_else(|| Self::group_not_found(id))?;
             tenant::check_if_match(if_match, version)?;
             let attrs = change(&old.attrs)?;
-            let op = if self.takes_over(&old) { "group.takeover" } else { name };
+            let op = if self.takes_over(&old) { Action::GroupTakeover } else { action };
             self.write_group(id, &old, version, attrs, delta, op)
         })
     }
@@ -589,7 +600,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         version: u64,
         attrs: Map<String, Value>,
         delta: &MemberDelta,
-        op: &str,
+        action: Action,
     ) -> Result<Result<(Stored, u64), StoreError>, ScimError> {
         let mut delta = std::borrow::Cow::Borrowed(delta);
         let mut prov = old.prov.clone();
@@ -614,7 +625,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         commit.write(Write::replace(self.keys.group(id), new.encode(), version));
         commit.append(self.group_index_writes(id, Some(old), Some(&new)));
         commit.extend(plan.writes);
-        match self.commit_plan(Op { name: op, resource_type: "Group", resource_id: id }, commit) {
+        match self.commit_plan(Op::new(action, id), commit) {
             Ok(v) => Ok(Ok((new, v))),
             Err(Refused::Taken(_)) => Err(name_taken(&name)),
             Err(Refused::Store(e)) => Ok(Err(e)),
@@ -646,22 +657,24 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     /// `DELETE /Groups/{id}`: the group, its indexes and its edges in one
     /// commit (a huge group's edges vanish at once and are swept later).
     /// The users stay.
-    pub(crate) fn delete_group(&self, id: &str, if_match: Option<&str>) -> Result<Response, ScimError> {
-        tenant::retry(self.service.env(), || {
-            let (old, version) = self
-                .load_group(id)?
-                .filter(|(g, _)| self.scim_may_delete_group(g))
-                .ok_or_else(|| Self::group_not_found(id))?;
-            tenant::check_if_match(if_match, version)?;
-            let writes = self.group_removal_writes(id, &old, version)?;
-            Ok(self.commit(Op { name: "group.delete", resource_type: "Group", resource_id: id }, writes).map(|_| ()))
-        })?;
-        Ok(Response::empty(204))
+    pub(crate) fn delete_group(&self, id: &str, if_match: Option<&str>) -> Result<Outcome, ScimError> {
+        self.audited(Action::GroupDelete, id, || {
+            tenant::retry(self.service.env(), || {
+                let (old, version) = self
+                    .load_group(id)?
+                    .filter(|(g, _)| self.scim_may_delete_group(g))
+                    .ok_or_else(|| Self::group_not_found(id))?;
+                tenant::check_if_match(if_match, version)?;
+                let writes = self.group_removal_writes(id, &old, version)?;
+                Ok(self.commit(Op::new(Action::GroupDelete, id), writes).map(|_| ()))
+            })?;
+            Ok(Outcome::Deleted)
+        })
     }
 
     /// `GET /Groups` (and `POST /Groups/.search`), in displayName order.
-    pub(crate) fn list_groups(&self, query: &ListQuery) -> Result<Response, ScimError> {
-        Ok(Response::scim_json(200, &list::list(&Groups(self), query)?))
+    pub(crate) fn list_groups(&self, query: &ListQuery) -> Result<Outcome, ScimError> {
+        Ok(Outcome::Document(list::list(&Groups(self), query)?))
     }
 }
 

@@ -27,6 +27,7 @@ mod keys;
 mod list;
 mod migration;
 mod native;
+mod outcome;
 pub mod patch;
 pub mod paths;
 pub mod policy;

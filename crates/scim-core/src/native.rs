@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-use crate::audit::Op;
+use crate::audit::{Action, Op};
 use crate::env::{Env, format_rfc3339};
 use crate::error::ScimError;
 use crate::groups::{MemberDelta, derive_identifier};
@@ -256,11 +256,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
             let mut plan = Plan::default();
             plan.write(Write::create(self.keys.user(&id), user.encode()));
             plan.append(self.user_index_writes(&id, None, Some(&user)));
-            let op = Op {
-                name: if invited { "user.invite" } else { "user.create" },
-                resource_type: "User",
-                resource_id: &id,
-            };
+            let op = Op::new(if invited { Action::UserInvite } else { Action::UserCreate }, &id);
             match self.commit_plan(op, plan) {
                 Ok(_) => Ok(Ok((id, user))),
                 Err(Refused::Taken(_)) => Err(self.email_taken(&login)?),
@@ -310,7 +306,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
             let mut plan = Plan::default();
             plan.write(Write::replace(self.keys.user(id), new.encode(), version));
             plan.append(self.user_index_writes(id, Some(&old), Some(&new)));
-            match self.commit_plan(Op { name: "user.update", resource_type: "User", resource_id: id }, plan) {
+            match self.commit_plan(Op::new(Action::UserUpdate, id), plan) {
                 Ok(_) => Ok(Ok(new)),
                 Err(Refused::Taken(_)) => Err(self.email_taken(new.prov.login.as_deref().unwrap_or_default())?),
                 Err(Refused::Store(e)) => Ok(Err(e)),
@@ -333,7 +329,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
                 ));
             }
             let writes = self.user_removal_writes(id, &user, version)?;
-            Ok(self.commit(Op { name: "user.remove", resource_type: "User", resource_id: id }, writes).map(|_| ()))
+            Ok(self.commit(Op::new(Action::UserRemove, id), writes).map(|_| ()))
         })
     }
 
@@ -411,7 +407,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
             let mut plan = Plan::default();
             plan.reserve("identifier", Write::create(self.keys.group(&id), group.encode()));
             plan.append(self.group_index_writes(&id, None, Some(&group)));
-            match self.commit_plan(Op { name: "group.create", resource_type: "Group", resource_id: &id }, plan) {
+            match self.commit_plan(Op::new(Action::GroupCreate, &id), plan) {
                 Ok(_) => Ok(Ok((id, group))),
                 Err(Refused::Taken("identifier")) if given.is_some() => Err(ScimError::rule(
                     409,
@@ -447,7 +443,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
             let mut plan = Plan::default();
             plan.write(Write::replace(self.keys.group(id), new.encode(), version));
             plan.append(self.group_index_writes(id, Some(&old), Some(&new)));
-            match self.commit_plan(Op { name: "group.rename", resource_type: "Group", resource_id: id }, plan) {
+            match self.commit_plan(Op::new(Action::GroupRename, id), plan) {
                 Ok(_) => Ok(Ok(new)),
                 Err(Refused::Taken(_)) => Err(group_name_taken(&name)),
                 Err(Refused::Store(e)) => Ok(Err(e)),
@@ -464,7 +460,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
                 return Err(scim_managed_group(id, "delete it"));
             }
             let writes = self.group_removal_writes(id, &group, version)?;
-            Ok(self.commit(Op { name: "group.delete", resource_type: "Group", resource_id: id }, writes).map(|_| ()))
+            Ok(self.commit(Op::new(Action::GroupDelete, id), writes).map(|_| ()))
         })
     }
 
@@ -508,11 +504,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
             new.members = Some(plan.members);
             let mut writes = vec![Write::replace(self.keys.group(id), new.encode(), version)];
             writes.extend(plan.writes);
-            let op = Op {
-                name: if member { "group.addMember" } else { "group.removeMember" },
-                resource_type: "Group",
-                resource_id: id,
-            };
+            let op = Op::new(if member { Action::GroupAddMember } else { Action::GroupRemoveMember }, id);
             Ok(self.commit(op, writes).map(|_| new))
         })?;
         self.group_view(id, &group)

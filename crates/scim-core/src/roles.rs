@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::audit::Op;
+use crate::audit::{Action, Op};
 use crate::env::{Env, format_rfc3339};
 use crate::error::ScimError;
 use crate::keys;
@@ -146,10 +146,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
                 ),
                 Write::replace(pkey.clone(), principal.value.clone(), principal.version),
             ];
-            match self.commit(
-                Op { name: "roleBinding.create", resource_type: "RoleBinding", resource_id: &binding.id },
-                writes,
-            ) {
+            match self.commit(Op::new(Action::RoleBindingCreate, &binding.id), writes) {
                 Ok(_) => Ok(Ok(binding)),
                 Err(StoreError::Conflict(0)) => Err(ScimError::rule(
                     409,
@@ -176,9 +173,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
                 .ok_or_else(|| ScimError::not_found(format!("no role binding {id:?} in this account")))?;
             let mut writes = vec![Write::delete_at(self.keys.role_binding(id), version)];
             writes.extend(self.binding_index_deletes(&binding));
-            Ok(self
-                .commit(Op { name: "roleBinding.delete", resource_type: "RoleBinding", resource_id: id }, writes)
-                .map(|_| ()))
+            Ok(self.commit(Op::new(Action::RoleBindingDelete, id), writes).map(|_| ()))
         })
     }
 

@@ -7,11 +7,12 @@
 use serde_json::Value;
 
 use crate::admin_api;
-use crate::audit::{Actor, Op, RequestInfo};
+use crate::audit::{Actor, RequestInfo};
 use crate::env::Env;
 use crate::error::ScimError;
 use crate::http::{self, Request, Response};
 use crate::list::{self, ListQuery};
+use crate::outcome::Outcome;
 use crate::schema::{GROUP_TYPE, USER_TYPE};
 use crate::store::Store;
 use crate::tenant::{self, Tenant};
@@ -74,11 +75,11 @@ fn route<S: Store, E: Env>(
     // steps, after the answer is decided: by the write that left it and by
     // every later write that finds it waiting.
     let waiting = request.method != "GET" && tenant.work_waiting();
-    let response = dispatch(&tenant, call);
+    let outcome = dispatch(&tenant, call);
     if waiting || tenant.left_work() {
         tenant.sweep(crate::sweep::STEPS_PER_WRITE);
     }
-    response
+    outcome.map(Outcome::into_response)
 }
 
 /// A request body: raw bytes from HTTP, or a JSON value already parsed
@@ -86,6 +87,18 @@ fn route<S: Store, E: Env>(
 pub(crate) enum Body<'r> {
     Raw(&'r [u8]),
     Json(Option<&'r Value>),
+}
+
+impl Body<'_> {
+    /// The body as JSON; a write handler reads it inside its audited
+    /// closure, so a body it cannot use is a refusal on record too.
+    pub(crate) fn json(&self) -> Result<Value, ScimError> {
+        match self {
+            Body::Raw(bytes) => tenant::parse_body(bytes),
+            Body::Json(Some(value)) => Ok((*value).clone()),
+            Body::Json(None) => Err(ScimError::invalid_syntax("the operation needs \"data\"")),
+        }
+    }
 }
 
 /// One operation on an authenticated tenant: what HTTP and Bulk share.
@@ -99,93 +112,51 @@ pub(crate) struct Call<'r> {
     pub(crate) if_none_match: Option<&'r str>,
 }
 
-/// Runs one operation; a refused write leaves an audit record of the
-/// refusal.
-pub(crate) fn dispatch<S: Store, E: Env>(tenant: &Tenant<'_, S, E>, call: Call<'_>) -> Result<Response, ScimError> {
-    let method = call.method;
-    let path = call.path;
-    let result = operate(tenant, call);
-    if let Err(err) = &result
-        && let Some((name, resource_type, id)) = write_op(method, path)
-        && err.status != 405
-        && err.status < 500
-    {
-        tenant.record_failure(Op { name, resource_type, resource_id: id }, err);
-    }
-    result
-}
-
-/// The audit name of a SCIM write, by method and path.
-fn write_op<'p>(method: &str, path: &'p str) -> Option<(&'static str, &'static str, &'p str)> {
-    let mut parts = path.split('/').filter(|s| !s.is_empty());
-    let (kind, id) = (parts.next()?, parts.next());
-    if parts.next().is_some() || id == Some(".search") {
-        return None;
-    }
-    let (name, rtype) = match (kind, method, id.is_some()) {
-        ("Users", "POST", false) => ("user.create", "User"),
-        ("Users", "PUT", true) => ("user.replace", "User"),
-        ("Users", "PATCH", true) => ("user.update", "User"),
-        ("Users", "DELETE", true) => ("user.delete", "User"),
-        ("Groups", "POST", false) => ("group.create", "Group"),
-        ("Groups", "PUT", true) => ("group.replace", "Group"),
-        ("Groups", "PATCH", true) => ("group.update", "Group"),
-        ("Groups", "DELETE", true) => ("group.delete", "Group"),
-        _ => return None,
-    };
-    Some((name, rtype, id.unwrap_or_default()))
-}
-
-fn operate<S: Store, E: Env>(tenant: &Tenant<'_, S, E>, call: Call<'_>) -> Result<Response, ScimError> {
+/// Runs one operation. Each write handler records its own refusals (under
+/// the name its success records), so there is no second table of names.
+pub(crate) fn dispatch<S: Store, E: Env>(tenant: &Tenant<'_, S, E>, call: Call<'_>) -> Result<Outcome, ScimError> {
     let segments: Vec<String> = call.path.split('/').filter(|s| !s.is_empty()).map(http::percent_decode).collect();
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     let (method, params, if_match, if_none_match) = (call.method, call.params, call.if_match, call.if_none_match);
-    let body = || match &call.body {
-        Body::Raw(bytes) => tenant::parse_body(bytes),
-        Body::Json(Some(value)) => Ok((*value).clone()),
-        Body::Json(None) => Err(ScimError::invalid_syntax("the operation needs \"data\"")),
-    };
+    let body = &call.body;
+    let document = |v: Value| Ok(Outcome::Document(v));
     match (segments.as_slice(), method) {
         (["Users"], "GET") => tenant.list_users(&ListQuery::parse(&USER_TYPE, params)?),
-        (["Users", ".search"], "POST") => tenant.list_users(&ListQuery::from_search(&USER_TYPE, &body()?)?),
-        (["Groups", ".search"], "POST") => tenant.list_groups(&ListQuery::from_search(&GROUP_TYPE, &body()?)?),
-        ([".search"], "POST") => tenant.search_all(&body()?),
+        (["Users", ".search"], "POST") => tenant.list_users(&ListQuery::from_search(&USER_TYPE, &body.json()?)?),
+        (["Groups", ".search"], "POST") => tenant.list_groups(&ListQuery::from_search(&GROUP_TYPE, &body.json()?)?),
+        ([".search"], "POST") => tenant.search_all(&body.json()?),
         ([".search"] | ["Users" | "Groups", ".search"] | ["Bulk"], m) if m != "POST" => Err(not_allowed("POST")),
-        (["Users"], "POST") => tenant.create_user(&body()?, &list::projection(&USER_TYPE, params)),
+        (["Users"], "POST") => tenant.create_user(body, &list::projection(&USER_TYPE, params)),
         (["Users", id], "GET") => tenant.get_user(id, &list::projection(&USER_TYPE, params), if_none_match),
-        (["Users", id], "PUT") => tenant.replace_user(id, &body()?, if_match, &list::projection(&USER_TYPE, params)),
-        (["Users", id], "PATCH") => tenant.patch_user(id, &body()?, if_match, &list::projection(&USER_TYPE, params)),
+        (["Users", id], "PUT") => tenant.replace_user(id, body, if_match, &list::projection(&USER_TYPE, params)),
+        (["Users", id], "PATCH") => tenant.patch_user(id, body, if_match, &list::projection(&USER_TYPE, params)),
         (["Users", id], "DELETE") => tenant.delete_user(id, if_match),
         (["Groups"], "GET") => tenant.list_groups(&ListQuery::parse(&GROUP_TYPE, params)?),
-        (["Groups"], "POST") => tenant.create_group(&body()?, &list::projection(&GROUP_TYPE, params)),
+        (["Groups"], "POST") => tenant.create_group(body, &list::projection(&GROUP_TYPE, params)),
         (["Groups", id], "GET") => tenant.get_group(id, &list::projection(&GROUP_TYPE, params), if_none_match),
-        (["Groups", id], "PUT") => tenant.replace_group(id, &body()?, if_match, &list::projection(&GROUP_TYPE, params)),
+        (["Groups", id], "PUT") => tenant.replace_group(id, body, if_match, &list::projection(&GROUP_TYPE, params)),
         (["Groups", id], "PATCH") => {
             let asks = params
                 .iter()
                 .any(|(k, _)| k.eq_ignore_ascii_case("attributes") || k.eq_ignore_ascii_case("excludedAttributes"));
             let projection = asks.then(|| list::projection(&GROUP_TYPE, params));
-            tenant.patch_group(id, &body()?, if_match, projection.as_ref())
+            tenant.patch_group(id, body, if_match, projection.as_ref())
         }
         (["Groups", id], "DELETE") => tenant.delete_group(id, if_match),
-        (["Bulk"], "POST") => match call.body {
-            Body::Raw(_) => bulk::run(tenant, &body()?),
+        (["Bulk"], "POST") => match body {
+            Body::Raw(_) => bulk::run(tenant, &body.json()?),
             Body::Json(_) => Err(ScimError::invalid_value("Bulk operations cannot nest")),
         },
-        (["ServiceProviderConfig"], "GET") => {
-            Ok(Response::scim_json(200, &discovery::service_provider_config(&tenant.base_url)))
-        }
+        (["ServiceProviderConfig"], "GET") => document(discovery::service_provider_config(&tenant.base_url)),
         (["ResourceTypes"], "GET") => {
-            Ok(Response::scim_json(200, &discovery::resource_types(&tenant.base_url, None).unwrap_or(Value::Null)))
+            document(discovery::resource_types(&tenant.base_url, None).unwrap_or(Value::Null))
         }
         (["ResourceTypes", id], "GET") => discovery::resource_types(&tenant.base_url, Some(id))
-            .map(|v| Response::scim_json(200, &v))
+            .map(Outcome::Document)
             .ok_or_else(|| ScimError::not_found(format!("no resource type {id:?}"))),
-        (["Schemas"], "GET") => {
-            Ok(Response::scim_json(200, &discovery::schemas(&tenant.base_url, None).unwrap_or(Value::Null)))
-        }
+        (["Schemas"], "GET") => document(discovery::schemas(&tenant.base_url, None).unwrap_or(Value::Null)),
         (["Schemas", id], "GET") => discovery::schemas(&tenant.base_url, Some(id))
-            .map(|v| Response::scim_json(200, &v))
+            .map(Outcome::Document)
             .ok_or_else(|| ScimError::not_found(format!("no schema {id:?}"))),
         (["Me", ..], _) => Err(ScimError::new(
             501,

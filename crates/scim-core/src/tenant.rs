@@ -7,10 +7,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::Service;
-use crate::audit::{self, Actor, Op, RequestInfo};
+use crate::audit::{self, Action, Actor, Op, RequestInfo};
 use crate::env::{Env, format_rfc3339};
 use crate::error::ScimError;
-use crate::http::Response;
 use crate::keys::AccountKeys;
 use crate::resource::Meta;
 use crate::settings::Settings;
@@ -217,6 +216,25 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         audit::record(&self.keys, self.service.env(), &self.actor, &self.request, op, None)
     }
 
+    /// Runs one write of a SCIM client. A refusal for the client's reasons
+    /// (4xx) is recorded under `action`, the name the write itself records
+    /// when it lands, so a refused PUT and a successful one read alike in
+    /// the log; a 5xx is the service's failure, not the client's attempt.
+    pub(crate) fn audited<T>(
+        &self,
+        action: Action,
+        resource_id: &str,
+        write: impl FnOnce() -> Result<T, ScimError>,
+    ) -> Result<T, ScimError> {
+        let result = write();
+        if let Err(err) = &result
+            && err.status < 500
+        {
+            self.record_failure(Op::new(action, resource_id), err);
+        }
+        result
+    }
+
     /// Records a refused write. Best effort: the refusal is the answer
     /// whether or not its record could be stored.
     pub(crate) fn record_failure(&self, op: Op<'_>, err: &ScimError) {
@@ -295,15 +313,6 @@ pub(crate) fn not_modified(if_none_match: Option<&str>, version: u64) -> bool {
     let current = Meta::etag(version);
     let strong = format!("\"{version}\"");
     header.split(',').map(str::trim).any(|tag| tag == "*" || tag == current || tag == strong)
-}
-
-/// A resource response with `ETag` (and `Location` for 201).
-pub(crate) fn resource_response(status: u16, body: &Value, version: u64, location: Option<&str>) -> Response {
-    let mut response = Response::scim_json(status, body).with_header("etag", Meta::etag(version));
-    if let Some(location) = location {
-        response = response.with_header("location", location);
-    }
-    response
 }
 
 /// Runs `attempt` until it does not lose a concurrency race, at most

@@ -8,16 +8,17 @@ use std::collections::BTreeSet;
 
 use serde_json::{Map, Value, json};
 
-use crate::audit::Op;
+use crate::audit::{Action, Op};
 use crate::env::Env;
 use crate::error::ScimError;
 use crate::filter::IndexHint;
 use crate::groups::{self, RESERVED_WRITES, WRITES_PER_MEMBER};
-use crate::http::Response;
 use crate::keys;
 use crate::list::{self, Collection, ListQuery, Loaded, MAX_SCAN, too_many_to_examine};
+use crate::outcome::{Outcome, Rendered};
 use crate::patch;
 use crate::resource::{self, Projection};
+use crate::router::Body;
 use crate::schema::{GROUP_TYPE, USER_TYPE};
 use crate::store::{self, Entry, Store, StoreError, Write};
 use crate::tenant::{self, IndexEntry, Plan, Refused, Stored, Tenant};
@@ -182,58 +183,60 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         version: u64,
         projection: &Projection,
         may_have_groups: bool,
-    ) -> Result<Response, ScimError> {
+    ) -> Result<Outcome, ScimError> {
         let with_groups = may_have_groups && projection.wants("groups");
         let body = projection.apply(&USER_TYPE, self.render_user(id, stored, version, with_groups)?);
         let location = self.location(USER_TYPE.endpoint, id);
-        Ok(tenant::resource_response(status, &body, version, (status == 201).then_some(location.as_str())))
+        Ok(Outcome::Resource(Rendered::json(status, id, Some(version), location, &body)))
     }
 
     /// `POST /Users`.
-    pub(crate) fn create_user(&self, body: &Value, projection: &Projection) -> Result<Response, ScimError> {
-        let mut attrs = user_attrs(body)?;
-        // RFC 7643 leaves `active` without a default; clients (Okta) read a
-        // missing one as inactive, so a new user is active unless told.
-        attrs.entry("active").or_insert(Value::Bool(true));
-        // `taken_over`: whether the user existed (a native one) and so may
-        // be in groups; a new user is in none, and its answer reads no edge.
-        let (id, stored, version, taken_over) = tenant::retry(self.service.env(), || {
-            let now = self.now();
-            // Migration: an existing native user with this identity is taken
-            // over (same id, memberships and role bindings), not duplicated.
-            if let Some((id, native, version)) = self.user_to_take_over(&attrs)? {
-                let new = self.taken_over_user(&native, attrs.clone(), now);
+    pub(crate) fn create_user(&self, body: &Body<'_>, projection: &Projection) -> Result<Outcome, ScimError> {
+        self.audited(Action::UserCreate, "", || {
+            let mut attrs = user_attrs(&body.json()?)?;
+            // RFC 7643 leaves `active` without a default; clients (Okta) read a
+            // missing one as inactive, so a new user is active unless told.
+            attrs.entry("active").or_insert(Value::Bool(true));
+            // `taken_over`: whether the user existed (a native one) and so may
+            // be in groups; a new user is in none, and its answer reads no edge.
+            let (id, stored, version, taken_over) = tenant::retry(self.service.env(), || {
+                let now = self.now();
+                // Migration: an existing native user with this identity is taken
+                // over (same id, memberships and role bindings), not duplicated.
+                if let Some((id, native, version)) = self.user_to_take_over(&attrs)? {
+                    let new = self.taken_over_user(&native, attrs.clone(), now);
+                    let mut plan = Plan::default();
+                    plan.write(Write::replace(self.keys.user(&id), new.encode(), version));
+                    plan.append(self.user_index_writes(&id, Some(&native), Some(&new)));
+                    let op = Op::new(Action::UserTakeover, &id);
+                    return match self.commit_plan(op, plan) {
+                        Ok(v) => Ok(Ok((id, new, v, true))),
+                        Err(Refused::Taken(what)) => Err(conflict(&new, what)),
+                        Err(Refused::Store(e)) => Ok(Err(e)),
+                    };
+                }
+                let id = crate::accounts::new_uuid(self.service.env());
+                let mut prov = self.provenance();
+                prov.login = self.service.config().policy().login(&attrs);
+                let new = Stored { created: now, modified: now, attrs: attrs.clone(), prov, ..Stored::default() };
                 let mut plan = Plan::default();
-                plan.write(Write::replace(self.keys.user(&id), new.encode(), version));
-                plan.append(self.user_index_writes(&id, Some(&native), Some(&new)));
-                let op = Op { name: "user.takeover", resource_type: "User", resource_id: &id };
-                return match self.commit_plan(op, plan) {
-                    Ok(v) => Ok(Ok((id, new, v, true))),
+                // A random id that exists already is a lost race: drawn again.
+                plan.write(Write::create(self.keys.user(&id), new.encode()));
+                plan.append(self.user_index_writes(&id, None, Some(&new)));
+                let op = Op::new(Action::UserCreate, &id);
+                match self.commit_plan(op, plan) {
+                    Ok(v) => Ok(Ok((id, new, v, false))),
+                    // An admin created this login since we looked: go round
+                    // again, and the next attempt takes that user over.
+                    Err(Refused::Taken("login")) if self.user_to_take_over(&attrs)?.is_some() => {
+                        Ok(Err(StoreError::Conflict(0)))
+                    }
                     Err(Refused::Taken(what)) => Err(conflict(&new, what)),
                     Err(Refused::Store(e)) => Ok(Err(e)),
-                };
-            }
-            let id = crate::accounts::new_uuid(self.service.env());
-            let mut prov = self.provenance();
-            prov.login = self.service.config().policy().login(&attrs);
-            let new = Stored { created: now, modified: now, attrs: attrs.clone(), prov, ..Stored::default() };
-            let mut plan = Plan::default();
-            // A random id that exists already is a lost race: drawn again.
-            plan.write(Write::create(self.keys.user(&id), new.encode()));
-            plan.append(self.user_index_writes(&id, None, Some(&new)));
-            let op = Op { name: "user.create", resource_type: "User", resource_id: &id };
-            match self.commit_plan(op, plan) {
-                Ok(v) => Ok(Ok((id, new, v, false))),
-                // An admin created this login since we looked: go round
-                // again, and the next attempt takes that user over.
-                Err(Refused::Taken("login")) if self.user_to_take_over(&attrs)?.is_some() => {
-                    Ok(Err(StoreError::Conflict(0)))
                 }
-                Err(Refused::Taken(what)) => Err(conflict(&new, what)),
-                Err(Refused::Store(e)) => Ok(Err(e)),
-            }
-        })?;
-        self.user_response(201, &id, &stored, version, projection, taken_over)
+            })?;
+            self.user_response(201, &id, &stored, version, projection, taken_over)
+        })
     }
 
     /// `GET /Users/{id}`.
@@ -242,10 +245,10 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         id: &str,
         projection: &Projection,
         if_none_match: Option<&str>,
-    ) -> Result<Response, ScimError> {
+    ) -> Result<Outcome, ScimError> {
         let (stored, version) = self.load_scim_user(id)?.ok_or_else(|| Self::user_not_found(id))?;
         if tenant::not_modified(if_none_match, version) {
-            return Ok(Response::empty(304).with_header("etag", resource::Meta::etag(version)));
+            return Ok(Outcome::NotModified { version });
         }
         self.user_response(200, id, &stored, version, projection, true)
     }
@@ -254,20 +257,22 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     pub(crate) fn replace_user(
         &self,
         id: &str,
-        body: &Value,
+        body: &Body<'_>,
         if_match: Option<&str>,
         projection: &Projection,
-    ) -> Result<Response, ScimError> {
-        let mut attrs = user_attrs(body)?;
-        self.update_user(id, "user.replace", if_match, projection, move |old| {
-            // `active` omitted from a full replacement keeps its value, so an
-            // update that does not mention it cannot disable a user.
-            if !attrs.contains_key("active")
-                && let Some(active) = old.get("active")
-            {
-                attrs.insert("active".into(), active.clone());
-            }
-            Ok(attrs.clone())
+    ) -> Result<Outcome, ScimError> {
+        self.audited(Action::UserReplace, id, || {
+            let mut attrs = user_attrs(&body.json()?)?;
+            self.update_user(id, Action::UserReplace, if_match, projection, move |old| {
+                // `active` omitted from a full replacement keeps its value, so an
+                // update that does not mention it cannot disable a user.
+                if !attrs.contains_key("active")
+                    && let Some(active) = old.get("active")
+                {
+                    attrs.insert("active".into(), active.clone());
+                }
+                Ok(attrs.clone())
+            })
         })
     }
 
@@ -275,21 +280,23 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     pub(crate) fn patch_user(
         &self,
         id: &str,
-        body: &Value,
+        body: &Body<'_>,
         if_match: Option<&str>,
         projection: &Projection,
-    ) -> Result<Response, ScimError> {
-        let ops = patch::parse(&USER_TYPE, body)?;
-        self.update_user(id, "user.update", if_match, projection, |old| {
-            let mut attrs = old.clone();
-            for op in &ops {
-                patch::apply(&mut attrs, op)?;
-            }
-            // Re-validate the whole result: PATCH must not produce what a PUT
-            // would refuse.
-            let mut attrs = resource::normalize(&USER_TYPE, &Value::Object(attrs))?;
-            validate_user(&mut attrs)?;
-            Ok(attrs)
+    ) -> Result<Outcome, ScimError> {
+        self.audited(Action::UserUpdate, id, || {
+            let ops = patch::parse(&USER_TYPE, &body.json()?)?;
+            self.update_user(id, Action::UserUpdate, if_match, projection, |old| {
+                let mut attrs = old.clone();
+                for op in &ops {
+                    patch::apply(&mut attrs, op)?;
+                }
+                // Re-validate the whole result: PATCH must not produce what a PUT
+                // would refuse.
+                let mut attrs = resource::normalize(&USER_TYPE, &Value::Object(attrs))?;
+                validate_user(&mut attrs)?;
+                Ok(attrs)
+            })
         })
     }
 
@@ -299,11 +306,11 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
     fn update_user(
         &self,
         id: &str,
-        name: &'static str,
+        action: Action,
         if_match: Option<&str>,
         projection: &Projection,
         mut change: impl FnMut(&Map<String, Value>) -> Result<Map<String, Value>, ScimError>,
-    ) -> Result<Response, ScimError> {
+    ) -> Result<Outcome, ScimError> {
         let removes = self.deactivation_removes()?;
         let (stored, version, removed) = tenant::retry(self.service.env(), || {
             let (old, version) = self.load_scim_user(id)?.ok_or_else(|| Self::user_not_found(id))?;
@@ -320,14 +327,13 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
                 // The account's policy: leaving the identity provider's
                 // assignment removes the user, as a DELETE would.
                 let writes = self.user_removal_writes(id, &old, version)?;
-                let op = Op { name: "user.remove", resource_type: "User", resource_id: id };
+                let op = Op::new(Action::UserRemove, id);
                 return Ok(self.commit(op, writes).map(|v| (new, v, true)));
             }
             let mut plan = Plan::default();
             plan.write(Write::replace(self.keys.user(id), new.encode(), version));
             plan.append(self.user_index_writes(id, Some(&old), Some(&new)));
-            let op =
-                Op { name: if deactivated { "user.deactivate" } else { name }, resource_type: "User", resource_id: id };
+            let op = Op::new(if deactivated { Action::UserDeactivate } else { action }, id);
             match self.commit_plan(op, plan) {
                 Ok(v) => Ok(Ok((new, v, false))),
                 Err(Refused::Taken(what)) => Err(conflict(&new, what)),
@@ -338,32 +344,35 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
             // The user is gone: its last state, without an ETag for a
             // resource that no longer exists.
             let body = projection.apply(&USER_TYPE, self.render_user(id, &stored, version, false)?);
-            return Ok(Response::scim_json(200, &body));
+            let location = self.location(USER_TYPE.endpoint, id);
+            return Ok(Outcome::Resource(Rendered::json(200, id, None, location, &body)));
         }
         self.user_response(200, id, &stored, version, projection, true)
     }
 
     /// `DELETE /Users/{id}`: the user, its indexes and its memberships go in
     /// one commit; the groups it left get a new version.
-    pub(crate) fn delete_user(&self, id: &str, if_match: Option<&str>) -> Result<Response, ScimError> {
-        tenant::retry(self.service.env(), || {
-            let (old, version) = self.load_scim_user(id)?.ok_or_else(|| Self::user_not_found(id))?;
-            tenant::check_if_match(if_match, version)?;
-            let writes = self.user_removal_writes(id, &old, version)?;
-            let op = Op { name: "user.delete", resource_type: "User", resource_id: id };
-            Ok(self.commit(op, writes).map(|_| ()))
-        })?;
-        Ok(Response::empty(204))
+    pub(crate) fn delete_user(&self, id: &str, if_match: Option<&str>) -> Result<Outcome, ScimError> {
+        self.audited(Action::UserDelete, id, || {
+            tenant::retry(self.service.env(), || {
+                let (old, version) = self.load_scim_user(id)?.ok_or_else(|| Self::user_not_found(id))?;
+                tenant::check_if_match(if_match, version)?;
+                let writes = self.user_removal_writes(id, &old, version)?;
+                let op = Op::new(Action::UserDelete, id);
+                Ok(self.commit(op, writes).map(|_| ()))
+            })?;
+            Ok(Outcome::Deleted)
+        })
     }
 
     /// `GET /Users` (and `POST /Users/.search`).
-    pub(crate) fn list_users(&self, query: &ListQuery) -> Result<Response, ScimError> {
-        Ok(Response::scim_json(200, &list::list(&Users(self), query)?))
+    pub(crate) fn list_users(&self, query: &ListQuery) -> Result<Outcome, ScimError> {
+        Ok(Outcome::Document(list::list(&Users(self), query)?))
     }
 
     /// `POST /.search` across users and groups.
-    pub(crate) fn search_all(&self, body: &Value) -> Result<Response, ScimError> {
-        Ok(Response::scim_json(200, &list::search_all(&Users(self), &crate::groups::Groups(self), body)?))
+    pub(crate) fn search_all(&self, body: &Value) -> Result<Outcome, ScimError> {
+        Ok(Outcome::Document(list::search_all(&Users(self), &crate::groups::Groups(self), body)?))
     }
 
     /// Every entry under `prefix`, page by page; more than a listing may

@@ -655,30 +655,94 @@ fn check_counts_members_across_pages_and_repairs_wrong_counts() {
     }
 }
 
+/// Every SCIM write records one operation name whether it lands or is
+/// refused, and a refusal before the handler could read the body (bad
+/// JSON) is on record too; the service's own failures (5xx) are not the
+/// client's attempts and are not.
 #[test]
-fn a_replace_is_audited_as_user_replace_whether_it_lands_or_is_refused() {
+fn scim_writes_record_the_same_operation_landed_or_refused() {
     let w = World::new();
-    let user = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "ada@example.com"});
-    let (s, created) = w.scim("POST", "/Users", Some(user.clone()));
-    assert_eq!(s, 201, "{created}");
-    let id = created["id"].as_str().unwrap();
-    let mut renamed = user.clone();
-    renamed["displayName"] = json!("Ada");
-    assert_eq!(w.scim("PUT", &format!("/Users/{id}"), Some(renamed)).0, 200);
+    let (s, user) = w.scim("POST", "/Users", Some(scim_user("a@corp.com", "a@corp.com")));
+    assert_eq!(s, 201, "{user}");
+    let id = user["id"].as_str().unwrap().to_owned();
+    assert_eq!(w.scim("POST", "/Users", Some(scim_user("A@corp.com", "a@corp.com"))).0, 409);
+    assert_eq!(w.scim("PUT", &format!("/Users/{id}"), Some(scim_user("b@corp.com", "b@corp.com"))).0, 200);
+    assert_eq!(w.scim("PUT", &format!("/Users/{id}"), Some(json!({"schemas": []}))).0, 400);
+    let nick = patch(json!([{"op": "replace", "path": "nickName", "value": "x"}]));
+    assert_eq!(w.scim("PATCH", &format!("/Users/{id}"), Some(nick)).0, 200);
+    let service = Service::with_config(w.store.clone(), &*w.env, Config::default().with_admin_token(Some(ADMIN)));
+    let not_json = service.handle(&Request {
+        method: "PATCH".into(),
+        path_with_query: format!("{}/Users/{id}", w.scim_base),
+        authority: Some("scim.test".into()),
+        headers: vec![("authorization".into(), format!("Bearer {}", w.token))],
+        body: b"{not json".to_vec(),
+        ..Default::default()
+    });
+    assert_eq!(not_json.status, 400);
+    assert_eq!(w.scim("DELETE", "/Users/nobody", None).0, 404);
+    let log: Vec<(String, String, String)> = w
+        .audit(&format!("actor={}", w.token_id))
+        .iter()
+        .map(|r| {
+            let s = |v: &Value| v.as_str().unwrap().to_owned();
+            (s(&r["operation"]), s(&r["resource"]["id"]), s(&r["outcome"]))
+        })
+        .collect();
+    let row = |op: &str, id: &str, outcome: &str| (op.to_owned(), id.to_owned(), outcome.to_owned());
     assert_eq!(
-        w.scim(
-            "PUT",
-            &format!("/Users/{id}"),
-            Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"]}))
-        )
-        .0,
-        400
+        log,
+        vec![
+            row("user.create", &id, "success"),
+            row("user.create", "", "failure"),
+            row("user.replace", &id, "success"),
+            row("user.replace", &id, "failure"),
+            row("user.update", &id, "success"),
+            row("user.update", &id, "failure"),
+            row("user.delete", "nobody", "failure"),
+        ]
     );
-    assert_eq!(w.scim("PATCH", &format!("/Users/{id}"), Some(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "path": "title", "value": "Countess"}]}))).0, 200);
+}
 
-    let (_, log) = w.admin("GET", "/audit?operation=user.replace", None);
-    let outcomes: Vec<&str> = log["items"].as_array().unwrap().iter().map(|r| r["outcome"].as_str().unwrap()).collect();
-    assert_eq!(outcomes, ["success", "failure"], "{log}");
-    let (_, log) = w.admin("GET", "/audit?operation=user.update", None);
-    assert_eq!(log["items"].as_array().unwrap().len(), 1, "{log}");
+/// A Bulk result entry is made from the operation's outcome: the created
+/// resource's location and version, the ETag of a 204 PATCH, the target of
+/// a DELETE, the SCIM error document of a refusal.
+#[test]
+fn bulk_results_carry_each_outcome() {
+    let w = World::new();
+    let group = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Ops"});
+    let (s, body) = w.scim(
+        "POST",
+        "/Bulk",
+        Some(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": [
+            {"method": "POST", "path": "/Users", "bulkId": "u", "data": scim_user("bulk@corp.com", "bulk@corp.com")},
+            {"method": "POST", "path": "/Groups", "bulkId": "g", "data": group},
+            {"method": "PATCH", "path": "/Groups/bulkId:g", "data":
+                patch(json!([{"op": "add", "path": "members", "value": [{"value": "bulkId:u"}]}]))},
+            {"method": "DELETE", "path": "/Users/nobody"},
+            {"method": "DELETE", "path": "/Users/bulkId:u"},
+        ]})),
+    );
+    assert_eq!(s, 200, "{body}");
+    let ops = body["Operations"].as_array().unwrap();
+    let base = format!("http://scim.test{}", w.scim_base);
+    let user = ops[0]["location"].as_str().unwrap().strip_prefix(&format!("{base}/Users/")).unwrap().to_owned();
+    assert_eq!((ops[0]["status"].as_str(), ops[0]["bulkId"].as_str()), (Some("201"), Some("u")));
+    assert!(ops[0]["version"].as_str().unwrap().starts_with("W/\""), "{}", ops[0]);
+    assert_eq!(ops[1]["location"], json!(format!("{base}/Groups/Ops")));
+    assert_eq!(ops[2]["status"], "204");
+    assert_eq!(ops[2]["location"], json!(format!("{base}/Groups/Ops")));
+    assert!(ops[2]["version"].as_str().unwrap() != ops[1]["version"].as_str().unwrap(), "a new version");
+    assert_eq!(ops[2].get("response"), None);
+    assert_eq!(ops[3]["status"], "404");
+    assert_eq!(ops[3]["location"], json!(format!("{base}/Users/nobody")));
+    assert_eq!(
+        ops[3]["response"],
+        json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": "404",
+               "detail": "no user with id \"nobody\" in this account"})
+    );
+    assert_eq!(
+        (ops[4]["status"].as_str(), ops[4]["location"].as_str(), ops[4].get("version")),
+        (Some("204"), Some(format!("{base}/Users/{user}").as_str()), None)
+    );
 }
