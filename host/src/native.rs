@@ -9,13 +9,13 @@ use std::io::Read;
 use std::sync::{Arc, Mutex};
 
 use hyper::{Response, StatusCode};
-use scim_core::{Env, ScanPage, Service};
+use scim_core::{Env, Service};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::bindings::Request as GuestRequest;
 use crate::runtime::Runtime;
 use crate::serve::{error_response, scim_response};
-use crate::store::{self, Backend, Reads};
+use crate::store::{Backend, Entry, Reads, ScanPage, StoreError, Write};
 
 /// The runner's backend as a core store, reading through one snapshot
 /// until it commits, as the component's storage import does.
@@ -30,45 +30,19 @@ impl BackendStore {
     }
 }
 
-fn entry(e: store::Entry) -> scim_core::Entry {
-    scim_core::Entry { key: e.key, value: e.value, version: e.version }
-}
-
-fn error(e: store::StoreError) -> scim_core::StoreError {
-    match e {
-        store::StoreError::Conflict(i) => scim_core::StoreError::Conflict(i),
-        store::StoreError::Unavailable(why) => scim_core::StoreError::Unavailable(why),
-    }
-}
-
 impl scim_core::Store for BackendStore {
-    fn get(&self, key: &str) -> Result<Option<scim_core::Entry>, scim_core::StoreError> {
-        self.reads().get(key).map(|e| e.map(entry)).map_err(error)
+    fn get(&self, key: &str) -> Result<Option<Entry>, StoreError> {
+        self.reads().get(key)
     }
-    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<scim_core::Entry>>, scim_core::StoreError> {
-        self.reads().get_many(keys).map(|v| v.into_iter().map(|e| e.map(entry)).collect()).map_err(error)
+    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Entry>>, StoreError> {
+        self.reads().get_many(keys)
     }
-    fn scan(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<ScanPage, scim_core::StoreError> {
-        self.reads()
-            .scan(prefix, after, limit)
-            .map(|p| ScanPage { entries: p.entries.into_iter().map(entry).collect(), more: p.more })
-            .map_err(error)
+    fn scan(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<ScanPage, StoreError> {
+        self.reads().scan(prefix, after, limit)
     }
-    fn commit(&self, writes: Vec<scim_core::Write>) -> Result<u64, scim_core::StoreError> {
-        let writes: Vec<store::Write> = writes
-            .into_iter()
-            .map(|w| store::Write {
-                key: w.key,
-                value: w.value,
-                precondition: match w.precondition {
-                    scim_core::Precondition::None => store::Precondition::None,
-                    scim_core::Precondition::Absent => store::Precondition::Absent,
-                    scim_core::Precondition::Version(v) => store::Precondition::Version(v),
-                },
-            })
-            .collect();
+    fn commit(&self, writes: Vec<Write>) -> Result<u64, StoreError> {
         self.reads().end();
-        self.backend.commit(&writes).map_err(error)
+        self.backend.commit(&writes)
     }
 }
 

@@ -4,7 +4,7 @@
 //! contract written in `wit/scimlet.wit`: byte-ordered keys, versions that
 //! strictly increase across commits, atomic conditional commits. The types
 //! here mirror the WIT records but stay independent of the generated
-//! bindings, so a backend can be tested without wasmtime and a second backend
+//! bindings (they are the core's own), so a backend can be tested without wasmtime and a second backend
 //! (PostgreSQL for several replicas) can be added beside [`sqlite`] without
 //! touching the runtime.
 
@@ -14,62 +14,15 @@ pub(crate) mod contract;
 pub mod postgres;
 pub mod sqlite;
 
-use std::fmt;
 use std::sync::Arc;
 
 pub use sqlite::SqliteStore;
 
-/// A stored record (WIT `entry`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    pub key: String,
-    pub value: Vec<u8>,
-    pub version: u64,
-}
-
-/// One page of a scan (WIT `scan-page`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ScanPage {
-    pub entries: Vec<Entry>,
-    /// Whether entries under the prefix follow the last one returned.
-    pub more: bool,
-}
-
-/// What a write requires of its key's state at commit time (WIT `precondition`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Precondition {
-    None,
-    Absent,
-    Version(u64),
-}
-
-/// One write of an atomic commit (WIT `write`); `value: None` deletes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Write {
-    pub key: String,
-    pub value: Option<Vec<u8>>,
-    pub precondition: Precondition,
-}
-
-/// Why a storage call failed (WIT `error`): the storage layer's one error type.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoreError {
-    /// The precondition of the write at this index did not hold; nothing was applied.
-    Conflict(u32),
-    /// The store could not do what was asked; nothing was applied. Text for operators.
-    Unavailable(String),
-}
-
-impl fmt::Display for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StoreError::Conflict(i) => write!(f, "precondition of write {i} failed"),
-            StoreError::Unavailable(why) => write!(f, "storage unavailable: {why}"),
-        }
-    }
-}
-
-impl std::error::Error for StoreError {}
+/// The storage contract's records (WIT `entry`, `scan-page`,
+/// `precondition`, `write`, `error`) are the core's: one definition for the
+/// component, its native build and every backend, with no conversion
+/// between them.
+pub use scim_core::{Entry, Precondition, ScanPage, StoreError, Write};
 
 /// Most entries one `scan` returns, whatever the caller asks; the WIT contract
 /// allows a cap as long as at least one entry comes back when more exist.

@@ -467,12 +467,10 @@ impl Backend for PostgresStore {
 /// `CREATE DATABASE`; `scripts/test` starts one), dropped when done.
 #[cfg(test)]
 pub(crate) mod testdb {
-    use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::{NoTls, PostgresStore};
-    use crate::store::Backend;
-    use crate::store::contract::Fixture;
+    use crate::store::contract::AsStore;
 
     pub(crate) struct TestDb {
         pub(crate) runtime: tokio::runtime::Runtime,
@@ -512,9 +510,9 @@ pub(crate) mod testdb {
         }
     }
 
-    impl Fixture for TestDb {
-        fn open(&self) -> Arc<dyn Backend> {
-            Arc::new(self.store())
+    impl scimlet_storage_conformance::Subject for TestDb {
+        fn open(&self) -> scimlet_storage_conformance::Handle {
+            AsStore::handle(self.store())
         }
     }
 
@@ -535,9 +533,8 @@ pub(crate) mod testdb {
 mod tests {
     use super::testdb::TestDb;
     use super::*;
-    use crate::store::contract;
 
-    contract::contract_tests!(TestDb::new());
+    scimlet_storage_conformance::conformance_tests!(TestDb::new());
 
     #[test]
     fn the_schema_is_created_once_and_a_newer_one_refused() {

@@ -617,7 +617,7 @@ fn apply(tx: &Connection, writes: &[Write]) -> Result<u64, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::contract;
+    use crate::store::contract::AsStore;
     use crate::store::testutil::TempDir;
     use std::sync::Arc;
 
@@ -632,13 +632,13 @@ mod tests {
     /// A database file of its own; every handle opens that file.
     struct File(TempDir);
 
-    impl contract::Fixture for File {
-        fn open(&self) -> Arc<dyn Backend> {
-            Arc::new(open(&self.0))
+    impl scimlet_storage_conformance::Subject for File {
+        fn open(&self) -> scimlet_storage_conformance::Handle {
+            AsStore::handle(open(&self.0))
         }
     }
 
-    contract::contract_tests!(Some(File(TempDir::new())));
+    scimlet_storage_conformance::conformance_tests!(Some(File(TempDir::new())));
 
     #[test]
     fn a_snapshot_reads_one_state_until_it_is_let_go() {
