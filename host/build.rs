@@ -1,6 +1,8 @@
 //! Builds the guest component `crates/scim-component` for `wasm32-wasip2` and
 //! leaves `scim_component.wasm` in `OUT_DIR`, where `runtime.rs` embeds it
-//! (how and why: `crates/guest-build`).
+//! (how and why: `crates/guest-build`); and the storage probe
+//! (`crates/storage-probe`), which the tests run against the runner's
+//! storage import.
 
 use std::path::PathBuf;
 
@@ -11,8 +13,17 @@ fn main() {
     let workspace = manifest_dir.parent().expect("host/ lives inside the workspace");
     guest_build::build_guests(
         workspace,
-        &["scim-component"],
-        &["scim_component.wasm"],
-        &["crates/scim-core", "crates/scim-component", "crates/wasi-glue", "wit", "Cargo.lock", "Cargo.toml"],
+        &["scim-component", "scimlet-storage-probe"],
+        &["scim_component.wasm", "scimlet_storage_probe.wasm"],
+        &[
+            "crates/scim-core",
+            "crates/scim-component",
+            "crates/wasi-glue",
+            "crates/storage-conformance",
+            "crates/storage-probe",
+            "wit",
+            "Cargo.lock",
+            "Cargo.toml",
+        ],
     );
 }

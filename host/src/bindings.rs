@@ -150,3 +150,64 @@ impl storage::Host for RequestState {
 
 /// `types` holds only records; its host trait has nothing to implement.
 impl scimlet::provider::types::Host for RequestState {}
+
+/// The storage conformance suite run inside a component
+/// (`crates/storage-probe`) against this storage import, over the SQLite
+/// backend: what the component sees through the runner's bindings (reads
+/// through the request's snapshot, commits through the committer) is the
+/// contract, case for case.
+#[cfg(test)]
+mod probe {
+    use std::sync::Arc;
+
+    use wasmtime::component::{Component, HasSelf, Linker};
+
+    use crate::runtime::{RequestState, Runtime};
+    use crate::store::SqliteStore;
+    use crate::store::testutil::TempDir;
+
+    wasmtime::component::bindgen!({
+        path: ["../wit", "../crates/storage-probe/wit"],
+        world: "scimlet:storage-probe/probe",
+        imports: { default: async },
+        exports: { default: async },
+        with: { "scimlet:provider/storage": super::scimlet::provider::storage },
+    });
+
+    static PROBE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/scimlet_storage_probe.wasm"));
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_storage_import_passes_the_conformance_suite() {
+        // A runtime on an empty database of its own, and the probe
+        // instantiated in a store of that runtime.
+        async fn fresh() -> (TempDir, Runtime, ProbePre<RequestState>) {
+            let dir = TempDir::new();
+            let backend = Arc::new(SqliteStore::open(dir.path().join("probe.db")).unwrap());
+            let runtime = Runtime::new(None, backend).unwrap();
+            let mut linker = Linker::new(runtime.engine());
+            wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
+            Probe::add_to_linker::<_, HasSelf<RequestState>>(&mut linker, |state| state).unwrap();
+            let probe = Component::new(runtime.engine(), PROBE).unwrap();
+            let pre = ProbePre::new(linker.instantiate_pre(&probe).unwrap()).unwrap();
+            (dir, runtime, pre)
+        }
+
+        let cases = {
+            let (_dir, runtime, pre) = fresh().await;
+            let mut store = runtime.new_store().await.unwrap();
+            pre.instantiate_async(&mut store).await.unwrap().call_cases(&mut store).await.unwrap()
+        };
+        let suite = scimlet_storage_conformance::CASES.iter().filter(|c| !c.concurrent).map(|c| c.name);
+        assert_eq!(cases, suite.collect::<Vec<_>>());
+        for case in cases {
+            let (_dir, runtime, pre) = fresh().await;
+            let mut store = runtime.new_store().await.unwrap();
+            let probe = pre.instantiate_async(&mut store).await.unwrap();
+            match probe.call_run(&mut store, &case).await {
+                Ok(Ok(())) => {}
+                Ok(Err(why)) => panic!("{case}: {why}"),
+                Err(trap) => panic!("{case} failed (the guest's reason is on stderr above): {trap:?}"),
+            }
+        }
+    }
+}

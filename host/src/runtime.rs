@@ -274,6 +274,13 @@ impl Runtime {
         })
     }
 
+    /// For tests that run other components (the storage probe) on the
+    /// runner's engine and storage import.
+    #[cfg(test)]
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     /// Enables the component's admin API for bearers of `token`; the guest
     /// reads it from its environment (`SCIMLET_ADMIN_TOKEN`).
     pub fn with_admin_token(mut self, token: Option<String>) -> Self {
