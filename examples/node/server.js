@@ -82,7 +82,7 @@ async function loader(componentDir, store) {
 /** A SCIM error document (RFC 7644 §3.12) for answers the host gives itself. */
 function scimError(res, status, detail, headers = {}) {
   const body = JSON.stringify({ schemas: ['urn:ietf:params:scim:api:messages:2.0:Error'], status: String(status), detail });
-  res.writeHead(status, { 'content-type': 'application/scim+json', ...headers });
+  res.writeHead(status, { 'content-type': 'application/scim+json', 'content-length': Buffer.byteLength(body), ...headers });
   res.end(body);
 }
 
@@ -129,6 +129,11 @@ async function main() {
 
   const server = http.createServer(async (req, res) => {
     const started = performance.now();
+    // Method and status only: paths and queries carry ids and filter values.
+    res.on('finish', () => {
+      const ms = (performance.now() - started).toFixed(1);
+      log('INFO', `request ${req.method} ${res.statusCode} ${ms}ms`);
+    });
     let body;
     try {
       body = await readBody(req, res);
@@ -163,9 +168,6 @@ async function main() {
     if (!bodiless) out.push('content-length', String(response.body.length));
     res.writeHead(response.status, out);
     res.end(bodiless ? undefined : response.body);
-    // Method and status only: paths and queries carry ids and filter values.
-    const ms = (performance.now() - started).toFixed(1);
-    log('INFO', `request ${req.method} ${response.status} ${ms}ms`);
   });
 
   const stop = () => {
