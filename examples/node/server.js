@@ -3,8 +3,10 @@
 // storage import implemented in JavaScript (storage.js), HTTP from node:http.
 //
 //   node server.js [--listen 127.0.0.1:8080] [--db scimlet.db | --memory]
+//                  [--public-url https://scim.example.com]
 //
-// Environment: SCIMLET_LISTEN and SCIMLET_DB stand for the options; the
+// Environment: SCIMLET_LISTEN, SCIMLET_DB and SCIMLET_PUBLIC_URL stand for
+// the options; the
 // component itself reads SCIMLET_ADMIN_TOKEN, SCIMLET_POLICY and
 // SCIMLET_BASE_PATHS, and is given those three and nothing else of ours.
 
@@ -29,6 +31,7 @@ function options() {
       listen: { type: 'string', default: process.env.SCIMLET_LISTEN ?? '127.0.0.1:8080' },
       db: { type: 'string', default: process.env.SCIMLET_DB },
       memory: { type: 'boolean', default: false },
+      'public-url': { type: 'string', default: process.env.SCIMLET_PUBLIC_URL },
       component: { type: 'string', default: join(here, 'component') },
     },
   });
@@ -39,7 +42,15 @@ function options() {
     throw new Error(`--listen ${values.listen}: expected HOST:PORT`);
   }
   if (values.memory && values.db) throw new Error('--memory and --db exclude each other');
-  return { host, port, db: values.memory ? undefined : (values.db ?? 'scimlet.db'), component: values.component };
+  let publicUrl;
+  if (values['public-url'] !== undefined) {
+    publicUrl = new URL(values['public-url']);
+    if (!['http:', 'https:'].includes(publicUrl.protocol) || publicUrl.pathname !== '/') {
+      throw new Error(`--public-url ${values['public-url']}: expected http(s)://host[:port]`);
+    }
+  }
+  const db = values.memory ? undefined : (values.db ?? 'scimlet.db');
+  return { host, port, db, publicUrl, component: values.component };
 }
 
 /**
@@ -147,8 +158,10 @@ async function main() {
     const request = {
       method: req.method,
       pathWithQuery: req.url,
-      scheme: 'http',
-      authority: req.headers.host,
+      // Behind a TLS-terminating proxy, what the client reached: it makes
+      // `meta.location`.
+      scheme: opts.publicUrl ? opts.publicUrl.protocol.slice(0, -1) : 'http',
+      authority: opts.publicUrl ? opts.publicUrl.host : req.headers.host,
       headers,
       body,
     };
@@ -180,8 +193,9 @@ async function main() {
 
   server.listen(opts.port, opts.host, () => {
     const { address, port } = server.address();
-    const origin = `http://${address.includes(':') ? `[${address}]` : address}:${port}`;
-    const lines = [`scimlet listening on ${origin}`];
+    const listening = `http://${address.includes(':') ? `[${address}]` : address}:${port}`;
+    const origin = opts.publicUrl ? opts.publicUrl.origin : listening;
+    const lines = [`scimlet listening on ${listening}`];
     if (first) {
       const [account, token] = first;
       lines.push(
