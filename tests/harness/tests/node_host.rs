@@ -213,9 +213,10 @@ impl NodeServer {
         let (mut account, mut tenant_url, mut token) = (None, None, None);
         let deadline = Instant::now() + Duration::from_secs(30);
         while account.is_none() || tenant_url.is_none() || token.is_none() {
-            let line = self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())).unwrap_or_else(|e| {
-                panic!("no bootstrap account/token on stdout ({e:?}); stderr:\n{}", self.log())
-            });
+            let line = self
+                .lines
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|e| panic!("no bootstrap account/token on stdout ({e:?}); stderr:\n{}", self.log()));
             if let Some(rest) = line.strip_prefix("Created account ") {
                 account = rest.rsplit_once('(').and_then(|(_, id)| id.strip_suffix(')')).map(str::to_owned);
             } else if let Some(url) = line.strip_prefix("Tenant URL:") {
