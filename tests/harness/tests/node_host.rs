@@ -115,6 +115,7 @@ struct NodeServer {
     _dir: TempDir,
 }
 
+/// A `server.js` that has said where it listens.
 struct Started {
     child: Child,
     lines: Receiver<String>,
