@@ -1,0 +1,390 @@
+//! The Node.js host (`examples/node`): the same component, transpiled by
+//! jco, with its storage in JavaScript on a SQLite file, must give every
+//! vector the answers the runner gives.
+//!
+//! It needs Node.js and the example built (`npm ci` and `npm run build` in
+//! `examples/node`), which a plain `cargo test` cannot assume: the tests run
+//! when `SCIMLET_E2E_NODE=1`, as `scripts/test` sets after building the
+//! example, and then fail on anything missing instead of passing quietly.
+//! They live here rather than in `tests/e2e` because they need no part of
+//! the runner (nor wasmtime) built.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc::{Receiver, channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use scimlet_vectors::{Target, Vars, VectorRequest, VectorResponse, run_all, run_policy, vectors_dir};
+use serde_json::Value;
+
+// The end-to-end suite's client, which sends a request target byte for byte;
+// this suite uses only part of it.
+#[allow(dead_code)]
+#[path = "../../e2e/http.rs"]
+mod http;
+
+/// The admin API token every server here is started with.
+const ADMIN_TOKEN: &str = "node-admin-token-0123456789abcdef";
+/// The core's bound on request bodies (`scim_core::MAX_BODY`), which
+/// `server.js` enforces before the component sees a body.
+const MAX_BODY: usize = 1024 * 1024;
+
+/// A temporary directory under cargo's target tmpdir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+            "node-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Splits `scheme://authority/path` into (`scheme://authority`, `/path`).
+fn split_url(url: &str) -> (String, String) {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    match url[after_scheme..].find('/') {
+        Some(i) => (url[..after_scheme + i].to_owned(), url[after_scheme + i..].to_owned()),
+        None => (url.to_owned(), String::new()),
+    }
+}
+
+/// What no log line may hold (as in `tests/e2e`): every bearer credential
+/// and every string of eight or more characters in a request body.
+fn secrets_of(req: &VectorRequest, account: &str) -> Vec<String> {
+    fn strings(value: &Value, out: &mut Vec<String>) {
+        match value {
+            Value::String(s) => out.push(s.clone()),
+            Value::Array(items) => items.iter().for_each(|v| strings(v, out)),
+            Value::Object(map) => map.values().for_each(|v| strings(v, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for (name, value) in &req.headers {
+        if name.eq_ignore_ascii_case("authorization") {
+            out.push(value.split_once(' ').map_or(value.as_str(), |(_, credential)| credential).trim().to_owned());
+        }
+    }
+    match serde_json::from_slice::<Value>(&req.body) {
+        Ok(body) => strings(&body, &mut out),
+        Err(_) => out.push(String::from_utf8_lossy(&req.body).into_owned()),
+    }
+    out.retain(|s| s.len() >= 8 && s != account);
+    out
+}
+
+fn enabled() -> bool {
+    match std::env::var("SCIMLET_E2E_NODE").as_deref() {
+        Ok("1") => true,
+        Ok("") | Err(_) => {
+            eprintln!("SCIMLET_E2E_NODE is not 1: the Node.js host is not tested (scripts/test tests it)");
+            false
+        }
+        Ok(other) => panic!("SCIMLET_E2E_NODE={other:?}: expected 1 or nothing"),
+    }
+}
+
+fn example_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/node")
+}
+
+/// `node examples/node/server.js` on a SQLite file that outlives restarts.
+struct NodeServer {
+    child: Option<Child>,
+    lines: Receiver<String>,
+    stderr: Arc<Mutex<Vec<String>>>,
+    addr: String,
+    env: Vec<(String, String)>,
+    db: PathBuf,
+    _dir: TempDir,
+}
+
+/// A `server.js` that has said where it listens.
+struct Started {
+    child: Child,
+    lines: Receiver<String>,
+    stderr: Arc<Mutex<Vec<String>>>,
+    addr: String,
+}
+
+/// Starts the server and waits for its `scimlet listening on` line.
+fn spawn(db: &Path, listen: &str, env: &[(String, String)]) -> Result<Started, String> {
+    let example = example_dir();
+    let node = std::env::var("SCIMLET_NODE").unwrap_or_else(|_| "node".to_owned());
+    let mut command = Command::new(&node);
+    command
+        .arg(example.join("server.js"))
+        .args(["--listen", listen, "--db"])
+        .arg(db)
+        .current_dir(&example)
+        .env_clear()
+        .envs(std::env::var_os("PATH").map(|p| ("PATH", p)))
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().map_err(|e| format!("cannot run {node}: {e} (is Node.js installed?)"))?;
+
+    let (tx, lines) = channel();
+    let stdout = child.stdout.take().expect("piped stdout");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let stderr = Arc::new(Mutex::new(Vec::new()));
+    let mut pipe = child.stderr.take().expect("piped stderr");
+    let sink = Arc::clone(&stderr);
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let mut buf = [0u8; 8192];
+        while let Ok(n @ 1..) = pipe.read(&mut buf) {
+            text.push_str(&String::from_utf8_lossy(&buf[..n]));
+            while let Some(end) = text.find('\n') {
+                sink.lock().unwrap().push(text[..end].to_owned());
+                text.drain(..=end);
+            }
+        }
+        if !text.is_empty() {
+            sink.lock().unwrap().push(text);
+        }
+    });
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match lines.recv_timeout(Duration::from_millis(100)) {
+            Ok(line) => {
+                if let Some(origin) = line.strip_prefix("scimlet listening on http://") {
+                    return Ok(Started { child, lines, stderr, addr: origin.trim().to_owned() });
+                }
+            }
+            Err(_) => {
+                let exited = child.try_wait().ok().flatten();
+                if exited.is_some() || Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    std::thread::sleep(Duration::from_millis(50));
+                    let log = stderr.lock().unwrap().join("\n");
+                    return Err(format!("server.js did not start ({exited:?}):\n{log}"));
+                }
+            }
+        }
+    }
+}
+
+impl NodeServer {
+    /// A server on a fresh database, and the account it bootstrapped.
+    fn start(env: &[(&str, &str)]) -> (NodeServer, Vars) {
+        let dir = TempDir::new();
+        let db = dir.0.join("scimlet.db");
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let started = spawn(&db, "127.0.0.1:0", &env).unwrap_or_else(|e| panic!("{e}"));
+        let server = NodeServer {
+            child: Some(started.child),
+            lines: started.lines,
+            stderr: started.stderr,
+            addr: started.addr,
+            env,
+            db,
+            _dir: dir,
+        };
+        let vars = server.read_bootstrap();
+        (server, vars)
+    }
+
+    fn read_bootstrap(&self) -> Vars {
+        let (mut account, mut tenant_url, mut token) = (None, None, None);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while account.is_none() || tenant_url.is_none() || token.is_none() {
+            let line = self
+                .lines
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|e| panic!("no bootstrap account/token on stdout ({e:?}); stderr:\n{}", self.log()));
+            if let Some(rest) = line.strip_prefix("Created account ") {
+                account = rest.rsplit_once('(').and_then(|(_, id)| id.strip_suffix(')')).map(str::to_owned);
+            } else if let Some(url) = line.strip_prefix("Tenant URL:") {
+                tenant_url = Some(url.trim().to_owned());
+            } else if let Some(t) = line.strip_prefix("Token:") {
+                token = Some(t.trim().to_owned());
+            }
+        }
+        let (origin, base) = split_url(&tenant_url.unwrap());
+        assert_eq!(origin, format!("http://{}", self.addr), "tenant URL origin vs listening address");
+        let account = account.unwrap();
+        assert!(base.split('/').any(|s| s == account), "tenant path {base} does not name the account {account}");
+        Vars { base, origin, account, token: token.unwrap(), admin_token: ADMIN_TOKEN.to_owned() }
+    }
+
+    fn log(&self) -> String {
+        self.stderr.lock().map(|l| l.join("\n")).unwrap_or_default()
+    }
+
+    /// SIGKILL, no goodbye: what was acknowledged must be on disk.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills the process and starts it again on the same file and port; it
+    /// must not bootstrap a second account.
+    fn restart(&mut self) -> Result<(), String> {
+        self.kill();
+        let mut last = String::new();
+        for _ in 0..40 {
+            match spawn(&self.db, &self.addr, &self.env) {
+                Ok(started) => {
+                    let earlier = std::mem::take(&mut *self.stderr.lock().unwrap());
+                    started.stderr.lock().unwrap().splice(0..0, earlier);
+                    self.child = Some(started.child);
+                    self.lines = started.lines;
+                    self.stderr = started.stderr;
+                    // The bootstrap lines would follow the listening line at once.
+                    let again: Vec<String> =
+                        std::iter::from_fn(|| self.lines.recv_timeout(Duration::from_millis(100)).ok()).collect();
+                    if again.iter().any(|l| l.starts_with("Token:") || l.starts_with("Created account")) {
+                        return Err(format!("a restart on an existing database bootstrapped again: {again:?}"));
+                    }
+                    return Ok(());
+                }
+                Err(e) => last = e, // the port may still be held for a moment
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        Err(format!("could not restart on {}: {last}", self.addr))
+    }
+
+    /// Kills the server and returns its whole log, once the reader thread
+    /// has read the last line.
+    fn stop_and_read_log(&mut self) -> String {
+        self.kill();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Arc::strong_count(&self.stderr) > 1 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.log()
+    }
+}
+
+impl Drop for NodeServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Replays a scenario against one `server.js`; afterwards its log must
+/// hold a line per request and nothing a request sent.
+struct NodeTarget {
+    server: NodeServer,
+    account: String,
+    secrets: std::collections::BTreeSet<String>,
+}
+
+impl Target for NodeTarget {
+    fn send(&mut self, req: &VectorRequest) -> Result<VectorResponse, String> {
+        self.secrets.extend(secrets_of(req, &self.account));
+        let resp = http::send(&self.server.addr, &req.method, &req.path, &req.headers, &req.body)
+            .map_err(|e| format!("{e}\nserver.js stderr:\n{}", self.server.log()))?;
+        Ok(VectorResponse { status: resp.status, headers: resp.headers, body: resp.body })
+    }
+
+    fn restart(&mut self) -> Result<(), String> {
+        self.server.restart()
+    }
+}
+
+impl Drop for NodeTarget {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let log = self.server.stop_and_read_log();
+        assert!(log.contains(" INFO request "), "no request line in the log:\n{log}");
+        let leaked: Vec<&String> = self.secrets.iter().filter(|s| log.contains(s.as_str())).collect();
+        assert!(leaked.is_empty(), "server.js logged what a request sent: {leaked:?}\nlog:\n{log}");
+    }
+}
+
+fn node_target(env: &[(&str, &str)]) -> (NodeTarget, Vars) {
+    let env: Vec<(&str, &str)> =
+        [("SCIMLET_ADMIN_TOKEN", ADMIN_TOKEN)].into_iter().chain(env.iter().copied()).collect();
+    let (server, vars) = NodeServer::start(&env);
+    (NodeTarget { server, account: vars.account.clone(), secrets: Default::default() }, vars)
+}
+
+#[test]
+fn node_host_replays_every_vector() {
+    if !enabled() {
+        return;
+    }
+    let result = run_all(&vectors_dir(), |_| {
+        let (target, vars) = node_target(&[]);
+        Ok((Box::new(target) as Box<dyn Target>, vars))
+    });
+    if let Err(report) = result {
+        panic!("\n{report}");
+    }
+}
+
+#[test]
+fn node_host_replays_the_plain_scim_vectors() {
+    if !enabled() {
+        return;
+    }
+    let result = run_policy(&vectors_dir(), "plain", |_| {
+        let (target, vars) =
+            node_target(&[("SCIMLET_POLICY", "plain"), ("SCIMLET_BASE_PATHS", "/tenants/{account}/scim/v2")]);
+        assert!(vars.base.starts_with("/tenants/") && vars.base.ends_with("/scim/v2"), "tenant URL {}", vars.base);
+        Ok((Box::new(target) as Box<dyn Target>, vars))
+    });
+    if let Err(report) = result {
+        panic!("\n{report}");
+    }
+}
+
+/// What the host itself answers: a body over the core's limit is refused
+/// before the component sees it, and a configuration the core refuses stops
+/// the start.
+#[test]
+fn node_host_bounds_bodies_and_refuses_a_bad_configuration() {
+    if !enabled() {
+        return;
+    }
+    let (target, vars) = node_target(&[]);
+    let big = vec![b' '; MAX_BODY + 1];
+    let headers = vec![
+        ("Authorization".to_owned(), format!("Bearer {}", vars.token)),
+        ("Content-Type".to_owned(), "application/scim+json".to_owned()),
+    ];
+    let r = http::send(&target.server.addr, "POST", &format!("{}/Users", vars.base), &headers, &big).unwrap();
+    assert_eq!(r.status, 413, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["status"], "413");
+    drop(target);
+
+    let dir = TempDir::new();
+    let env = [("SCIMLET_BASE_PATHS".to_owned(), "/scim/{account}/".to_owned())];
+    let err = match spawn(&dir.0.join("scimlet.db"), "127.0.0.1:0", &env) {
+        Ok(_) => panic!("server.js started with a base path the core refuses"),
+        Err(e) => e,
+    };
+    assert!(err.contains("base path \"/scim/{account}/\": no empty segments and no trailing /"), "{err}");
+}
