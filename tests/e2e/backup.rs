@@ -49,7 +49,7 @@ fn a_backup_under_write_load_holds_every_acknowledged_write_and_restores() {
                 while !stop.load(Ordering::SeqCst) {
                     let n = counter.fetch_add(1, Ordering::SeqCst);
                     let body = serde_json::to_vec(&user(n)).unwrap();
-                    if crate::http::send(&addr, "POST", &format!("{base}/Users"), &headers, &body)
+                    if scimlet_vectors::http::send(&addr, "POST", &format!("{base}/Users"), &headers, &body)
                         .is_ok_and(|r| r.status == 201)
                     {
                         acked.lock().unwrap().push(n);

@@ -5,8 +5,8 @@
 
 use serde_json::json;
 
-use crate::http::{self, Response};
 use crate::server::Server;
+use scimlet_vectors::http::{self, Response};
 
 const ADMIN: &str = "console-admin-token-0123456789";
 

@@ -46,7 +46,7 @@ fn acknowledged_writes_survive_sigkill_and_the_store_checks_clean() {
             for _ in 0..WRITERS {
                 scope.spawn(|| {
                     let headers = vec![("Authorization".to_owned(), format!("Bearer {}", boot.token)), ("Content-Type".to_owned(), "application/scim+json".to_owned())];
-                    let send = |method: &str, path: &str, body: &Value| crate::http::send(&addr, method, path, &headers, &serde_json::to_vec(body).unwrap());
+                    let send = |method: &str, path: &str, body: &Value| scimlet_vectors::http::send(&addr, method, path, &headers, &serde_json::to_vec(body).unwrap());
                     while !stop.load(Ordering::SeqCst) {
                         let n = counter.fetch_add(1, Ordering::SeqCst);
                         let user = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": format!("crash{n}@example.com"), "emails": [{"value": format!("crash{n}@example.com"), "primary": true}]});
@@ -66,7 +66,7 @@ fn acknowledged_writes_survive_sigkill_and_the_store_checks_clean() {
                             acked.members.lock().unwrap().insert(id.clone());
                         }
                         if n.is_multiple_of(3) {
-                            let deleted = crate::http::send(&addr, "DELETE", &format!("{base}/Users/{id}"), &headers, b"");
+                            let deleted = scimlet_vectors::http::send(&addr, "DELETE", &format!("{base}/Users/{id}"), &headers, b"");
                             if deleted.is_ok_and(|r| r.status == 204) {
                                 acked.deleted.lock().unwrap().insert(id);
                             } else {

@@ -84,13 +84,15 @@ fn past_the_concurrency_bound_requests_get_503_with_retry_after() {
     )
     .unwrap();
     std::thread::scope(|scope| {
-        let slow =
-            scope.spawn(|| crate::http::send(&server.addr, "POST", &format!("{base}/Bulk"), &auth, &bulk).unwrap());
+        let slow = scope.spawn(|| {
+            scimlet_vectors::http::send(&server.addr, "POST", &format!("{base}/Bulk"), &auth, &bulk).unwrap()
+        });
         // While it runs, another request finds no slot and no queue.
         let mut refused = None;
         for _ in 0..200 {
             std::thread::sleep(Duration::from_millis(10));
-            let r = crate::http::send(&server.addr, "GET", &format!("{base}/Users?count=1"), &auth, b"").unwrap();
+            let r =
+                scimlet_vectors::http::send(&server.addr, "GET", &format!("{base}/Users?count=1"), &auth, b"").unwrap();
             if r.status == 503 {
                 refused = Some(r);
                 break;
@@ -106,7 +108,7 @@ fn past_the_concurrency_bound_requests_get_503_with_retry_after() {
         assert_eq!(slow.join().unwrap().status, 200);
     });
     // Once the slot is free, requests are served again.
-    let r = crate::http::send(&server.addr, "GET", &format!("{base}/Users?count=1"), &auth, b"").unwrap();
+    let r = scimlet_vectors::http::send(&server.addr, "GET", &format!("{base}/Users?count=1"), &auth, b"").unwrap();
     assert_eq!(r.status, 200);
     let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(body["totalResults"], 1000);
@@ -127,10 +129,10 @@ fn a_write_that_lands_after_the_deadline_is_answered_as_done() {
         &serde_json::json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "slow@example.com"}),
     )
     .unwrap();
-    let created = crate::http::send(&server.addr, "POST", &format!("{base}/Users"), &auth, &body).unwrap();
+    let created = scimlet_vectors::http::send(&server.addr, "POST", &format!("{base}/Users"), &auth, &body).unwrap();
     assert_eq!(created.status, 201, "{}\n{}", String::from_utf8_lossy(&created.body), server.stderr_text());
     let id = serde_json::from_slice::<serde_json::Value>(&created.body).unwrap()["id"].as_str().unwrap().to_owned();
-    let found = crate::http::send(&server.addr, "GET", &format!("{base}/Users/{id}"), &auth, b"").unwrap();
+    let found = scimlet_vectors::http::send(&server.addr, "GET", &format!("{base}/Users/{id}"), &auth, b"").unwrap();
     assert_eq!(found.status, 200);
     assert!(
         server.stderr_text().contains("deadline passed with a commit in flight; waiting for its outcome"),
@@ -146,10 +148,10 @@ fn a_token_past_its_rate_and_an_address_past_its_failures_get_429() {
     let with = |token: &str| vec![("Authorization".to_owned(), format!("Bearer {token}"))];
     // A burst of 10 is allowed, then the token waits.
     let statuses: Vec<u16> = (0..14)
-        .map(|_| crate::http::send(&server.addr, "GET", &path, &with(&boot.token), b"").unwrap().status)
+        .map(|_| scimlet_vectors::http::send(&server.addr, "GET", &path, &with(&boot.token), b"").unwrap().status)
         .collect();
     assert_eq!(statuses.iter().filter(|&&s| s == 200).count(), 10, "{statuses:?}");
-    let limited = crate::http::send(&server.addr, "GET", &path, &with(&boot.token), b"").unwrap();
+    let limited = scimlet_vectors::http::send(&server.addr, "GET", &path, &with(&boot.token), b"").unwrap();
     assert_eq!(limited.status, 429);
     assert!(
         limited.headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("retry-after") && v == "1"),
@@ -159,13 +161,13 @@ fn a_token_past_its_rate_and_an_address_past_its_failures_get_429() {
     let body: serde_json::Value = serde_json::from_slice(&limited.body).unwrap();
     assert_eq!(body["status"], "429");
     std::thread::sleep(Duration::from_millis(1100));
-    assert_eq!(crate::http::send(&server.addr, "GET", &path, &with(&boot.token), b"").unwrap().status, 200);
+    assert_eq!(scimlet_vectors::http::send(&server.addr, "GET", &path, &with(&boot.token), b"").unwrap().status, 200);
 
     // Three wrong tokens from this address, then even the right one waits.
     for guess in ["scimlet_a_b", "scimlet_c_d", "scimlet_e_f"] {
-        assert_eq!(crate::http::send(&server.addr, "GET", &path, &with(guess), b"").unwrap().status, 401);
+        assert_eq!(scimlet_vectors::http::send(&server.addr, "GET", &path, &with(guess), b"").unwrap().status, 401);
     }
-    let refused = crate::http::send(&server.addr, "GET", &path, &with(&boot.token), b"").unwrap();
+    let refused = scimlet_vectors::http::send(&server.addr, "GET", &path, &with(&boot.token), b"").unwrap();
     assert_eq!(refused.status, 429);
     let wait: u64 = refused
         .headers

@@ -4,8 +4,8 @@
 
 use serde_json::{Value, json};
 
-use crate::http;
 use crate::server::Server;
+use scimlet_vectors::http;
 
 fn send(server: &Server, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&Value>) -> http::Response {
     let headers: Vec<(String, String)> = headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();

@@ -6,7 +6,7 @@ mod config;
 mod console;
 mod crash;
 mod hostile;
-mod http;
+use scimlet_vectors::http;
 mod logs;
 mod migration;
 mod replicas;

@@ -15,8 +15,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Value, json};
 
 use crate::ADMIN_TOKEN;
-use crate::http::{self, Response};
 use crate::server::{Bootstrap, Server};
+use scimlet_vectors::http::{self, Response};
 
 const ENTRA: &str = "Microsoft.Identity.Provisioning";
 const OKTA: &str = "Okta SCIM Client 1.0.0";

@@ -14,14 +14,14 @@ const ADMIN: &str = "e2e-replica-admin-token-0123456789";
 /// A write to the replica at `addr`, sent again while the answer is `503`
 /// (the core answers so after its own bounded retries lose to other
 /// writers, with `Retry-After`, and identity providers retry).
-fn write(addr: &str, method: &str, path: &str, token: &str, body: &Value) -> crate::http::Response {
+fn write(addr: &str, method: &str, path: &str, token: &str, body: &Value) -> scimlet_vectors::http::Response {
     let headers = vec![
         ("Authorization".to_owned(), format!("Bearer {token}")),
         ("Content-Type".to_owned(), "application/scim+json".to_owned()),
     ];
     let bytes = serde_json::to_vec(body).unwrap();
     for _ in 0..50 {
-        let answer = crate::http::send(addr, method, path, &headers, &bytes)
+        let answer = scimlet_vectors::http::send(addr, method, path, &headers, &bytes)
             .unwrap_or_else(|e| panic!("{method} {path} to {addr}: {e}"));
         if answer.status != 503 {
             return answer;

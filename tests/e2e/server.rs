@@ -8,7 +8,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::http;
+use scimlet_vectors::http;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_scimlet");
 

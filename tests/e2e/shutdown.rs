@@ -25,7 +25,7 @@ fn sigterm_finishes_requests_in_flight_then_closes_the_database() {
     .unwrap();
     let in_flight = std::thread::spawn({
         let (addr, base, headers) = (addr.clone(), base.clone(), headers.clone());
-        move || crate::http::send(&addr, "POST", &format!("{base}/Users"), &headers, &body)
+        move || scimlet_vectors::http::send(&addr, "POST", &format!("{base}/Users"), &headers, &body)
     });
     std::thread::sleep(Duration::from_millis(400));
     let status = server.terminate(Duration::from_secs(30)).expect("scimlet exits after SIGTERM");
@@ -33,7 +33,10 @@ fn sigterm_finishes_requests_in_flight_then_closes_the_database() {
     assert_eq!(answer.status, 201, "{}", String::from_utf8_lossy(&answer.body));
     assert!(status.success(), "exit status {status}\n{}", server.stderr_text());
     assert!(server.stderr_text().contains("shutting down, finishing requests in flight"), "{}", server.stderr_text());
-    assert!(crate::http::send(&addr, "GET", &format!("{base}/Users"), &headers, b"").is_err(), "no longer accepting");
+    assert!(
+        scimlet_vectors::http::send(&addr, "GET", &format!("{base}/Users"), &headers, b"").is_err(),
+        "no longer accepting"
+    );
     // Closed: the last connection folded the WAL into the database file.
     if !crate::server::on_postgres() {
         let wal = format!("{}-wal", server.db.display());
@@ -54,13 +57,13 @@ fn sigterm_finishes_requests_in_flight_then_closes_the_database() {
 fn health_probes_answer_without_a_token_and_say_nothing_of_accounts() {
     let (server, boot) = Server::start();
     for (path, text) in [("/healthz", "ok"), ("/readyz", "ready")] {
-        let answer = crate::http::send(&server.addr, "GET", path, &[], b"").unwrap();
+        let answer = scimlet_vectors::http::send(&server.addr, "GET", path, &[], b"").unwrap();
         assert_eq!(answer.status, 200, "{path}");
         assert_eq!(answer.body, text.as_bytes(), "{path}");
         assert!(!String::from_utf8_lossy(&answer.body).contains(&boot.account));
     }
     // Anything else at the root is still the component's (a SCIM 404).
-    let other = crate::http::send(&server.addr, "GET", "/healthz/x", &[], b"").unwrap();
+    let other = scimlet_vectors::http::send(&server.addr, "GET", "/healthz/x", &[], b"").unwrap();
     assert_eq!(other.status, 404);
 }
 
@@ -76,11 +79,11 @@ fn metrics_count_requests_commits_instances_and_token_expiry_for_the_admin_token
     assert_eq!(server.request("GET", &format!("{base}/Users/{id}"), &boot.token, None).status, 200);
     assert_eq!(server.request("GET", &format!("{base}/Users"), "scimlet_wrong_token", None).status, 401);
 
-    assert_eq!(crate::http::send(&server.addr, "GET", "/metrics", &[], b"").unwrap().status, 401);
+    assert_eq!(scimlet_vectors::http::send(&server.addr, "GET", "/metrics", &[], b"").unwrap().status, 401);
     assert_eq!(server.request("GET", "/metrics", &boot.token, None).status, 401, "a SCIM token is not enough");
     let lower = vec![("Authorization".to_owned(), format!("bearer {admin}"))];
     assert_eq!(
-        crate::http::send(&server.addr, "GET", "/metrics", &lower, b"").unwrap().status,
+        scimlet_vectors::http::send(&server.addr, "GET", "/metrics", &lower, b"").unwrap().status,
         200,
         "any case of the scheme"
     );

@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod http;
 pub mod large;
 pub mod matcher;
 mod runner;

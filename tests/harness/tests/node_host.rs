@@ -20,17 +20,10 @@ use std::time::{Duration, Instant};
 use scimlet_vectors::{Target, Vars, VectorRequest, VectorResponse, run_all, run_policy, vectors_dir};
 use serde_json::Value;
 
-// The end-to-end suite's client, which sends a request target byte for byte;
-// this suite uses only part of it.
-#[allow(dead_code)]
-#[path = "../../e2e/http.rs"]
-mod http;
+use scimlet_vectors::http;
 
 /// The admin API token every server here is started with.
 const ADMIN_TOKEN: &str = "node-admin-token-0123456789abcdef";
-/// The core's bound on request bodies (`scim_core::MAX_BODY`), which
-/// `server.js` enforces before the component sees a body.
-const MAX_BODY: usize = 1024 * 1024;
 
 /// A temporary directory under cargo's target tmpdir, removed on drop.
 struct TempDir(PathBuf);
@@ -370,7 +363,9 @@ fn node_host_bounds_bodies_and_refuses_a_bad_configuration() {
         return;
     }
     let (target, vars) = node_target(&[]);
-    let big = vec![b' '; MAX_BODY + 1];
+    // The core's bound, which `server.js` enforces before the component
+    // sees a body.
+    let big = vec![b' '; scim_core::MAX_BODY + 1];
     let headers = vec![
         ("Authorization".to_owned(), format!("Bearer {}", vars.token)),
         ("Content-Type".to_owned(), "application/scim+json".to_owned()),

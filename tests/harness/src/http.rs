@@ -1,6 +1,7 @@
 //! A deliberately tiny HTTP/1.1 client: one connection per request, the
 //! request target sent byte for byte (no URL re-encoding, so `+` and `%20`
-//! reach the server exactly as a scenario writes them).
+//! reach the server exactly as a scenario writes them). Every suite that
+//! speaks HTTP to a host (the runner's, the Node.js example's) uses it.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -9,12 +10,16 @@ use std::time::Duration;
 /// A response read in full.
 #[derive(Debug, Clone)]
 pub struct Response {
+    /// The status code.
     pub status: u16,
+    /// Headers in arrival order, names as the server sent them.
     pub headers: Vec<(String, String)>,
+    /// The body, de-chunked.
     pub body: Vec<u8>,
 }
 
 impl Response {
+    /// The first header of that name, compared case-insensitively.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
