@@ -349,15 +349,10 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         let Some(kept) = self.count(kind)? else { return Ok(()) };
         let actual = tally.get(kind).copied().unwrap_or(0);
         if kept as i64 != actual {
-            // Every shard is rewritten: the first holds the counted total.
-            let fix = (0..16u8)
-                .map(|shard| {
-                    Write::put(
-                        self.keys.counter(kind, shard),
-                        (if shard == 0 { actual } else { 0 }).to_string().into_bytes(),
-                    )
-                })
-                .collect();
+            // The first shard holds the counted total; every other goes.
+            let first = self.keys.counter(kind, 0);
+            let mut fix = vec![Write::put(first.clone(), actual.to_string().into_bytes())];
+            fix.extend(self.counter_shards(kind)?.into_iter().filter(|e| e.key != first).map(|e| Write::delete(e.key)));
             problems.push(Problem {
                 kind: "counter",
                 key: self.keys.counter(kind, 0),

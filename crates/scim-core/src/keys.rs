@@ -153,8 +153,12 @@ impl AccountKeys {
     /// of keys in that resource's order index, kept by every commit that
     /// adds or removes one. Sharded so that concurrent creates rarely
     /// touch the same record.
-    pub(crate) fn counter(&self, kind: &str, shard: u8) -> String {
+    pub(crate) fn counter(&self, kind: &str, shard: u16) -> String {
         format!("{}n/{kind}/{shard:02}", self.root)
+    }
+    /// Every shard of the count of `kind`, in one scan.
+    pub(crate) fn counters(&self, kind: &str) -> String {
+        format!("{}n/{kind}/", self.root)
     }
     /// Present when the counters hold since the account's creation
     /// (accounts made before counters existed count by walking).

@@ -121,6 +121,8 @@ struct Server {
     name: &'static str,
     /// The database of a `postgres` server, dropped with it.
     pg: Option<BenchDb>,
+    /// The admin API's token, for `/metrics` (`None` for the peer).
+    admin: Option<String>,
 }
 
 /// A PostgreSQL database of one bench run, and a connection to its server
@@ -186,7 +188,11 @@ impl Server {
         let mut command = Command::new(bin);
         // The load generator is one client with one token: no rate limit.
         let pg = (kind == Kind::Postgres).then(|| BenchDb::create(postgres.expect("--postgres URL")));
-        command.args(["serve", "--listen", "127.0.0.1:0", "--rate-limit", "0", "--db"]);
+        // `/metrics` (commits by outcome) answers bearers of the admin token.
+        let admin = format!("scimlet-bench-admin-{}", std::process::id());
+        std::fs::write(dir.join("admin-token"), &admin).expect("admin token file");
+        command.arg("serve").arg("--admin-token-file").arg(dir.join("admin-token"));
+        command.args(["--listen", "127.0.0.1:0", "--rate-limit", "0", "--db"]);
         match &pg {
             Some(db) => command.arg(&db.url),
             None => command.arg(dir.join("scimlet.db")),
@@ -219,7 +225,7 @@ impl Server {
         let addr = addr.expect("listening line");
         let url = url.expect("tenant URL");
         let base = url[url.find(&addr).expect("tenant URL on the listening address") + addr.len()..].to_owned();
-        Some(Server { child, addr, base, token: token.unwrap(), dir, name, pg })
+        Some(Server { child, addr, base, token: token.unwrap(), dir, name, pg, admin: Some(admin) })
     }
 
     /// `scim2-server` on a free loopback port, once it answers.
@@ -241,6 +247,7 @@ impl Server {
             dir: PathBuf::new(),
             name: "scim2-server",
             pg: None,
+            admin: None,
         };
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(60) {
@@ -277,6 +284,19 @@ impl Server {
                 .unwrap_or(0.0)
         };
         (kib("VmRSS:") / 1024.0, kib("VmHWM:") / 1024.0)
+    }
+}
+
+impl Server {
+    /// Commits the store refused on a precondition so far (lost races,
+    /// which the component retries, and names already taken), from the
+    /// server's `/metrics`; `None` where there is none to ask.
+    fn commit_conflicts(&self) -> Option<u64> {
+        let admin = self.admin.as_deref()?;
+        let answer = self.conn().send("GET", "/metrics", admin, None).ok()?;
+        let text = String::from_utf8_lossy(&answer.body);
+        let line = text.lines().find(|l| l.starts_with("scimlet_store_commits_total{outcome=\"conflict\"}"));
+        Some(line.and_then(|l| l.rsplit(' ').next()?.parse().ok()).unwrap_or(0))
     }
 }
 
@@ -565,6 +585,7 @@ fn measure(server: &Server, args: &Args, kind: Kind) -> Table {
 
     // Creates alone, as a sync's second phase sends them once lookups
     // are cached: each answered only once durable.
+    let conflicts = server.commit_conflicts();
     let mut creates = load(server, "creates", args.clients, Some(window), |conn, i| {
         let name = format!("extra{i:07}@example.com");
         let body = serde_json::to_vec(&json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name, "emails": [{"value": name, "type": "work", "primary": true}]})).unwrap();
@@ -575,6 +596,11 @@ fn measure(server: &Server, args: &Args, kind: Kind) -> Table {
     row("  create p99, ms".into(), creates.percentile_ms(0.99));
     row("  server CPU per create, µs".into(), creates.cpu_us());
     row("  load generator CPU per create, µs".into(), creates.client_cpu_us());
+    if let (Some(before), Some(after)) = (conflicts, server.commit_conflicts()) {
+        // Each is a create's attempt that lost a race (a counter shard, an
+        // index page) and went round again: a whole extra plan and commit.
+        row("  lost races per create".into(), (after - before) as f64 / creates.requests.max(1) as f64);
+    }
 
     // Groups of growing size, then one-member PATCHes on each.
     let ids = if peer { Vec::new() } else { ids.lock().unwrap().clone() };
