@@ -17,8 +17,9 @@ use crate::native::Page;
 use crate::store::Store;
 use crate::tenant::{self, Tenant};
 
-/// Where the admin API lives.
-pub(crate) const PREFIX: &str = "/api/accounts";
+/// Where the admin API lives; hosts that route by path send everything
+/// under it to the core when the admin API is enabled.
+pub const PREFIX: &str = "/api/accounts";
 
 fn json_response(status: u16, body: &Value) -> Response {
     Response {

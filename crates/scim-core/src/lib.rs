@@ -43,6 +43,7 @@ mod tenant;
 mod users;
 
 pub use accounts::{Account, AdminError, NewToken, TokenInfo};
+pub use admin_api::PREFIX as ADMIN_API_PREFIX;
 pub use audit::client_kind;
 pub use env::{Env, TestEnv};
 pub use error::ScimError;
