@@ -11,19 +11,5 @@ use scimlet_guest_build as guest_build;
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
     let workspace = manifest_dir.parent().expect("host/ lives inside the workspace");
-    guest_build::build_guests(
-        workspace,
-        &["scim-component", "scimlet-storage-probe"],
-        &["scim_component.wasm", "scimlet_storage_probe.wasm"],
-        &[
-            "crates/scim-core",
-            "crates/scim-component",
-            "crates/wasi-glue",
-            "crates/storage-conformance",
-            "crates/storage-probe",
-            "wit",
-            "Cargo.lock",
-            "Cargo.toml",
-        ],
-    );
+    guest_build::build_scimlet_and_probe(workspace);
 }

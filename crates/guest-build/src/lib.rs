@@ -38,6 +38,31 @@ const SCRUBBED_ENV: &[&str] = &[
     "RUSTC_WORKSPACE_WRAPPER",
 ];
 
+/// Every workspace path the scimlet component and the storage probe are
+/// built from.
+const SCIMLET_SOURCES: &[&str] = &[
+    "crates/scim-core",
+    "crates/scim-component",
+    "crates/wasi-glue",
+    "crates/storage-conformance",
+    "crates/storage-probe",
+    "wit",
+    "Cargo.lock",
+    "Cargo.toml",
+];
+
+/// What a host that embeds scimlet builds: the scimlet component
+/// (`scim_component.wasm`) and the storage probe that proves the host's
+/// storage import (`scimlet_storage_probe.wasm`), both into `OUT_DIR`.
+pub fn build_scimlet_and_probe(workspace: &Path) {
+    build_guests(
+        workspace,
+        &["scim-component", "scimlet-storage-probe"],
+        &["scim_component.wasm", "scimlet_storage_probe.wasm"],
+        SCIMLET_SOURCES,
+    );
+}
+
 /// Builds `packages` (with their `.wasm` artifacts named in `artifacts`) in
 /// the workspace at `workspace`, and copies each artifact into `OUT_DIR`.
 /// `watched` lists the workspace paths whose change reruns the build.

@@ -6,7 +6,8 @@
 //! `wasi:http/incoming-handler`. Imports: `storage`, plus the WASI clock and
 //! random source that become the core's [`Env`].
 
-use scim_core::{Config, Entry, Precondition, ScanPage, Service, Store, StoreError, Write};
+use scim_core::{Config, Service};
+use scimlet_wasi_glue::storage::WitStore;
 use scimlet_wasi_glue::{self as wasi_glue, WasiEnv};
 
 #[doc(hidden)]
@@ -14,60 +15,14 @@ mod wit {
     wit_bindgen::generate!({
         path: "../../wit",
         world: "scimlet:provider/scimlet-core",
+        // The import's bindings and its adapter to the core's store are
+        // the guests' shared glue.
+        with: { "scimlet:provider/storage@0.2.0": scimlet_wasi_glue::storage },
     });
 }
 
 use wit::exports::scimlet::provider::{admin, handler};
-use wit::scimlet::provider::{storage, types};
-
-/// The storage import as a core [`Store`].
-struct WitStore;
-
-fn entry(e: storage::Entry) -> Entry {
-    Entry { key: e.key, value: e.value, version: e.version }
-}
-
-fn error(e: storage::Error) -> StoreError {
-    match e {
-        storage::Error::Conflict(i) => StoreError::Conflict(i),
-        storage::Error::Unavailable(s) => StoreError::Unavailable(s),
-    }
-}
-
-impl Store for WitStore {
-    fn get(&self, key: &str) -> Result<Option<Entry>, StoreError> {
-        storage::get(key).map(|e| e.map(entry)).map_err(error)
-    }
-
-    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Entry>>, StoreError> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        storage::get_many(keys).map(|v| v.into_iter().map(|e| e.map(entry)).collect()).map_err(error)
-    }
-
-    fn scan(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<ScanPage, StoreError> {
-        storage::scan(prefix, after, limit)
-            .map(|page| ScanPage { entries: page.entries.into_iter().map(entry).collect(), more: page.more })
-            .map_err(error)
-    }
-
-    fn commit(&self, writes: Vec<Write>) -> Result<u64, StoreError> {
-        let writes: Vec<storage::Write> = writes
-            .into_iter()
-            .map(|w| storage::Write {
-                key: w.key,
-                value: w.value,
-                precondition: match w.precondition {
-                    Precondition::None => storage::Precondition::None,
-                    Precondition::Absent => storage::Precondition::Absent,
-                    Precondition::Version(v) => storage::Precondition::Version(v),
-                },
-            })
-            .collect();
-        storage::commit(&writes).map_err(error)
-    }
-}
+use wit::scimlet::provider::types;
 
 /// The host configures the core through the environment (see
 /// `scim_core::Config::from_vars`: `SCIMLET_ADMIN_TOKEN`, `SCIMLET_POLICY`,

@@ -12,72 +12,25 @@
 
 use std::sync::Arc;
 
-use scim_core::{Entry, Precondition, ScanPage, Store, StoreError, Write};
 use scimlet_storage_conformance::{CASES, Handle, Subject};
+use scimlet_wasi_glue::storage::WitStore;
 
 #[doc(hidden)]
 mod wit {
     wit_bindgen::generate!({
         path: ["../../wit", "wit"],
         world: "scimlet:storage-probe/probe",
-        with: { "scimlet:provider/storage@0.2.0": generate },
+        with: { "scimlet:provider/storage@0.2.0": scimlet_wasi_glue::storage },
     });
-}
-
-use wit::scimlet::provider::storage;
-
-/// The imported storage as the core's store; every "handle" is the one
-/// import, which is the host's to make durable and shared.
-struct Imported;
-
-fn entry(e: storage::Entry) -> Entry {
-    Entry { key: e.key, value: e.value, version: e.version }
-}
-
-fn error(e: storage::Error) -> StoreError {
-    match e {
-        storage::Error::Conflict(i) => StoreError::Conflict(i),
-        storage::Error::Unavailable(s) => StoreError::Unavailable(s),
-    }
-}
-
-impl Store for Imported {
-    fn get(&self, key: &str) -> Result<Option<Entry>, StoreError> {
-        storage::get(key).map(|e| e.map(entry)).map_err(error)
-    }
-
-    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Entry>>, StoreError> {
-        storage::get_many(keys).map(|v| v.into_iter().map(|e| e.map(entry)).collect()).map_err(error)
-    }
-
-    fn scan(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<ScanPage, StoreError> {
-        storage::scan(prefix, after, limit)
-            .map(|page| ScanPage { entries: page.entries.into_iter().map(entry).collect(), more: page.more })
-            .map_err(error)
-    }
-
-    fn commit(&self, writes: Vec<Write>) -> Result<u64, StoreError> {
-        let writes: Vec<storage::Write> = writes
-            .into_iter()
-            .map(|w| storage::Write {
-                key: w.key,
-                value: w.value,
-                precondition: match w.precondition {
-                    Precondition::None => storage::Precondition::None,
-                    Precondition::Absent => storage::Precondition::Absent,
-                    Precondition::Version(v) => storage::Precondition::Version(v),
-                },
-            })
-            .collect();
-        storage::commit(&writes).map_err(error)
-    }
 }
 
 struct Probe;
 
 impl Subject for Probe {
     fn open(&self) -> Handle {
-        Arc::new(Imported)
+        // Every handle is the one import, which is the host's to make
+        // durable and shared.
+        Arc::new(WitStore)
     }
 
     fn threads(&self) -> bool {

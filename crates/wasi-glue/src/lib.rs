@@ -1,8 +1,11 @@
-//! WASI glue shared by the components (`scim-component` and `scim-spin`):
-//! the WASI clock and random source as the core's [`Env`], and
-//! `wasi:http/incoming-handler` requests turned into a core
-//! [`scim_core::Request`] and a core [`scim_core::Response`] written back.
+//! WASI glue shared by the components (`scim-component`, `scim-spin` and
+//! the storage probe): the WASI clock and random source as the core's
+//! [`Env`], `wasi:http/incoming-handler` requests turned into a core
+//! [`scim_core::Request`] and a core [`scim_core::Response`] written back,
+//! and the WIT storage import as the core's store ([`storage::WitStore`]).
 //! No rule lives here.
+
+pub mod storage;
 
 use std::io::{Read as _, Write as _};
 
