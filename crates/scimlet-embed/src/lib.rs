@@ -33,6 +33,7 @@
 //! trapped guest costs only its own request, and memory is bounded per
 //! request rather than per process.
 
+pub mod conformance;
 mod memory;
 mod storage;
 

@@ -246,3 +246,13 @@ async fn a_storage_failure_is_the_components_503_and_stays_out_of_the_answer() {
         other => panic!("expected unavailable, got {other:?}"),
     }
 }
+
+/// The in-memory storage passes the project's storage conformance suite,
+/// through the component import the scimlet component uses.
+#[tokio::test]
+async fn mem_storage_passes_the_conformance_suite() {
+    let (engine, _) = engine_and_component();
+    let report = scimlet_embed::conformance::check(engine, MemStorage::new).await;
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    assert!(report.passed.len() >= 14, "{:?}", report.passed);
+}

@@ -11,6 +11,10 @@ use scimlet_embed::{Entry, Precondition, ScanPage, Storage, StorageError, Write}
 /// Most entries one scan returns, whatever it asks: the component pages on.
 const SCAN_CAP: u32 = 1_000;
 
+/// Most writes one commit takes: the contract's floor, which the component
+/// never exceeds; a bound on the work one call can make.
+const MAX_WRITES: usize = 10_000;
+
 /// A SQLite database file holding scimlet's records.
 ///
 /// One connection behind a mutex, used on tokio's blocking pool: SQLite
@@ -93,7 +97,7 @@ impl Storage for SqliteStorage {
             Some(after) if after >= prefix.as_str() => [after.as_bytes(), b"\0"].concat(),
             _ => prefix.as_bytes().to_vec(),
         };
-        let take = limit.clamp(1, SCAN_CAP) as usize;
+        let take = limit.min(SCAN_CAP) as usize;
         self.blocking(move |conn| {
             let mut query =
                 conn.prepare_cached("SELECT key, value, version FROM records WHERE key >= ?1 ORDER BY key LIMIT ?2")?;
@@ -119,6 +123,12 @@ impl Storage for SqliteStorage {
     }
 
     async fn commit(&self, writes: Vec<Write>) -> Result<u64, StorageError> {
+        if writes.len() > MAX_WRITES {
+            return Err(StorageError::Unavailable(format!(
+                "a commit of {} writes; at most {MAX_WRITES}",
+                writes.len()
+            )));
+        }
         self.blocking(move |conn| {
             // IMMEDIATE takes the write lock before the preconditions are
             // read, so nothing can change between the check and the writes.

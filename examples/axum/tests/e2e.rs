@@ -2,9 +2,6 @@
 //! through its SCIM mount, its own routes beside it, and the binary's
 //! first start.
 
-#[path = "../../../tests/e2e/http.rs"]
-mod http;
-
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,7 +11,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use scimlet_axum_example::{SqliteStorage, app, scimlet};
 use scimlet_embed::Scimlet;
-use scimlet_vectors::{Target, Vars, VectorRequest, VectorResponse, run_policy, vectors_dir};
+use scimlet_vectors::{Target, Vars, VectorRequest, VectorResponse, http, run_policy, vectors_dir};
 use serde_json::json;
 use tokio::runtime::Runtime;
 use tokio::sync::oneshot;
@@ -304,4 +301,18 @@ impl Drop for Killed {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// The example's storage passes the project's storage conformance suite,
+/// run through the component import it serves SCIM on.
+#[test]
+fn the_sqlite_storage_passes_the_conformance_suite() {
+    let (runtime, engine, _) = shared();
+    let dir = TempDir::new();
+    let seq = AtomicU32::new(0);
+    let report = runtime.block_on(scimlet_embed::conformance::check(engine, || {
+        SqliteStorage::open(&dir.0.join(format!("case-{}.db", seq.fetch_add(1, Ordering::Relaxed)))).unwrap()
+    }));
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    assert!(report.passed.len() >= 14, "{:?}", report.passed);
 }
