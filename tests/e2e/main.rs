@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use scimlet_vectors::{Target, Vars, VectorRequest, VectorResponse, run_all, run_policy, vectors_dir};
 use serde_json::{Value, json};
-use server::{Bootstrap, Server, split_url};
+use server::{Bootstrap, Server};
 
 const CORE_USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const CORE_GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
@@ -37,40 +37,6 @@ struct HttpTarget {
     account: String,
     /// Tokens, passwords and body strings the scenario sent.
     secrets: std::collections::BTreeSet<String>,
-}
-
-/// What no log line may hold: every bearer credential, every `password`,
-/// and every other string of eight or more characters in a request body (a
-/// body is never logged, so none of its values may show).
-fn secrets_of(req: &VectorRequest, account: &str) -> Vec<String> {
-    fn strings(value: &Value, out: &mut Vec<String>) {
-        match value {
-            Value::String(s) => out.push(s.clone()),
-            Value::Array(items) => items.iter().for_each(|v| strings(v, out)),
-            Value::Object(map) => map.iter().for_each(|(k, v)| {
-                if k.eq_ignore_ascii_case("password") {
-                    out.push(v.to_string().trim_matches('"').to_owned());
-                }
-                strings(v, out);
-            }),
-            _ => {}
-        }
-    }
-    let mut out = Vec::new();
-    for (name, value) in &req.headers {
-        if name.eq_ignore_ascii_case("authorization") {
-            out.push(value.split_once(' ').map_or(value.as_str(), |(_, credential)| credential).trim().to_owned());
-        }
-    }
-    match serde_json::from_slice::<Value>(&req.body) {
-        Ok(body) => strings(&body, &mut out),
-        Err(_) => out.push(String::from_utf8_lossy(&req.body).into_owned()),
-    }
-    // Lines name the account and a route template: SCIM's own words, which
-    // bodies use too (`"ResourceType"`), are no secret.
-    const ROUTE_WORDS: &str = "/Users/Groups/Bulk/Schemas/ResourceTypes/ServiceProviderConfig/Me/.search";
-    out.retain(|s| s.len() >= 8 && s != account && !ROUTE_WORDS.contains(s.as_str()));
-    out
 }
 
 impl HttpTarget {
@@ -94,7 +60,7 @@ impl Drop for HttpTarget {
 
 impl Target for HttpTarget {
     fn send(&mut self, req: &VectorRequest) -> Result<VectorResponse, String> {
-        self.secrets.extend(secrets_of(req, &self.account));
+        self.secrets.extend(http::secrets_of(req, &self.account));
         let resp = http::send(&self.server.addr, &req.method, &req.path, &req.headers, &req.body)
             .map_err(|e| format!("{e}\nserver stderr:\n{}", self.server.stderr_text()))?;
         Ok(VectorResponse { status: resp.status, headers: resp.headers, body: resp.body })
@@ -116,7 +82,7 @@ fn vector_target_with(env: &[(&str, &str)]) -> (HttpTarget, Vars) {
     let env: Vec<(&str, &str)> =
         [("SCIMLET_ADMIN_TOKEN", ADMIN_TOKEN)].into_iter().chain(env.iter().copied()).collect();
     let (server, boot) = Server::start_with_env(&env);
-    let (origin, base) = split_url(&boot.tenant_url);
+    let (origin, base) = http::split_url(&boot.tenant_url);
     assert_eq!(origin, server.origin(), "tenant URL origin vs listening address");
     let vars = Vars {
         base,

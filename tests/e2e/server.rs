@@ -24,16 +24,7 @@ pub struct Bootstrap {
 impl Bootstrap {
     /// The SCIM base path, e.g. `/gateway/ng/api/scim/account/<id>`.
     pub fn base(&self) -> String {
-        split_url(&self.tenant_url).1
-    }
-}
-
-/// Splits `scheme://authority/path` into (`scheme://authority`, `/path`).
-pub fn split_url(url: &str) -> (String, String) {
-    let after_scheme = url.find("://").map(|i| i + 3).unwrap_or(0);
-    match url[after_scheme..].find('/') {
-        Some(i) => (url[..after_scheme + i].to_owned(), url[after_scheme + i..].to_owned()),
-        None => (url.to_owned(), String::new()),
+        http::split_url(&self.tenant_url).1
     }
 }
 

@@ -145,7 +145,7 @@ fn https_speaks_both_versions_and_takes_a_new_certificate_on_sighup() {
         ("SCIMLET_TLS_KEY", key.to_str().unwrap()),
     ]);
     assert!(boot.tenant_url.starts_with("https://"), "{}", boot.tenant_url);
-    let users = format!("{}/Users?count=1", crate::server::split_url(&boot.tenant_url).1);
+    let users = format!("{}/Users?count=1", scimlet_vectors::http::split_url(&boot.tenant_url).1);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         // HTTP/2 when the client offers it, HTTP/1.1 when it does not.
@@ -159,7 +159,7 @@ fn https_speaks_both_versions_and_takes_a_new_certificate_on_sighup() {
         let (status, version, _) = kept.get(&users, &boot.token).await;
         assert_eq!((status, version), (200, Version::HTTP_11));
         // Answers carry https URLs: the scheme the client used.
-        let base = crate::server::split_url(&boot.tenant_url).1;
+        let base = scimlet_vectors::http::split_url(&boot.tenant_url).1;
         let user = serde_json::json!({
             "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "tls@example.com"
         });

@@ -7,6 +7,10 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use serde_json::Value;
+
+use crate::VectorRequest;
+
 /// A response read in full.
 #[derive(Debug, Clone)]
 pub struct Response {
@@ -110,6 +114,50 @@ fn dechunk(mut data: &[u8]) -> Result<Vec<u8>, String> {
         out.extend_from_slice(&data[..size]);
         data = &data[size + 2..];
     }
+}
+
+/// Splits `scheme://authority/path` into (`scheme://authority`, `/path`).
+pub fn split_url(url: &str) -> (String, String) {
+    let after_scheme = url.find("://").map(|i| i + 3).unwrap_or(0);
+    match url[after_scheme..].find('/') {
+        Some(i) => (url[..after_scheme + i].to_owned(), url[after_scheme + i..].to_owned()),
+        None => (url.to_owned(), String::new()),
+    }
+}
+
+/// What no log line of a host may hold, for the suites that read a host's
+/// log after each scenario: every bearer credential, every `password`,
+/// and every other string of eight or more characters in a request body (a
+/// body is never logged, so none of its values may show).
+pub fn secrets_of(req: &VectorRequest, account: &str) -> Vec<String> {
+    fn strings(value: &Value, out: &mut Vec<String>) {
+        match value {
+            Value::String(s) => out.push(s.clone()),
+            Value::Array(items) => items.iter().for_each(|v| strings(v, out)),
+            Value::Object(map) => map.iter().for_each(|(k, v)| {
+                if k.eq_ignore_ascii_case("password") {
+                    out.push(v.to_string().trim_matches('"').to_owned());
+                }
+                strings(v, out);
+            }),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for (name, value) in &req.headers {
+        if name.eq_ignore_ascii_case("authorization") {
+            out.push(value.split_once(' ').map_or(value.as_str(), |(_, credential)| credential).trim().to_owned());
+        }
+    }
+    match serde_json::from_slice::<Value>(&req.body) {
+        Ok(body) => strings(&body, &mut out),
+        Err(_) => out.push(String::from_utf8_lossy(&req.body).into_owned()),
+    }
+    // Lines name the account and a route template: SCIM's own words, which
+    // bodies use too (`"ResourceType"`), are no secret.
+    const ROUTE_WORDS: &str = "/Users/Groups/Bulk/Schemas/ResourceTypes/ServiceProviderConfig/Me/.search";
+    out.retain(|s| s.len() >= 8 && s != account && !ROUTE_WORDS.contains(s.as_str()));
+    out
 }
 
 #[cfg(test)]

@@ -18,7 +18,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use scimlet_vectors::{Target, Vars, VectorRequest, VectorResponse, run_all, run_policy, vectors_dir};
-use serde_json::Value;
 
 use scimlet_vectors::http;
 
@@ -46,40 +45,6 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-/// Splits `scheme://authority/path` into (`scheme://authority`, `/path`).
-fn split_url(url: &str) -> (String, String) {
-    let after_scheme = url.find("://").map_or(0, |i| i + 3);
-    match url[after_scheme..].find('/') {
-        Some(i) => (url[..after_scheme + i].to_owned(), url[after_scheme + i..].to_owned()),
-        None => (url.to_owned(), String::new()),
-    }
-}
-
-/// What no log line may hold (as in `tests/e2e`): every bearer credential
-/// and every string of eight or more characters in a request body.
-fn secrets_of(req: &VectorRequest, account: &str) -> Vec<String> {
-    fn strings(value: &Value, out: &mut Vec<String>) {
-        match value {
-            Value::String(s) => out.push(s.clone()),
-            Value::Array(items) => items.iter().for_each(|v| strings(v, out)),
-            Value::Object(map) => map.values().for_each(|v| strings(v, out)),
-            _ => {}
-        }
-    }
-    let mut out = Vec::new();
-    for (name, value) in &req.headers {
-        if name.eq_ignore_ascii_case("authorization") {
-            out.push(value.split_once(' ').map_or(value.as_str(), |(_, credential)| credential).trim().to_owned());
-        }
-    }
-    match serde_json::from_slice::<Value>(&req.body) {
-        Ok(body) => strings(&body, &mut out),
-        Err(_) => out.push(String::from_utf8_lossy(&req.body).into_owned()),
-    }
-    out.retain(|s| s.len() >= 8 && s != account);
-    out
 }
 
 fn enabled() -> bool {
@@ -219,7 +184,7 @@ impl NodeServer {
                 token = Some(t.trim().to_owned());
             }
         }
-        let (origin, base) = split_url(&tenant_url.unwrap());
+        let (origin, base) = http::split_url(&tenant_url.unwrap());
         assert_eq!(origin, format!("http://{}", self.addr), "tenant URL origin vs listening address");
         let account = account.unwrap();
         assert!(base.split('/').any(|s| s == account), "tenant path {base} does not name the account {account}");
@@ -294,7 +259,7 @@ struct NodeTarget {
 
 impl Target for NodeTarget {
     fn send(&mut self, req: &VectorRequest) -> Result<VectorResponse, String> {
-        self.secrets.extend(secrets_of(req, &self.account));
+        self.secrets.extend(http::secrets_of(req, &self.account));
         let resp = http::send(&self.server.addr, &req.method, &req.path, &req.headers, &req.body)
             .map_err(|e| format!("{e}\nserver.js stderr:\n{}", self.server.log()))?;
         Ok(VectorResponse { status: resp.status, headers: resp.headers, body: resp.body })
