@@ -20,6 +20,9 @@
 //! failure). Preconditions are read in one statement under the write lock and
 //! checked in order; the first failing one is reported as its index.
 
+#[cfg(feature = "rusqlite")]
+pub mod rusqlite_conn;
+
 use std::collections::{HashMap, HashSet};
 
 use scim_core::{Entry, Limits, Precondition, ScanPage, Store, StoreError, Write};
@@ -47,7 +50,10 @@ pub const MAX_SCAN_LIMIT: u32 = 1000;
 /// bound-parameter limit.
 const CHUNK: usize = 250;
 
-const SCHEMA: [&str; 3] = [
+/// The layout, statement by statement: the tables every SQLite store of the
+/// project but the runner's keeps (the Spin build, the Node.js and the axum
+/// examples), so that one database file serves any of them.
+pub const SCHEMA: [&str; 3] = [
     "CREATE TABLE IF NOT EXISTS scimlet_kv (
         key TEXT PRIMARY KEY,
         value BLOB NOT NULL,

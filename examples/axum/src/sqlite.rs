@@ -32,17 +32,13 @@ impl SqliteStorage {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // A commit answered `ok` must survive a crash of the machine.
         conn.pragma_update(None, "synchronous", "FULL")?;
-        // Keys are BLOBs: SQLite compares them with memcmp, which for UTF-8
-        // is the code-point order the contract asks for.
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS records (
-                 key BLOB PRIMARY KEY, value BLOB NOT NULL, version INTEGER NOT NULL
-             ) WITHOUT ROWID;
-             CREATE TABLE IF NOT EXISTS last_version (
-                 id INTEGER PRIMARY KEY CHECK (id = 0), version INTEGER NOT NULL
-             );
-             INSERT OR IGNORE INTO last_version VALUES (0, 0);",
-        )?;
+        // The layout of `crates/sql-store` (the Spin build's, and the Node.js
+        // example's): one file serves any of them. Keys are TEXT, which
+        // SQLite's BINARY collation compares with memcmp on UTF-8: the
+        // code-point order the contract asks for.
+        for statement in scimlet_sql_store::SCHEMA {
+            conn.execute(statement, [])?;
+        }
         Ok(SqliteStorage { conn: Arc::new(Mutex::new(conn)) })
     }
 
@@ -65,8 +61,8 @@ impl SqliteStorage {
 }
 
 fn read(conn: &Connection, key: &str) -> rusqlite::Result<Option<Entry>> {
-    conn.prepare_cached("SELECT value, version FROM records WHERE key = ?1")?
-        .query_row([key.as_bytes()], |row| {
+    conn.prepare_cached("SELECT value, version FROM scimlet_kv WHERE key = ?1")?
+        .query_row([key], |row| {
             Ok(Entry { key: key.to_owned(), value: row.get(0)?, version: row.get::<_, i64>(1)? as u64 })
         })
         .optional()
@@ -92,22 +88,21 @@ impl Storage for SqliteStorage {
 
     async fn scan(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<ScanPage, StorageError> {
         let prefix = prefix.to_owned();
-        // Strictly after `after`: its successor is `after` followed by NUL.
-        let from = match after {
-            Some(after) if after >= prefix.as_str() => [after.as_bytes(), b"\0"].concat(),
-            _ => prefix.as_bytes().to_vec(),
+        // Strictly after `after`, or from the prefix itself.
+        let (from, statement) = match after {
+            Some(after) if after >= prefix.as_str() => {
+                (after.to_owned(), "SELECT key, value, version FROM scimlet_kv WHERE key > ?1 ORDER BY key LIMIT ?2")
+            }
+            _ => (prefix.clone(), "SELECT key, value, version FROM scimlet_kv WHERE key >= ?1 ORDER BY key LIMIT ?2"),
         };
         let take = limit.min(SCAN_CAP) as usize;
         self.blocking(move |conn| {
-            let mut query =
-                conn.prepare_cached("SELECT key, value, version FROM records WHERE key >= ?1 ORDER BY key LIMIT ?2")?;
+            let mut query = conn.prepare_cached(statement)?;
             let mut rows = query.query(params![from, take as i64 + 1])?;
             let mut entries = Vec::new();
             let mut more = false;
             while let Some(row) = rows.next()? {
-                let Ok(key) = String::from_utf8(row.get::<_, Vec<u8>>(0)?) else {
-                    return Ok(Err(StorageError::Unavailable("a stored key is not UTF-8".into())));
-                };
+                let key: String = row.get(0)?;
                 if !key.starts_with(&prefix) {
                     break;
                 }
@@ -150,13 +145,15 @@ impl Storage for SqliteStorage {
                 }
             }
             let version: i64 =
-                tx.query_row("UPDATE last_version SET version = version + 1 RETURNING version", [], |row| row.get(0))?;
+                tx.query_row("UPDATE scimlet_seq SET last = last + 1 WHERE id = 1 RETURNING last", [], |row| {
+                    row.get(0)
+                })?;
             for write in &writes {
                 match &write.value {
                     Some(value) => tx
-                        .prepare_cached("INSERT OR REPLACE INTO records (key, value, version) VALUES (?1, ?2, ?3)")?
-                        .execute(params![write.key.as_bytes(), value, version])?,
-                    None => tx.prepare_cached("DELETE FROM records WHERE key = ?1")?.execute([write.key.as_bytes()])?,
+                        .prepare_cached("INSERT OR REPLACE INTO scimlet_kv (key, value, version) VALUES (?1, ?2, ?3)")?
+                        .execute(params![write.key, value, version])?,
+                    None => tx.prepare_cached("DELETE FROM scimlet_kv WHERE key = ?1")?.execute([&write.key])?,
                 };
             }
             tx.commit()?;

@@ -316,3 +316,37 @@ fn the_sqlite_storage_passes_the_conformance_suite() {
     assert!(report.failed.is_empty(), "{:?}", report.failed);
     assert!(report.passed.len() >= 14, "{:?}", report.passed);
 }
+
+/// The example keeps the SQL layout of `crates/sql-store` (the Spin build's
+/// store): what one writes, the other reads, ordering and versions included.
+#[test]
+fn the_spin_builds_store_reads_the_examples_file_and_back() {
+    use scim_core::Store as _;
+    use scimlet_embed::Storage as _;
+    use scimlet_sql_store::SqlStore;
+    use scimlet_sql_store::rusqlite_conn::Rusqlite;
+
+    let (runtime, _, _) = shared();
+    let dir = TempDir::new();
+    let path = dir.0.join("shared.db");
+    let example = SqliteStorage::open(&path).unwrap();
+    let put = |key: &str| scimlet_embed::Write {
+        key: key.into(),
+        value: Some(key.as_bytes().to_vec()),
+        precondition: scimlet_embed::Precondition::Absent,
+    };
+    let v1 = runtime.block_on(example.commit(vec![put("k/\u{10000}"), put("k/\u{E000}"), put("k/a")])).unwrap();
+
+    let spin = SqlStore::new(Rusqlite(rusqlite::Connection::open(&path).unwrap()));
+    let page = spin.scan("k/", None, 10).unwrap();
+    let keys: Vec<&str> = page.entries.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(keys, ["k/a", "k/\u{E000}", "k/\u{10000}"]);
+    assert!(page.entries.iter().all(|e| e.version == v1 && e.value == e.key.as_bytes()));
+    let v2 = spin.commit(vec![scim_core::Write::replace("k/a", b"from spin".to_vec(), v1)]).unwrap();
+    assert!(v2 > v1, "one version counter for both");
+
+    let back = runtime.block_on(example.get("k/a")).unwrap().unwrap();
+    assert_eq!((back.value.as_slice(), back.version), (&b"from spin"[..], v2));
+    let v3 = runtime.block_on(example.commit(vec![put("k/b")])).unwrap();
+    assert!(v3 > v2);
+}
