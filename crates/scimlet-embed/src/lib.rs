@@ -77,6 +77,16 @@ pub const DEFAULT_MEMORY_LIMIT: usize = 64 << 20;
 /// How long one request may run by default, as in the runner.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
 
+/// Requests served at once by default; each holds an instance of up to its
+/// memory limit, so this bounds the memory requests can take together
+/// (64 x 64 MiB at the defaults).
+pub const DEFAULT_MAX_CONCURRENT: usize = 64;
+
+/// How long a request waits for one of the concurrent slots before it is
+/// answered 503 with `Retry-After`: a burst waits, an overload is refused
+/// while it is still cheap to refuse.
+const QUEUE_WAIT: Duration = Duration::from_secs(1);
+
 /// How often the epoch ticker started by [`Builder::build`] advances the
 /// engine's epoch: the granularity of deadlines.
 pub const EPOCH_TICK: Duration = Duration::from_millis(100);
@@ -155,6 +165,7 @@ pub struct Builder {
     public_origin: Option<String>,
     memory_limit: usize,
     deadline: Duration,
+    max_concurrent: usize,
     epoch_ticker: bool,
 }
 
@@ -214,6 +225,14 @@ impl Builder {
     /// (a driver timeout answered as [`StorageError::Unavailable`]).
     pub fn deadline(mut self, deadline: Duration) -> Self {
         self.deadline = deadline;
+        self
+    }
+
+    /// Most requests served at once (default [`DEFAULT_MAX_CONCURRENT`]);
+    /// one more waits up to a second for a slot, then is answered 503
+    /// with `Retry-After`. Admin calls are not counted.
+    pub fn max_concurrent(mut self, requests: usize) -> Self {
+        self.max_concurrent = requests.max(1);
         self
     }
 
@@ -284,6 +303,7 @@ impl Builder {
                 env,
                 memory_limit: self.memory_limit,
                 deadline: self.deadline,
+                slots: Arc::new(tokio::sync::Semaphore::new(self.max_concurrent)),
                 origin,
                 config,
                 prefixes,
@@ -308,6 +328,8 @@ struct Inner {
     env: Vec<(String, String)>,
     memory_limit: usize,
     deadline: Duration,
+    /// One permit per request being served.
+    slots: Arc<tokio::sync::Semaphore>,
     origin: Option<(String, String)>,
     config: scim_core::Config,
     prefixes: Vec<String>,
@@ -339,6 +361,7 @@ impl Scimlet {
             public_origin: None,
             memory_limit: DEFAULT_MEMORY_LIMIT,
             deadline: DEFAULT_DEADLINE,
+            max_concurrent: DEFAULT_MAX_CONCURRENT,
             epoch_ticker: true,
         }
     }
@@ -379,9 +402,19 @@ impl Scimlet {
         if body.len() > MAX_BODY {
             return error_response(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
         }
+        let slot = match tokio::time::timeout(QUEUE_WAIT, Arc::clone(&self.inner.slots).acquire_owned()).await {
+            Ok(Ok(slot)) => slot,
+            _ => {
+                let mut response = error_response(StatusCode::SERVICE_UNAVAILABLE, "too many requests at once");
+                response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(1));
+                return response;
+            }
+        };
         let request = self.guest_request(parts, body);
         let inner = Arc::clone(&self.inner);
         let task = tokio::spawn(async move {
+            // Held until the instance is done, even if the caller is gone.
+            let _slot = slot;
             let (mut store, core) = inner.instantiate().await?;
             core.scimlet_provider_handler().call_handle(&mut store, &request).await
         });

@@ -256,3 +256,71 @@ async fn mem_storage_passes_the_conformance_suite() {
     assert!(report.failed.is_empty(), "{:?}", report.failed);
     assert!(report.passed.len() >= 14, "{:?}", report.passed);
 }
+
+/// A store whose reads wait while its gate is closed.
+#[derive(Clone)]
+struct Gated {
+    inner: MemStorage,
+    open: tokio::sync::watch::Sender<bool>,
+}
+
+impl Gated {
+    async fn wait(&self) {
+        let mut open = self.open.subscribe();
+        let _ = open.wait_for(|open| *open).await;
+    }
+}
+
+impl Storage for Gated {
+    async fn get(&self, key: &str) -> Result<Option<Entry>, StorageError> {
+        self.wait().await;
+        self.inner.get(key).await
+    }
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Entry>>, StorageError> {
+        self.wait().await;
+        self.inner.get_many(keys).await
+    }
+    async fn scan(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<ScanPage, StorageError> {
+        self.wait().await;
+        self.inner.scan(prefix, after, limit).await
+    }
+    async fn commit(&self, writes: Vec<Write>) -> Result<u64, StorageError> {
+        self.inner.commit(writes).await
+    }
+}
+
+/// Past its concurrency bound a request waits (a second at most) for a
+/// slot, then is answered 503 to retry; the request being served is not
+/// disturbed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_past_the_concurrency_bound_wait_then_are_503_to_retry() {
+    let storage = Gated { inner: MemStorage::new(), open: tokio::sync::watch::Sender::new(true) };
+    let scim = builder().max_concurrent(1).build(storage.clone()).unwrap();
+    let (account, token) = scim.bootstrap("a").await.unwrap().unwrap();
+    let path = format!("{}/Users/nobody", account.scim_path);
+    let send = || {
+        let (scim, path, token) = (scim.clone(), path.clone(), token.token.clone());
+        tokio::spawn(async move { scim.handle(request("GET", &path, Some(&token), None)).await.status() })
+    };
+
+    // One request holds the only slot; the next waits for it and is served.
+    storage.open.send_replace(false);
+    let holding = send();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let waiting = send();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    storage.open.send_replace(true);
+    assert_eq!(holding.await.unwrap(), 404);
+    assert_eq!(waiting.await.unwrap(), 404);
+
+    // While the slot stays taken, a request is refused after its wait.
+    storage.open.send_replace(false);
+    let holding = send();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let refused = scim.handle(request("GET", &path, Some(&token.token), None)).await;
+    assert_eq!(refused.status(), 503);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    assert_eq!(json_of(&refused)["detail"], "too many requests at once");
+    storage.open.send_replace(true);
+    assert_eq!(holding.await.unwrap(), 404);
+}
