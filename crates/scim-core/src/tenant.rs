@@ -204,8 +204,7 @@ impl<S: Store, E: Env> Tenant<'_, S, E> {
         if self.store().get(&self.keys.counted())?.is_none() {
             return Ok(None);
         }
-        let (shards, _) = crate::store::scan_all(self.store(), &self.keys.counters(kind), MAX_COUNTER_KEYS)?;
-        let total: i64 = shards.iter().map(|e| decode_count(&e.value)).sum();
+        let total: i64 = self.counter_shards(kind)?.iter().map(|e| decode_count(&e.value)).sum();
         Ok(Some(total.max(0) as usize))
     }
 
