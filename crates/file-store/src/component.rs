@@ -36,13 +36,19 @@ fn store() -> Result<&'static FileStore, storage::Error> {
             })
         })
         .as_ref()
-        .map_err(|e| storage::Error::Unavailable(e.clone()))
+        .map_err(|e| error(StoreError::Unavailable(e.clone())))
 }
 
+/// The scimlet component answers `unavailable` with a 503 that does not
+/// say why (that is for operators, not clients): the reason goes to the
+/// host's log here, on stderr.
 fn error(e: StoreError) -> storage::Error {
     match e {
         StoreError::Conflict(i) => storage::Error::Conflict(i),
-        StoreError::Unavailable(text) => storage::Error::Unavailable(text),
+        StoreError::Unavailable(text) => {
+            eprintln!("scimlet file store: unavailable: {text}");
+            storage::Error::Unavailable(text)
+        }
     }
 }
 

@@ -38,27 +38,32 @@ const SCRUBBED_ENV: &[&str] = &[
     "RUSTC_WORKSPACE_WRAPPER",
 ];
 
-/// Every workspace path the scimlet component and the storage probe are
-/// built from.
+/// Every workspace path the guest components are built from.
 const SCIMLET_SOURCES: &[&str] = &[
     "crates/scim-core",
     "crates/scim-component",
     "crates/wasi-glue",
     "crates/storage-conformance",
     "crates/storage-probe",
+    "crates/file-store",
     "wit",
     "Cargo.lock",
     "Cargo.toml",
 ];
 
 /// What a host that embeds scimlet builds: the scimlet component
-/// (`scim_component.wasm`) and the storage probe that proves the host's
-/// storage import (`scimlet_storage_probe.wasm`), both into `OUT_DIR`.
+/// (`scim_component.wasm`), the storage probe that proves the host's
+/// storage import (`scimlet_storage_probe.wasm`) and the file store's
+/// storage component (`scimlet_file_store.wasm`, which `crates/standalone`
+/// composes), all into `OUT_DIR`. Every host builds the same three in one
+/// cargo call: cargo unifies features over the packages of one call, so a
+/// different set would rebuild the shared crates each time another host
+/// builds.
 pub fn build_scimlet_and_probe(workspace: &Path) {
     build_guests(
         workspace,
-        &["scim-component", "scimlet-storage-probe"],
-        &["scim_component.wasm", "scimlet_storage_probe.wasm"],
+        &["scim-component", "scimlet-storage-probe", "scimlet-file-store"],
+        &["scim_component.wasm", "scimlet_storage_probe.wasm", "scimlet_file_store.wasm"],
         SCIMLET_SOURCES,
     );
 }
