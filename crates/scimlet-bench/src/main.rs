@@ -22,10 +22,16 @@
 //! runner's plus that of the database's backend processes (the server runs
 //! on the same machine).
 //!
+//! With `--wasmtime PATH` (wasmtime-cli 48), the steps run once more against
+//! the standalone component (`crates/standalone`) under plain `wasmtime
+//! serve`, on the file store, up to 10,000 users: every request is an
+//! instance of its own that replays the store's log.
+//!
 //! Usage (see the README's Benchmarks section):
 //!   scimlet-bench [--scimlet PATH] [--sizes 1000,10000,100000]
 //!                 [--groups 100,10000,100000] [--clients 8] [--seconds 5]
 //!                 [--component-only] [--scim2-server PATH] [--postgres URL]
+//!                 [--wasmtime PATH]
 //!                 [--perf floor|seed|lookups|email|index|cursor|creates|patch]
 //!
 //! `--perf STEP` runs `perf record` on the server during every run of that
@@ -58,6 +64,7 @@ struct Args {
     native: bool,
     scim2_server: Option<PathBuf>,
     postgres: Option<String>,
+    wasmtime: Option<PathBuf>,
 }
 
 /// Largest account the python peer is seeded to: it creates a few hundred
@@ -75,6 +82,9 @@ enum Kind {
     Peer,
     /// `scimlet serve` on a PostgreSQL database.
     Postgres,
+    /// `wasmtime serve` on the standalone component (seeded no further than
+    /// the peer: each request replays the whole log).
+    Standalone,
 }
 
 fn parse_args() -> Args {
@@ -87,6 +97,7 @@ fn parse_args() -> Args {
         native: true,
         scim2_server: None,
         postgres: None,
+        wasmtime: None,
     };
     let list = |s: String| -> Vec<usize> {
         s.split(',').map(|n| n.trim().replace('_', "").parse().expect("a number")).collect()
@@ -103,6 +114,7 @@ fn parse_args() -> Args {
             "--component-only" => args.native = false,
             "--scim2-server" => args.scim2_server = Some(PathBuf::from(value())),
             "--postgres" => args.postgres = Some(value()),
+            "--wasmtime" => args.wasmtime = Some(PathBuf::from(value())),
             "--perf" => PERF_STEP.set(value()).expect("one --perf"),
             other => panic!("unknown argument {other:?} (see the doc comment of crates/scimlet-bench/src/main.rs)"),
         }
@@ -181,6 +193,7 @@ impl Server {
             Kind::Native => "native",
             Kind::Postgres => "postgres",
             Kind::Peer => return Server::start_peer(bin),
+            Kind::Standalone => return Server::start_standalone(bin),
         };
         let dir = std::env::temp_dir().join(format!("scimlet-bench-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -260,6 +273,64 @@ impl Server {
         }
         eprintln!("(no scim2-server column: it did not answer within a minute)");
         None
+    }
+
+    /// `wasmtime serve` on the standalone component, with an account and a
+    /// token made through the admin API.
+    fn start_standalone(wasmtime: &PathBuf) -> Option<Server> {
+        let dir = std::env::temp_dir().join(format!("scimlet-bench-{}-standalone", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("data")).expect("temp dir");
+        let wasm = dir.join("scimlet-standalone.wasm");
+        std::fs::write(&wasm, scimlet_standalone::COMPONENT).expect("write the component");
+        let admin = format!("scimlet-bench-admin-{}", std::process::id());
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+        let child = Command::new(wasmtime)
+            .args(["serve", "-Scli", "--addr", &format!("127.0.0.1:{port}")])
+            .arg("--dir")
+            .arg(format!("{}::/data", dir.join("data").display()))
+            .arg("--env")
+            .arg(format!("SCIMLET_ADMIN_TOKEN={admin}"))
+            .arg(&wasm)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| eprintln!("(no standalone column: cannot start {}: {e})", wasmtime.display()))
+            .ok()?;
+        let mut server = Server {
+            child,
+            addr: format!("127.0.0.1:{port}"),
+            base: String::new(),
+            token: admin.clone(),
+            dir,
+            name: "standalone",
+            pg: None,
+            admin: None,
+        };
+        let started = Instant::now();
+        let created = loop {
+            if let Ok(mut conn) = http::Conn::open(&server.addr)
+                && let Ok(answer) = conn.send("POST", "/api/accounts", &admin, Some(br#"{"name": "bench"}"#))
+            {
+                break answer;
+            }
+            if started.elapsed() > Duration::from_secs(60) {
+                eprintln!("(no standalone column: wasmtime serve did not answer within a minute)");
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        let account: Value = serde_json::from_slice(&check(Ok(created), 201, "create account").body).unwrap();
+        let id = account["id"].as_str().expect("account id");
+        let token = check(
+            server.conn().send("POST", &format!("/api/accounts/{id}/tokens"), &admin, Some(br#"{"name": "bench"}"#)),
+            201,
+            "create token",
+        );
+        let token: Value = serde_json::from_slice(&token.body).unwrap();
+        server.base = account["scimPath"].as_str().expect("scimPath").to_owned();
+        server.token = token["token"].as_str().expect("token").to_owned();
+        Some(server)
     }
 
     fn conn(&self) -> http::Conn {
@@ -480,6 +551,7 @@ fn measure(server: &Server, args: &Args, kind: Kind) -> Table {
     let ids: Arc<Mutex<Vec<String>>> = Arc::default();
     let window = Duration::from_secs_f64(args.seconds);
     let peer = kind == Kind::Peer;
+    let small = peer || kind == Kind::Standalone;
 
     // What every request costs before any SCIM work: a static resource.
     let floor = load(server, "floor", args.clients, Some(window), |conn, _| {
@@ -494,7 +566,7 @@ fn measure(server: &Server, args: &Args, kind: Kind) -> Table {
     row("  server CPU per request, µs".into(), floor.cpu_us());
 
     let mut have = 0usize;
-    for &size in args.sizes.iter().filter(|&&size| !peer || size <= PEER_MAX_USERS) {
+    for &size in args.sizes.iter().filter(|&&size| !small || size <= PEER_MAX_USERS) {
         // Seeding as an identity provider does: a lookup before each create.
         let from = have;
         let created: Mutex<Vec<(usize, String)>> = Mutex::default();
@@ -709,6 +781,11 @@ fn main() {
         && let Some(table) = run(peer, Kind::Peer)
     {
         columns.push(("scim2-server", table));
+    }
+    if let Some(wasmtime) = &args.wasmtime
+        && let Some(table) = run(wasmtime, Kind::Standalone)
+    {
+        columns.push(("standalone", table));
     }
     println!();
     let others = &columns[1..];

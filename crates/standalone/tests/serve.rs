@@ -287,7 +287,12 @@ fn concurrent_instances_lose_no_write() {
     const EACH: usize = 6;
     let mut serve = Serve::start(&[]);
     let vars = serve.bootstrap();
-    let group = serve.send("POST", &format!("{}/Groups", vars.base), &vars.token, Some(json!({"displayName": "all"})));
+    let group = serve.send(
+        "POST",
+        &format!("{}/Groups", vars.base),
+        &vars.token,
+        Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "all"})),
+    );
     assert_eq!(group.status, 201, "{}", String::from_utf8_lossy(&group.body));
     let group_id = group.json()["id"].as_str().unwrap().to_owned();
 
