@@ -22,10 +22,13 @@
 //! runner's plus that of the database's backend processes (the server runs
 //! on the same machine).
 //!
-//! With `--wasmtime PATH` (wasmtime-cli 48), the steps run once more against
+//! With `--wasmtime PATH` (wasmtime-cli 48), the steps run twice more against
 //! the standalone component (`crates/standalone`) under plain `wasmtime
-//! serve`, on the file store, up to 10,000 users: every request is an
-//! instance of its own that replays the store's log.
+//! serve`, on the file store, up to 10,000 users: as `wasmtime serve` runs
+//! it by default, every request an instance of its own that replays the
+//! store's log, and with `--max-instance-reuse-count 1000`, where an
+//! instance serves requests one after another and reads only what was
+//! appended since its last request.
 //!
 //! Usage (see the README's Benchmarks section):
 //!   scimlet-bench [--scimlet PATH] [--sizes 1000,10000,100000]
@@ -85,6 +88,8 @@ enum Kind {
     /// `wasmtime serve` on the standalone component (seeded no further than
     /// the peer: each request replays the whole log).
     Standalone,
+    /// The same with instances reused for up to 1,000 requests.
+    StandaloneReuse,
 }
 
 fn parse_args() -> Args {
@@ -193,7 +198,8 @@ impl Server {
             Kind::Native => "native",
             Kind::Postgres => "postgres",
             Kind::Peer => return Server::start_peer(bin),
-            Kind::Standalone => return Server::start_standalone(bin),
+            Kind::Standalone => return Server::start_standalone(bin, None),
+            Kind::StandaloneReuse => return Server::start_standalone(bin, Some(1000)),
         };
         let dir = std::env::temp_dir().join(format!("scimlet-bench-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -277,16 +283,21 @@ impl Server {
 
     /// `wasmtime serve` on the standalone component, with an account and a
     /// token made through the admin API.
-    fn start_standalone(wasmtime: &PathBuf) -> Option<Server> {
-        let dir = std::env::temp_dir().join(format!("scimlet-bench-{}-standalone", std::process::id()));
+    fn start_standalone(wasmtime: &PathBuf, reuse: Option<usize>) -> Option<Server> {
+        let name = if reuse.is_some() { "standalone-reuse" } else { "standalone" };
+        let dir = std::env::temp_dir().join(format!("scimlet-bench-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("data")).expect("temp dir");
         let wasm = dir.join("scimlet-standalone.wasm");
         std::fs::write(&wasm, scimlet_standalone::COMPONENT).expect("write the component");
         let admin = format!("scimlet-bench-admin-{}", std::process::id());
         let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
-        let child = Command::new(wasmtime)
-            .args(["serve", "-Scli", "--addr", &format!("127.0.0.1:{port}")])
+        let mut command = Command::new(wasmtime);
+        command.args(["serve", "-Scli", "--addr", &format!("127.0.0.1:{port}")]);
+        if let Some(n) = reuse {
+            command.arg(format!("--max-instance-reuse-count={n}"));
+        }
+        let child = command
             .arg("--dir")
             .arg(format!("{}::/data", dir.join("data").display()))
             .arg("--env")
@@ -303,7 +314,7 @@ impl Server {
             base: String::new(),
             token: admin.clone(),
             dir,
-            name: "standalone",
+            name,
             pg: None,
             admin: None,
         };
@@ -551,7 +562,7 @@ fn measure(server: &Server, args: &Args, kind: Kind) -> Table {
     let ids: Arc<Mutex<Vec<String>>> = Arc::default();
     let window = Duration::from_secs_f64(args.seconds);
     let peer = kind == Kind::Peer;
-    let small = peer || kind == Kind::Standalone;
+    let small = peer || matches!(kind, Kind::Standalone | Kind::StandaloneReuse);
 
     // What every request costs before any SCIM work: a static resource.
     let floor = load(server, "floor", args.clients, Some(window), |conn, _| {
@@ -782,10 +793,12 @@ fn main() {
     {
         columns.push(("scim2-server", table));
     }
-    if let Some(wasmtime) = &args.wasmtime
-        && let Some(table) = run(wasmtime, Kind::Standalone)
-    {
-        columns.push(("standalone", table));
+    if let Some(wasmtime) = &args.wasmtime {
+        for (kind, name) in [(Kind::Standalone, "standalone"), (Kind::StandaloneReuse, "standalone-reuse")] {
+            if let Some(table) = run(wasmtime, kind) {
+                columns.push((name, table));
+            }
+        }
     }
     println!();
     let others = &columns[1..];

@@ -51,8 +51,9 @@ pub const MAX_SCAN_LIMIT: u32 = 1000;
 const CHUNK: usize = 250;
 
 /// The layout, statement by statement: the tables every SQLite store of the
-/// project but the runner's keeps (the Spin build, the Node.js and the axum
-/// examples), so that one database file serves any of them.
+/// project keeps (the runner's, layout version 2, the Spin build's, the
+/// Node.js and the axum examples'), so that one database file serves any of
+/// them.
 pub const SCHEMA: [&str; 3] = [
     "CREATE TABLE IF NOT EXISTS scimlet_kv (
         key TEXT PRIMARY KEY,

@@ -1,7 +1,9 @@
 //! The standalone component under plain `wasmtime serve`: every vector
 //! over HTTP (both policies, restarts by SIGKILL on the same directory),
-//! writers in concurrent instances that lose nothing, and a start without
-//! a directory that says what is missing.
+//! with a fresh instance for every request (wasmtime's default) and with
+//! instances reused (`--max-instance-reuse-count`, where the store keeps
+//! what it read between requests); writers in concurrent instances that
+//! lose nothing; and a start without a directory that says what is missing.
 //!
 //! They need the `wasmtime` command (48.x), which a plain `cargo test`
 //! cannot assume: they run when `SCIMLET_E2E_WASMTIME=1`, as `scripts/test`
@@ -10,18 +12,18 @@
 //! on `PATH`).
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc::{Receiver, channel};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
+use scimlet_vectors::process::{self, Process, TempDir};
 use scimlet_vectors::{Target, Vars, VectorRequest, VectorResponse, http, run_all, run_policy, vectors_dir};
 use serde_json::{Value, json};
 
 const ADMIN_TOKEN: &str = "wasmtime-admin-token-0123456789abcdef";
+
+/// In a server's environment: start it with instances reused.
+const REUSE: (&str, &str) = ("SCIMLET_TEST_REUSE", "1");
 
 fn enabled() -> bool {
     match std::env::var("SCIMLET_E2E_WASMTIME").as_deref() {
@@ -34,33 +36,9 @@ fn enabled() -> bool {
     }
 }
 
-/// A directory under cargo's target tmpdir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-            "serve-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("data")).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// `wasmtime serve` on the standalone component with `dir/data` as `/data`.
 struct Serve {
-    child: Option<Child>,
-    stderr: Arc<Mutex<Vec<String>>>,
+    process: Process,
     addr: String,
     env: Vec<(String, String)>,
     dir: TempDir,
@@ -68,78 +46,52 @@ struct Serve {
 }
 
 /// Starts the server and waits for wasmtime's `Serving HTTP on` line.
-fn spawn(dir: &TempDir, listen: &str, env: &[(String, String)], with_data: bool) -> Result<Started, String> {
+fn spawn(dir: &TempDir, listen: &str, env: &[(String, String)], with_data: bool) -> Result<(Process, String), String> {
     let wasm = dir.0.join("scimlet-standalone.wasm");
     if !wasm.exists() {
         std::fs::write(&wasm, scimlet_standalone::COMPONENT).map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(dir.0.join("data")).map_err(|e| e.to_string())?;
     }
     let wasmtime = std::env::var("SCIMLET_WASMTIME").unwrap_or_else(|_| "wasmtime".to_owned());
     let mut command = Command::new(&wasmtime);
     command.args(["serve", "-Scli", "--addr", listen]);
+    if env.iter().any(|(k, _)| k == REUSE.0) {
+        command.arg("--max-instance-reuse-count=1000");
+    }
     if with_data {
         command.arg("--dir").arg(format!("{}::/data", dir.0.join("data").display()));
     }
-    for (k, v) in env {
+    for (k, v) in env.iter().filter(|(k, _)| k != REUSE.0) {
         command.arg("--env").arg(format!("{k}={v}"));
     }
-    command.arg(&wasm).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
-    let mut child = command.spawn().map_err(|e| format!("cannot run {wasmtime}: {e} (is wasmtime-cli installed?)"))?;
-
-    let (tx, lines): (_, Receiver<String>) = channel();
-    let stderr = Arc::new(Mutex::new(Vec::new()));
-    let pipe = child.stderr.take().expect("piped stderr");
-    let sink = Arc::clone(&stderr);
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-            sink.lock().unwrap().push(line.clone());
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        match lines.recv_timeout(Duration::from_millis(100)) {
-            Ok(line) => {
-                if let Some(addr) = line.strip_prefix("Serving HTTP on http://") {
-                    return Ok(Started { child, stderr, addr: addr.trim_end_matches('/').to_owned() });
-                }
-            }
-            Err(_) => {
-                let exited = child.try_wait().ok().flatten();
-                if exited.is_some() || Instant::now() > deadline {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    std::thread::sleep(Duration::from_millis(50));
-                    let log = stderr.lock().unwrap().join("\n");
-                    return Err(format!("wasmtime serve did not start ({exited:?}):\n{log}"));
-                }
-            }
-        }
-    }
-}
-
-struct Started {
-    child: Child,
-    stderr: Arc<Mutex<Vec<String>>>,
-    addr: String,
+    command.arg(&wasm);
+    Process::start(&mut command, Duration::from_secs(60), |line| {
+        line.strip_prefix("Serving HTTP on http://").map(|addr| addr.trim_end_matches('/').to_owned())
+    })
+    .map_err(|e| format!("{e}\n(is wasmtime-cli 48 installed? SCIMLET_WASMTIME names the binary)"))
 }
 
 impl Serve {
     fn start(env: &[(&str, &str)]) -> Serve {
-        Serve::start_in(TempDir::new(), env, true)
+        Serve::start_in(env, true)
     }
 
-    fn start_in(dir: TempDir, env: &[(&str, &str)], with_data: bool) -> Serve {
+    /// With [`REUSE`] in `env` (a switch of this test's, not passed on),
+    /// instances serve up to 1,000 requests each.
+
+    fn start_in(env: &[(&str, &str)], with_data: bool) -> Serve {
+        let dir = TempDir::new(Path::new(env!("CARGO_TARGET_TMPDIR")), "serve");
         let env: Vec<(String, String)> = [("SCIMLET_ADMIN_TOKEN", ADMIN_TOKEN)]
             .iter()
             .chain(env)
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        let started = spawn(&dir, "127.0.0.1:0", &env, with_data).unwrap_or_else(|e| panic!("{e}"));
-        Serve { child: Some(started.child), stderr: started.stderr, addr: started.addr, env, dir, with_data }
+        let (process, addr) = spawn(&dir, "127.0.0.1:0", &env, with_data).unwrap_or_else(|e| panic!("{e}"));
+        Serve { process, addr, env, dir, with_data }
     }
 
     fn log(&self) -> String {
-        self.stderr.lock().map(|l| l.join("\n")).unwrap_or_default()
+        self.process.log()
     }
 
     fn send(&self, method: &str, path: &str, bearer: &str, body: Option<Value>) -> http::Response {
@@ -170,38 +122,14 @@ impl Serve {
         }
     }
 
-    /// SIGKILL, no goodbye: what was acknowledged must be on disk.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
     /// Kills the server and starts it again on the same directory and port.
     fn restart(&mut self) -> Result<(), String> {
-        self.kill();
-        let mut last = String::new();
-        for _ in 0..40 {
-            match spawn(&self.dir, &self.addr, &self.env, self.with_data) {
-                Ok(started) => {
-                    let earlier = std::mem::take(&mut *self.stderr.lock().unwrap());
-                    started.stderr.lock().unwrap().splice(0..0, earlier);
-                    self.child = Some(started.child);
-                    self.stderr = started.stderr;
-                    return Ok(());
-                }
-                Err(e) => last = e, // the port may still be held for a moment
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        Err(format!("could not restart on {}: {last}", self.addr))
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        self.kill();
+        self.process.kill();
+        let (mut process, _) = process::restart(|| spawn(&self.dir, &self.addr, &self.env, self.with_data))
+            .map_err(|e| format!("could not restart on {}: {e}", self.addr))?;
+        process.continues(&self.process);
+        self.process = process;
+        Ok(())
     }
 }
 
@@ -231,9 +159,7 @@ impl Drop for ServeTarget {
         if std::thread::panicking() {
             return;
         }
-        self.serve.kill();
-        std::thread::sleep(Duration::from_millis(50));
-        let log = self.serve.log();
+        let log = self.serve.process.stop_and_read_log();
         let leaked: Vec<&String> = self.secrets.iter().filter(|s| log.contains(s.as_str())).collect();
         assert!(leaked.is_empty(), "the log shows what a request sent: {leaked:?}\nlog:\n{log}");
     }
@@ -260,6 +186,20 @@ fn wasmtime_serve_replays_every_vector() {
 }
 
 #[test]
+fn wasmtime_serve_replays_every_vector_with_instances_reused() {
+    if !enabled() {
+        return;
+    }
+    let result = run_all(&vectors_dir(), |_| {
+        let (target, vars) = target(&[REUSE]);
+        Ok((Box::new(target) as Box<dyn Target>, vars))
+    });
+    if let Err(report) = result {
+        panic!("\n{report}");
+    }
+}
+
+#[test]
 fn wasmtime_serve_replays_the_plain_scim_vectors() {
     if !enabled() {
         return;
@@ -275,17 +215,23 @@ fn wasmtime_serve_replays_the_plain_scim_vectors() {
     }
 }
 
-/// Every request is an instance of its own, several at once, sharing only
-/// the directory: creates of distinct users and PATCHes adding members to
-/// one group, from eight clients, must all land.
+/// Instances run at once, sharing only the directory: creates of distinct
+/// users and PATCHes adding members to one group, from eight clients, must
+/// all land, with fresh instances and with reused ones (which each keep
+/// their own copy of what they read).
 #[test]
 fn concurrent_instances_lose_no_write() {
     if !enabled() {
         return;
     }
+    concurrent_writers(&[]);
+    concurrent_writers(&[REUSE]);
+}
+
+fn concurrent_writers(env: &[(&str, &str)]) {
     const CLIENTS: usize = 8;
     const EACH: usize = 6;
-    let mut serve = Serve::start(&[]);
+    let mut serve = Serve::start(env);
     let vars = serve.bootstrap();
     let group = serve.send(
         "POST",
@@ -344,7 +290,7 @@ fn without_a_directory_requests_are_503_and_the_log_says_why() {
     if !enabled() {
         return;
     }
-    let serve = Serve::start_in(TempDir::new(), &[], false);
+    let serve = Serve::start_in(&[], false);
     let r = serve.send("POST", "/api/accounts", ADMIN_TOKEN, Some(json!({"name": "default"})));
     assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.header("content-type"), Some("application/scim+json"));

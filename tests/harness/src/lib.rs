@@ -16,6 +16,7 @@
 pub mod http;
 pub mod large;
 pub mod matcher;
+pub mod process;
 mod runner;
 mod scenario;
 

@@ -9,42 +9,18 @@
 //! They live here rather than in `tests/e2e` because they need no part of
 //! the runner (nor wasmtime) built.
 
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc::{Receiver, channel};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use scimlet_vectors::{Target, Vars, VectorRequest, VectorResponse, run_all, run_policy, vectors_dir};
-
-use scimlet_vectors::http;
+use scimlet_vectors::process::{self, Process};
+use scimlet_vectors::{Target, Vars, VectorRequest, VectorResponse, http, run_all, run_policy, vectors_dir};
 
 /// The admin API token every server here is started with.
 const ADMIN_TOKEN: &str = "node-admin-token-0123456789abcdef";
 
-/// A temporary directory under cargo's target tmpdir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-            "node-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+fn temp_dir() -> process::TempDir {
+    process::TempDir::new(Path::new(env!("CARGO_TARGET_TMPDIR")), "node")
 }
 
 fn enabled() -> bool {
@@ -64,25 +40,15 @@ fn example_dir() -> PathBuf {
 
 /// `node examples/node/server.js` on a SQLite file that outlives restarts.
 struct NodeServer {
-    child: Option<Child>,
-    lines: Receiver<String>,
-    stderr: Arc<Mutex<Vec<String>>>,
+    process: Process,
     addr: String,
     env: Vec<(String, String)>,
     db: PathBuf,
-    _dir: TempDir,
-}
-
-/// A `server.js` that has said where it listens.
-struct Started {
-    child: Child,
-    lines: Receiver<String>,
-    stderr: Arc<Mutex<Vec<String>>>,
-    addr: String,
+    _dir: process::TempDir,
 }
 
 /// Starts the server and waits for its `scimlet listening on` line.
-fn spawn(db: &Path, listen: &str, env: &[(String, String)]) -> Result<Started, String> {
+fn spawn(db: &Path, listen: &str, env: &[(String, String)]) -> Result<(Process, String), String> {
     let example = example_dir();
     let node = std::env::var("SCIMLET_NODE").unwrap_or_else(|_| "node".to_owned());
     let mut command = Command::new(&node);
@@ -93,77 +59,21 @@ fn spawn(db: &Path, listen: &str, env: &[(String, String)]) -> Result<Started, S
         .current_dir(&example)
         .env_clear()
         .envs(std::env::var_os("PATH").map(|p| ("PATH", p)))
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = command.spawn().map_err(|e| format!("cannot run {node}: {e} (is Node.js installed?)"))?;
-
-    let (tx, lines) = channel();
-    let stdout = child.stdout.take().expect("piped stdout");
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let stderr = Arc::new(Mutex::new(Vec::new()));
-    let mut pipe = child.stderr.take().expect("piped stderr");
-    let sink = Arc::clone(&stderr);
-    std::thread::spawn(move || {
-        let mut text = String::new();
-        let mut buf = [0u8; 8192];
-        while let Ok(n @ 1..) = pipe.read(&mut buf) {
-            text.push_str(&String::from_utf8_lossy(&buf[..n]));
-            while let Some(end) = text.find('\n') {
-                sink.lock().unwrap().push(text[..end].to_owned());
-                text.drain(..=end);
-            }
-        }
-        if !text.is_empty() {
-            sink.lock().unwrap().push(text);
-        }
-    });
-
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match lines.recv_timeout(Duration::from_millis(100)) {
-            Ok(line) => {
-                if let Some(origin) = line.strip_prefix("scimlet listening on http://") {
-                    return Ok(Started { child, lines, stderr, addr: origin.trim().to_owned() });
-                }
-            }
-            Err(_) => {
-                let exited = child.try_wait().ok().flatten();
-                if exited.is_some() || Instant::now() > deadline {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    std::thread::sleep(Duration::from_millis(50));
-                    let log = stderr.lock().unwrap().join("\n");
-                    return Err(format!("server.js did not start ({exited:?}):\n{log}"));
-                }
-            }
-        }
-    }
+        .envs(env.iter().map(|(k, v)| (k, v)));
+    Process::start(&mut command, Duration::from_secs(30), |line| {
+        line.strip_prefix("scimlet listening on http://").map(|origin| origin.trim().to_owned())
+    })
+    .map_err(|e| format!("{e}\n(is Node.js installed?)"))
 }
 
 impl NodeServer {
     /// A server on a fresh database, and the account it bootstrapped.
     fn start(env: &[(&str, &str)]) -> (NodeServer, Vars) {
-        let dir = TempDir::new();
+        let dir = temp_dir();
         let db = dir.0.join("scimlet.db");
         let env: Vec<(String, String)> = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-        let started = spawn(&db, "127.0.0.1:0", &env).unwrap_or_else(|e| panic!("{e}"));
-        let server = NodeServer {
-            child: Some(started.child),
-            lines: started.lines,
-            stderr: started.stderr,
-            addr: started.addr,
-            env,
-            db,
-            _dir: dir,
-        };
+        let (process, addr) = spawn(&db, "127.0.0.1:0", &env).unwrap_or_else(|e| panic!("{e}"));
+        let server = NodeServer { process, addr, env, db, _dir: dir };
         let vars = server.read_bootstrap();
         (server, vars)
     }
@@ -173,8 +83,8 @@ impl NodeServer {
         let deadline = Instant::now() + Duration::from_secs(30);
         while account.is_none() || tenant_url.is_none() || token.is_none() {
             let line = self
-                .lines
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .process
+                .next_line(deadline.saturating_duration_since(Instant::now()))
                 .unwrap_or_else(|e| panic!("no bootstrap account/token on stdout ({e:?}); stderr:\n{}", self.log()));
             if let Some(rest) = line.strip_prefix("Created account ") {
                 account = rest.rsplit_once('(').and_then(|(_, id)| id.strip_suffix(')')).map(str::to_owned);
@@ -192,60 +102,24 @@ impl NodeServer {
     }
 
     fn log(&self) -> String {
-        self.stderr.lock().map(|l| l.join("\n")).unwrap_or_default()
-    }
-
-    /// SIGKILL, no goodbye: what was acknowledged must be on disk.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.process.log()
     }
 
     /// Kills the process and starts it again on the same file and port; it
     /// must not bootstrap a second account.
     fn restart(&mut self) -> Result<(), String> {
-        self.kill();
-        let mut last = String::new();
-        for _ in 0..40 {
-            match spawn(&self.db, &self.addr, &self.env) {
-                Ok(started) => {
-                    let earlier = std::mem::take(&mut *self.stderr.lock().unwrap());
-                    started.stderr.lock().unwrap().splice(0..0, earlier);
-                    self.child = Some(started.child);
-                    self.lines = started.lines;
-                    self.stderr = started.stderr;
-                    // The bootstrap lines would follow the listening line at once.
-                    let again: Vec<String> =
-                        std::iter::from_fn(|| self.lines.recv_timeout(Duration::from_millis(100)).ok()).collect();
-                    if again.iter().any(|l| l.starts_with("Token:") || l.starts_with("Created account")) {
-                        return Err(format!("a restart on an existing database bootstrapped again: {again:?}"));
-                    }
-                    return Ok(());
-                }
-                Err(e) => last = e, // the port may still be held for a moment
-            }
-            std::thread::sleep(Duration::from_millis(250));
+        self.process.kill();
+        let (mut process, _) = process::restart(|| spawn(&self.db, &self.addr, &self.env))
+            .map_err(|e| format!("could not restart on {}: {e}", self.addr))?;
+        process.continues(&self.process);
+        self.process = process;
+        // The bootstrap lines would follow the listening line at once.
+        let again: Vec<String> =
+            std::iter::from_fn(|| self.process.next_line(Duration::from_millis(100)).ok()).collect();
+        if again.iter().any(|l| l.starts_with("Token:") || l.starts_with("Created account")) {
+            return Err(format!("a restart on an existing database bootstrapped again: {again:?}"));
         }
-        Err(format!("could not restart on {}: {last}", self.addr))
-    }
-
-    /// Kills the server and returns its whole log, once the reader thread
-    /// has read the last line.
-    fn stop_and_read_log(&mut self) -> String {
-        self.kill();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Arc::strong_count(&self.stderr) > 1 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        self.log()
-    }
-}
-
-impl Drop for NodeServer {
-    fn drop(&mut self) {
-        self.kill();
+        Ok(())
     }
 }
 
@@ -275,7 +149,7 @@ impl Drop for NodeTarget {
         if std::thread::panicking() {
             return;
         }
-        let log = self.server.stop_and_read_log();
+        let log = self.server.process.stop_and_read_log();
         assert!(log.contains(" INFO request "), "no request line in the log:\n{log}");
         let leaked: Vec<&String> = self.secrets.iter().filter(|s| log.contains(s.as_str())).collect();
         assert!(leaked.is_empty(), "server.js logged what a request sent: {leaked:?}\nlog:\n{log}");
@@ -340,7 +214,7 @@ fn node_host_bounds_bodies_and_refuses_a_bad_configuration() {
     assert_eq!(r.json()["status"], "413");
     drop(target);
 
-    let dir = TempDir::new();
+    let dir = temp_dir();
     let env = [("SCIMLET_BASE_PATHS".to_owned(), "/scim/{account}/".to_owned())];
     let err = match spawn(&dir.0.join("scimlet.db"), "127.0.0.1:0", &env) {
         Ok(_) => panic!("server.js started with a base path the core refuses"),
