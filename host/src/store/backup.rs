@@ -62,14 +62,6 @@ fn open_checked(path: &Path) -> Result<Connection, String> {
         .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| e.to_string())?;
     let not_scimlet = |detail: String| format!("{} is not a scimlet database ({detail})", path.display());
-    let tables: i64 = conn
-        .query_row("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN ('kv', 'seq')", [], |r| {
-            r.get(0)
-        })
-        .map_err(|e| not_scimlet(e.to_string()))?;
-    if tables != 2 {
-        return Err(not_scimlet("no kv and seq tables".into()));
-    }
     let version: i64 =
         conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| not_scimlet(e.to_string()))?;
     if version > SCHEMA_VERSION {
@@ -77,6 +69,18 @@ fn open_checked(path: &Path) -> Result<Connection, String> {
             "{}: storage layout version {version} is newer than this scimlet understands ({SCHEMA_VERSION})",
             path.display()
         ));
+    }
+    // Version 1 named its tables `kv` and `seq`; opening the file upgrades it.
+    let (records, counter) = if version == 1 { ("kv", "seq") } else { ("scimlet_kv", "scimlet_seq") };
+    let tables: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN (?1, ?2)",
+            [records, counter],
+            |r| r.get(0),
+        )
+        .map_err(|e| not_scimlet(e.to_string()))?;
+    if tables != 2 {
+        return Err(not_scimlet(format!("no {records} and {counter} tables")));
     }
     Ok(conn)
 }

@@ -1,15 +1,20 @@
 //! The default backend: one SQLite file.
 //!
-//! Layout:
-//! - `kv(key BLOB PRIMARY KEY, value BLOB NOT NULL, version INTEGER NOT NULL) WITHOUT ROWID`:
-//!   keys are stored as BLOBs (the UTF-8 bytes) so that SQLite compares them
-//!   with `memcmp`, which is the byte order the WIT contract promises. Keys
-//!   must always be bound as BLOBs: SQLite orders every TEXT before every BLOB.
-//! - `seq(id = 1, last)`: the last commit sequence number. Each commit takes
-//!   the next one and gives it as version to every record it writes, so
-//!   versions strictly increase across the whole store and a deleted key that
-//!   is re-created never sees an old version again.
-//! - `PRAGMA user_version` records the layout version for later migrations.
+//! Layout (version 2, `scimlet_sql_store::SCHEMA`: the tables the Spin build
+//! and the Node.js and axum examples keep too, so one file serves any of
+//! them):
+//! - `scimlet_kv(key TEXT PRIMARY KEY, value BLOB NOT NULL, version INTEGER
+//!   NOT NULL) WITHOUT ROWID`: keys are always bound as TEXT, which SQLite's
+//!   BINARY collation compares with `memcmp` on UTF-8, the code-point order
+//!   the WIT contract promises.
+//! - `scimlet_seq(id = 1, last)`: the last commit sequence number. Each
+//!   commit takes the next one and gives it as version to every record it
+//!   writes, so versions strictly increase across the whole store and a
+//!   deleted key that is re-created never sees an old version again.
+//! - `PRAGMA user_version` records the layout version. Version 1 (tables
+//!   `kv` and `seq`, keys as BLOBs) is upgraded in place when a file is
+//!   opened: one transaction copies the records with their keys as TEXT and
+//!   the counter, then drops the old tables.
 //!
 //! Durability and concurrency: `journal_mode=WAL` so readers never block the
 //! writer nor each other; `synchronous=FULL` so a commit acknowledged to the
@@ -38,7 +43,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, pa
 
 use super::{
     Backend, Entry, MAX_BATCH, MAX_SCAN_LIMIT, Precondition, ScanPage, Snapshot, StoreError, Submitted, Write,
-    check_commit, prefix_upper_bound, successor,
+    check_commit,
 };
 
 /// How long a call waits for another connection's lock before giving up with
@@ -88,24 +93,20 @@ const WAL_KEEP_BYTES: i64 = 192 << 20;
 const IDLE_CHECKPOINT: Duration = Duration::from_secs(2);
 
 /// The layout version this code writes and understands.
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+pub(crate) const SCHEMA_VERSION: i64 = 2;
 
-const SCHEMA: &str = "
-    CREATE TABLE IF NOT EXISTS kv (
-        key BLOB PRIMARY KEY,
-        value BLOB NOT NULL,
-        version INTEGER NOT NULL
-    ) WITHOUT ROWID;
-    CREATE TABLE IF NOT EXISTS seq (
-        id INTEGER PRIMARY KEY CHECK (id = 1),
-        last INTEGER NOT NULL
-    );
-    INSERT OR IGNORE INTO seq (id, last) VALUES (1, 0);
+/// Upgrades a version 1 file (after `SCHEMA` has created the new tables).
+const FROM_VERSION_1: &str = "
+    INSERT INTO scimlet_kv (key, value, version) SELECT CAST(key AS TEXT), value, version FROM kv;
+    UPDATE scimlet_seq SET last = (SELECT last FROM seq WHERE id = 1) WHERE id = 1;
+    DROP TABLE kv;
+    DROP TABLE seq;
 ";
 
 /// One page of keys from a lower bound, below an upper one or to the end.
-const SCAN_RANGE: &str = "SELECT key, value, version FROM kv WHERE key >= ?1 AND key < ?2 ORDER BY key LIMIT ?3";
-const SCAN_FROM: &str = "SELECT key, value, version FROM kv WHERE key >= ?1 ORDER BY key LIMIT ?2";
+const SCAN_RANGE: &str =
+    "SELECT key, value, version FROM scimlet_kv WHERE key >= ?1 AND key < ?2 ORDER BY key LIMIT ?3";
+const SCAN_FROM: &str = "SELECT key, value, version FROM scimlet_kv WHERE key >= ?1 ORDER BY key LIMIT ?2";
 
 /// A [`Backend`] over one SQLite database file.
 pub struct SqliteStore {
@@ -211,7 +212,17 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
                 path.display()
             )));
         }
-        tx.execute_batch(SCHEMA).map_err(unavailable)?;
+        for statement in scimlet_sql_store::SCHEMA {
+            tx.execute(statement, []).map_err(unavailable)?;
+        }
+        if found == 1 {
+            let records: i64 = tx.query_row("SELECT count(*) FROM kv", [], |row| row.get(0)).map_err(unavailable)?;
+            tx.execute_batch(FROM_VERSION_1).map_err(unavailable)?;
+            tracing::info!(
+                "{}: storage layout upgraded from version 1 to {SCHEMA_VERSION} ({records} records)",
+                path.display()
+            );
+        }
         if found < SCHEMA_VERSION {
             tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(unavailable)?;
         }
@@ -262,8 +273,8 @@ fn entry_from_row(key: String, row: &rusqlite::Row<'_>) -> rusqlite::Result<Entr
 }
 
 fn get_on(conn: &Connection, key: &str) -> rusqlite::Result<Option<Entry>> {
-    conn.prepare_cached("SELECT value, version FROM kv WHERE key = ?1")?
-        .query_row([key.as_bytes()], |row| entry_from_row(key.to_owned(), row))
+    conn.prepare_cached("SELECT value, version FROM scimlet_kv WHERE key = ?1")?
+        .query_row([key], |row| entry_from_row(key.to_owned(), row))
         .optional()
 }
 
@@ -288,16 +299,17 @@ fn scan_on(conn: &Connection, prefix: &str, after: Option<&str>, limit: u32) -> 
     }
     // One row past the page says whether the prefix goes on.
     let fetch = limit + 1;
-    // "key > after" is "key >= after + 0x00" on byte strings, so the lower
-    // end of the range is one inclusive bound and the query one index range.
-    let mut lower = prefix.as_bytes().to_vec();
+    // "key > after" is "key >= after + U+0000" on strings in code-point
+    // order, so the lower end of the range is one inclusive bound and the
+    // query one index range.
+    let mut lower = prefix.to_owned();
     if let Some(after) = after {
-        lower = lower.max(successor(after.as_bytes()));
+        lower = lower.max(format!("{after}\0"));
     }
     let map = |row: &rusqlite::Row<'_>| {
-        Ok(Entry { key: key_from_sql(row.get(0)?)?, value: row.get(1)?, version: version_from_sql(row.get(2)?) })
+        Ok(Entry { key: row.get(0)?, value: row.get(1)?, version: version_from_sql(row.get(2)?) })
     };
-    let mut entries = match prefix_upper_bound(prefix.as_bytes()) {
+    let mut entries = match scimlet_sql_store::prefix_upper_bound(prefix) {
         Some(upper) => conn
             .prepare_cached(SCAN_RANGE)?
             .query_map(params![lower, upper, fetch], map)?
@@ -358,11 +370,6 @@ impl Drop for SqliteSnapshot {
 /// Turns a stored key back into the `string` the WIT contract promises. Only
 /// a foreign writer could have stored non-UTF-8 bytes; that is reported as
 /// unavailable rather than handed to the component mangled.
-fn key_from_sql(bytes: Vec<u8>) -> rusqlite::Result<String> {
-    String::from_utf8(bytes)
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, Box::new(e)))
-}
-
 /// `commit` checks every precondition, in order, under the write lock before
 /// writing anything, then takes the next sequence number. An empty commit
 /// still takes one (and returns it); a key named twice is refused as
@@ -573,13 +580,13 @@ fn commit_group(conn: &mut Connection, group: &[CommitRequest]) -> Vec<Result<u6
 /// next sequence number, inside the caller's transaction.
 fn apply(tx: &Connection, writes: &[Write]) -> Result<u64, StoreError> {
     {
-        let mut current = tx.prepare_cached("SELECT version FROM kv WHERE key = ?1").map_err(unavailable)?;
+        let mut current = tx.prepare_cached("SELECT version FROM scimlet_kv WHERE key = ?1").map_err(unavailable)?;
         for (index, write) in writes.iter().enumerate() {
             let holds = match write.precondition {
                 Precondition::None => true,
                 Precondition::Absent | Precondition::Version(_) => {
                     let found: Option<i64> =
-                        current.query_row([write.key.as_bytes()], |row| row.get(0)).optional().map_err(unavailable)?;
+                        current.query_row([&write.key], |row| row.get(0)).optional().map_err(unavailable)?;
                     match write.precondition {
                         Precondition::Absent => found.is_none(),
                         Precondition::Version(v) => found.map(version_from_sql) == Some(v),
@@ -594,20 +601,20 @@ fn apply(tx: &Connection, writes: &[Write]) -> Result<u64, StoreError> {
         }
     }
     let version: i64 = tx
-        .prepare_cached("UPDATE seq SET last = last + 1 WHERE id = 1 RETURNING last")
+        .prepare_cached("UPDATE scimlet_seq SET last = last + 1 WHERE id = 1 RETURNING last")
         .and_then(|mut next| next.query_row([], |row| row.get(0)))
         .map_err(unavailable)?;
     let mut upsert = tx
         .prepare_cached(
-            "INSERT INTO kv (key, value, version) VALUES (?1, ?2, ?3)
+            "INSERT INTO scimlet_kv (key, value, version) VALUES (?1, ?2, ?3)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value, version = excluded.version",
         )
         .map_err(unavailable)?;
-    let mut delete = tx.prepare_cached("DELETE FROM kv WHERE key = ?1").map_err(unavailable)?;
+    let mut delete = tx.prepare_cached("DELETE FROM scimlet_kv WHERE key = ?1").map_err(unavailable)?;
     for write in writes {
         match &write.value {
-            Some(value) => upsert.execute(params![write.key.as_bytes(), value, version]),
-            None => delete.execute([write.key.as_bytes()]),
+            Some(value) => upsert.execute(params![write.key, value, version]),
+            None => delete.execute([&write.key]),
         }
         .map_err(unavailable)?;
     }
@@ -689,11 +696,95 @@ mod tests {
         let copy = dir.path().join("copy.db");
         std::fs::copy(dir.path().join("test.db"), &copy).unwrap();
         let conn = Connection::open(&copy).unwrap();
-        let found =
-            conn.query_row("SELECT count(*) FROM kv WHERE key = ?1", [key.as_bytes()], |row| row.get::<_, i64>(0));
+        let found = conn.query_row("SELECT count(*) FROM scimlet_kv WHERE key = ?1", [key], |row| row.get::<_, i64>(0));
         std::fs::remove_file(&copy).unwrap();
         // Before the first checkpoint even the table is only in the WAL.
         found.is_ok_and(|n| n == 1)
+    }
+
+    /// A file of layout version 1 (tables `kv` and `seq`, BLOB keys), as
+    /// earlier releases wrote it.
+    fn version_1_file(path: &Path, records: &[(&str, &str, i64)], last: i64) {
+        let conn = Connection::open(path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE kv (key BLOB PRIMARY KEY, value BLOB NOT NULL, version INTEGER NOT NULL) WITHOUT ROWID;
+             CREATE TABLE seq (id INTEGER PRIMARY KEY CHECK (id = 1), last INTEGER NOT NULL);
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+        conn.execute("INSERT INTO seq (id, last) VALUES (1, ?1)", [last]).unwrap();
+        for (key, value, version) in records {
+            conn.execute("INSERT INTO kv VALUES (?1, ?2, ?3)", params![key.as_bytes(), value.as_bytes(), version])
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn a_version_1_file_is_upgraded_in_place() {
+        let dir = TempDir::new();
+        let path = dir.path().join("test.db");
+        let records = [("a/z", "1", 3), ("a/\u{e9}", "2", 7), ("a/\u{10FFFF}", "3", 9), ("a/", "4", 2), ("b", "5", 40)];
+        version_1_file(&path, &records, 41);
+
+        let store = AsStore::handle(SqliteStore::open(&path).unwrap());
+        let page = store.scan("a/", None, 10).unwrap();
+        let got: Vec<(&str, &[u8], u64)> =
+            page.entries.iter().map(|e| (e.key.as_str(), e.value.as_slice(), e.version)).collect();
+        assert_eq!(
+            got,
+            [("a/", &b"4"[..], 2), ("a/z", &b"1"[..], 3), ("a/\u{e9}", &b"2"[..], 7), ("a/\u{10FFFF}", &b"3"[..], 9)],
+            "code-point order, values and versions kept"
+        );
+        assert_eq!(store.scan("a/", Some("a/z"), 10).unwrap().entries.len(), 2);
+        assert_eq!(store.commit(vec![Write::replace("b", b"6".to_vec(), 40)]).unwrap(), 42, "the counter goes on");
+        drop(store);
+
+        let conn = Connection::open(&path).unwrap();
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let tables: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(tables, ["scimlet_kv", "scimlet_seq"]);
+        let text_keys: i64 =
+            conn.query_row("SELECT count(*) FROM scimlet_kv WHERE typeof(key) = 'text'", [], |r| r.get(0)).unwrap();
+        assert_eq!(text_keys, 5);
+    }
+
+    /// The runner's file is the Spin build's (and the examples'): the SQL
+    /// store of `crates/sql-store` reads what the runner wrote and the
+    /// other way round, versions included.
+    #[test]
+    fn the_spin_builds_store_reads_and_writes_the_runners_file() {
+        use scim_core::Store as _;
+        use scimlet_sql_store::{SqlStore, rusqlite_conn::Rusqlite};
+        let dir = TempDir::new();
+        let path = dir.path().join("test.db");
+        let runner = AsStore::handle(SqliteStore::open(&path).unwrap());
+        let v1 = runner.commit(vec![put("k/\u{e9}", "runner"), put("k/a", "runner")]).unwrap();
+        drop(runner);
+
+        let spin = SqlStore::new(Rusqlite(Connection::open(&path).unwrap()));
+        let page = spin.scan("k/", None, 10).unwrap();
+        assert_eq!(
+            page.entries.iter().map(|e| (e.key.as_str(), e.version)).collect::<Vec<_>>(),
+            [("k/a", v1), ("k/\u{e9}", v1)]
+        );
+        let v2 = spin.commit(vec![Write::replace("k/a", b"spin".to_vec(), v1), put("k/b", "spin")]).unwrap();
+        assert!(v2 > v1);
+        drop(spin);
+
+        let runner = AsStore::handle(SqliteStore::open(&path).unwrap());
+        assert_eq!(
+            runner.get("k/a").unwrap().unwrap(),
+            Entry { key: "k/a".into(), value: b"spin".to_vec(), version: v2 }
+        );
+        assert_eq!(runner.scan("k/", Some("k/a"), 10).unwrap().entries.len(), 2);
+        assert!(runner.commit(vec![put("k/c", "runner")]).unwrap() > v2);
     }
 
     #[test]
