@@ -3,9 +3,9 @@
 //! a directory as `/data`, as `wasmtime serve --dir …::/data` gives one.
 //! (The concurrent cases run natively in `crates/file-store`.)
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::path::Path;
 
+use scimlet_vectors::process::TempDir;
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
@@ -21,29 +21,7 @@ impl WasiView for Host {
     }
 }
 
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new() -> Dir {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
-            "probe-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Dir(dir)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn store(engine: &Engine, dir: Option<&Dir>) -> Store<Host> {
+fn store(engine: &Engine, dir: Option<&TempDir>) -> Store<Host> {
     let mut wasi = WasiCtx::builder();
     wasi.inherit_stderr();
     if let Some(dir) = dir {
@@ -70,7 +48,7 @@ fn the_file_store_passes_the_probe_through_its_wit_export() {
 
     for case in &cases {
         // A fresh directory and a fresh instance for every case.
-        let dir = Dir::new();
+        let dir = TempDir::new(Path::new(env!("CARGO_TARGET_TMPDIR")), "probe");
         let mut s = store(&engine, Some(&dir));
         let instance = pre.instantiate(&mut s).unwrap();
         let run = instance.get_typed_func::<(&str,), (Result<(), String>,)>(&mut s, "run").unwrap();

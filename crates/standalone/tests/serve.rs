@@ -76,9 +76,9 @@ impl Serve {
         Serve::start_in(env, true)
     }
 
-    /// With [`REUSE`] in `env` (a switch of this test's, not passed on),
-    /// instances serve up to 1,000 requests each.
-
+    /// A server on a directory of its own, `with_data` given to it as
+    /// `/data`. With [`REUSE`] in `env` (a switch of this test's, not
+    /// passed on), instances serve up to 1,000 requests each.
     fn start_in(env: &[(&str, &str)], with_data: bool) -> Serve {
         let dir = TempDir::new(Path::new(env!("CARGO_TARGET_TMPDIR")), "serve");
         let env: Vec<(String, String)> = [("SCIMLET_ADMIN_TOKEN", ADMIN_TOKEN)]
