@@ -4,9 +4,10 @@
 //! <host dir>::/data`).
 //!
 //! One instance of the component answers the calls of one instance of the
-//! scimlet component, which under `wasmtime serve` is one request: the store
-//! is opened at the first call and kept for the instance's life, so a
-//! request replays the log once and catches up from its end afterwards.
+//! scimlet component, which under `wasmtime serve` is one request (or up to
+//! `--max-instance-reuse-count` requests in a row): the store is opened at
+//! the first call and kept for the instance's life, so an instance replays
+//! the log once and afterwards reads only what was appended.
 
 use std::sync::OnceLock;
 

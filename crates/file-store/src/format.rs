@@ -150,6 +150,20 @@ impl Records {
     }
 }
 
+/// Whether `rest`, which starts with a record that is not good, is what an
+/// append that did not finish leaves: zeros (the file grew before its data
+/// reached the disk), or one record whose frame ends exactly where the file
+/// does. Anything else is damage inside the log, which no writer may cut.
+pub fn is_unfinished_append(rest: &[u8]) -> bool {
+    if rest.iter().all(|&b| b == 0) {
+        return true;
+    }
+    match rest.first_chunk::<4>() {
+        Some(len) => FRAME_LEN.checked_add(u32::from_le_bytes(*len) as usize) == Some(rest.len()),
+        None => true,
+    }
+}
+
 /// Reads the record at the start of `bytes` and applies it to `records`.
 /// Nothing is applied unless the whole record is good.
 pub fn apply_next(bytes: &[u8], records: &mut Records) -> Next {
@@ -282,8 +296,16 @@ mod tests {
             assert_eq!((records.len(), version), (1, 1), "damage at {flip}");
         }
         // A zero-filled tail (a file that grew before its data reached the disk).
-        let zeros = [one, vec![0; 64]].concat();
+        let zeros = [one.clone(), vec![0; 64]].concat();
         assert_eq!(replay(&zeros).2, vec!["a record length out of range"]);
+        assert!(is_unfinished_append(&zeros[one.len()..]));
+
+        // Damage in the last record is an unfinished append; in one that
+        // others follow it is not.
+        let mut last = two.clone();
+        last[FRAME_LEN] ^= 1;
+        assert!(is_unfinished_append(&last));
+        assert!(!is_unfinished_append(&[last.clone(), one.clone()].concat()));
     }
 
     #[test]

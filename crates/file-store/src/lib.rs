@@ -3,8 +3,9 @@
 //! else: plain `wasmtime serve`, where every request is a new instance of
 //! the component and several run at once.
 //!
-//! Why a log: a component instance lives for one request and shares no
-//! memory with the others, so the only shared state is the directory, and
+//! Why a log: a component instance lives for one request (or, with
+//! `--max-instance-reuse-count`, a few in a row) and shares no memory with
+//! the others, so the only shared state is the directory, and
 //! WASI 0.2 offers no file locks and no memory maps there. The store keeps
 //! one append-only log of commits (`scimlet.log`, see [`format`]) that each
 //! instance replays into a map when it first needs it, and catches up from
@@ -20,16 +21,18 @@
 //! snapshot into a new file of a new generation and renames it over the
 //! old; readers holding the old file see a generation change at their next
 //! call and read the new one from the start. This suits an evaluation, a
-//! demonstration or a small tenant (see the README's "Standalone
-//! component" for figures); the runner's SQLite or PostgreSQL is the store
+//! demonstration or a small tenant (see the README's "Plain `wasmtime
+//! serve`" for figures); the runner's SQLite or PostgreSQL is the store
 //! for large ones.
 //!
 //! Durability: a commit is acknowledged after `sync_data` of the log (and,
 //! when it created the file, a sync of the directory). A crash during an
 //! append leaves an incomplete or unreadable record at the end, which no
 //! reader applies and the next writer cuts off before appending. A record
-//! that fails its checksum anywhere else ends the readable log there; the
-//! checksum detects damage, it does not repair it.
+//! that fails its checksum with records after it is damage: reads stop
+//! there and every commit is refused (`unavailable`, naming the byte), so
+//! no writer cuts good records off; the checksum detects damage, it does
+//! not repair it.
 //!
 //! The same code runs natively (its tests run the storage conformance
 //! suite, several handles on one directory from several threads) and as the
@@ -84,8 +87,12 @@ struct State {
 enum Tail {
     /// Nothing: the log ends at `offset`.
     Clean,
-    /// Bytes that are no whole record yet; the file is this long.
+    /// Bytes that are no whole record yet, as an append under way or one a
+    /// crash cut short leaves; the file is this long.
     Unfinished(u64, &'static str),
+    /// A record that is not good, with records after it: damage, which
+    /// stops writes (a writer would have to cut good records to go on).
+    Damaged(&'static str),
 }
 
 impl FileStore {
@@ -146,7 +153,8 @@ impl FileStore {
             match format::apply_next(&bytes[at..], &mut st.records) {
                 Next::Record(n) => at += n,
                 Next::Incomplete => break Tail::Unfinished(len, "an incomplete record"),
-                Next::Bad(why) => break Tail::Unfinished(len, why),
+                Next::Bad(why) if format::is_unfinished_append(&bytes[at..]) => break Tail::Unfinished(len, why),
+                Next::Bad(why) => break Tail::Damaged(why),
             }
         };
         st.offset += at as u64;
@@ -165,6 +173,14 @@ impl FileStore {
         let path = self.log_path();
         match self.catch_up(st)? {
             Tail::Clean => {}
+            Tail::Damaged(why) => {
+                return Err(StoreError::Unavailable(format!(
+                    "{} is damaged at byte {} ({why}) and records follow; nothing is written until it is \
+                     restored from a copy",
+                    path.display(),
+                    st.offset
+                )));
+            }
             Tail::Unfinished(len, why) => {
                 // Under the lock no append is under way: this is what a
                 // crash left. Nothing in it was acknowledged.
@@ -368,6 +384,28 @@ mod tests {
         // The reader that stopped before the unfinished bytes reads on from there.
         assert_eq!(reader.get("c").unwrap().unwrap().version, v2);
         assert_eq!(reader.get("b").unwrap(), None);
+    }
+
+    #[test]
+    fn damage_inside_the_log_stops_writes_and_cuts_nothing() {
+        let dir = Dir::new("damaged");
+        let store = dir.store();
+        let v1 = store.commit(vec![Write::put("a", b"1".to_vec())]).unwrap();
+        store.commit(vec![Write::put("b", b"2".to_vec())]).unwrap();
+        store.commit(vec![Write::put("c", b"3".to_vec())]).unwrap();
+        // Flip a byte of the second record's payload.
+        let path = dir.0.join(LOG_FILE);
+        let mut bytes = fs::read(&path).unwrap();
+        let first = format::commit_record(v1, [("a", Some(&b"1"[..]))].into_iter()).len();
+        bytes[HEADER_LEN as usize + first + format::FRAME_LEN + 3] ^= 0x10;
+        fs::write(&path, &bytes).unwrap();
+
+        let fresh = dir.store();
+        assert_eq!(fresh.get("a").unwrap().unwrap().version, v1, "what precedes the damage is read");
+        assert_eq!(fresh.get("c").unwrap(), None);
+        let err = fresh.commit(vec![Write::put("d", b"4".to_vec())]).unwrap_err();
+        assert!(matches!(&err, StoreError::Unavailable(t) if t.contains("is damaged at byte")), "{err:?}");
+        assert_eq!(fs::read(&path).unwrap(), bytes, "nothing cut, nothing appended");
     }
 
     #[test]
