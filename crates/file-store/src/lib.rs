@@ -44,7 +44,7 @@ use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use scim_core::{Entry, Limits, Precondition, ScanPage, Store, StoreError, Write};
+use scim_core::{Entry, Limits, ScanPage, Store, StoreError, Write};
 
 mod format;
 mod lock;
@@ -200,13 +200,7 @@ impl FileStore {
             }
         }
         for (i, w) in writes.iter().enumerate() {
-            let current = st.records.map.get(&w.key).map(|(_, v)| *v);
-            let holds = match w.precondition {
-                Precondition::None => true,
-                Precondition::Absent => current.is_none(),
-                Precondition::Version(v) => current == Some(v),
-            };
-            if !holds {
+            if !w.precondition.holds(st.records.map.get(&w.key).map(|(_, v)| *v)) {
                 return Err(StoreError::Conflict(i as u32));
             }
         }

@@ -30,6 +30,19 @@ pub enum Precondition {
     Version(u64),
 }
 
+impl Precondition {
+    /// Whether the requirement holds for a key whose record is at
+    /// `current` (`None`: absent). Every store checks with this, so that
+    /// "absent" and "at this version" mean one thing everywhere.
+    pub fn holds(self, current: Option<u64>) -> bool {
+        match self {
+            Precondition::None => true,
+            Precondition::Absent => current.is_none(),
+            Precondition::Version(v) => current == Some(v),
+        }
+    }
+}
+
 /// One write of an atomic commit; `value: None` deletes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Write {
@@ -315,12 +328,7 @@ impl Store for MemStore {
         let mut state = self.lock();
         for (index, write) in writes.iter().enumerate() {
             let current = state.records.get(&write.key).map(|(_, version)| *version);
-            let holds = match write.precondition {
-                Precondition::None => true,
-                Precondition::Absent => current.is_none(),
-                Precondition::Version(v) => current == Some(v),
-            };
-            if !holds {
+            if !write.precondition.holds(current) {
                 return Err(StoreError::Conflict(index as u32));
             }
             if writes[..index].iter().any(|w| w.key == write.key) {

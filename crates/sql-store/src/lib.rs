@@ -124,13 +124,7 @@ impl<C: Sql> SqlStore<C> {
             }
         }
         for (index, write) in writes.iter().enumerate() {
-            let found = current.get(&write.key).copied();
-            let holds = match write.precondition {
-                Precondition::None => true,
-                Precondition::Absent => found.is_none(),
-                Precondition::Version(v) => found == Some(v),
-            };
-            if !holds {
+            if !write.precondition.holds(current.get(&write.key).copied()) {
                 return Err(StoreError::Conflict(u32::try_from(index).unwrap_or(u32::MAX)));
             }
         }

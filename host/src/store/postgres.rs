@@ -366,12 +366,7 @@ async fn commit_once(client: &mut deadpool_postgres::Object, writes: &[Write]) -
     }
     for (index, write) in writes.iter().enumerate() {
         let found = current.get(write.key.as_bytes()).copied().map(version_from_sql);
-        let holds = match write.precondition {
-            Precondition::None => true,
-            Precondition::Absent => found.is_none(),
-            Precondition::Version(v) => found == Some(v),
-        };
-        if !holds {
+        if !write.precondition.holds(found) {
             // Dropping the transaction rolls it back.
             return Err(Failure::Store(StoreError::Conflict(index as u32)));
         }

@@ -582,17 +582,11 @@ fn apply(tx: &Connection, writes: &[Write]) -> Result<u64, StoreError> {
     {
         let mut current = tx.prepare_cached("SELECT version FROM scimlet_kv WHERE key = ?1").map_err(unavailable)?;
         for (index, write) in writes.iter().enumerate() {
-            let holds = match write.precondition {
-                Precondition::None => true,
-                Precondition::Absent | Precondition::Version(_) => {
-                    let found: Option<i64> =
-                        current.query_row([&write.key], |row| row.get(0)).optional().map_err(unavailable)?;
-                    match write.precondition {
-                        Precondition::Absent => found.is_none(),
-                        Precondition::Version(v) => found.map(version_from_sql) == Some(v),
-                        Precondition::None => true,
-                    }
-                }
+            // No read for a write that requires nothing.
+            let holds = write.precondition == Precondition::None || {
+                let found: Option<i64> =
+                    current.query_row([&write.key], |row| row.get(0)).optional().map_err(unavailable)?;
+                write.precondition.holds(found.map(version_from_sql))
             };
             if !holds {
                 // `writes.len()` is at most MAX_BATCH, so the index fits.
