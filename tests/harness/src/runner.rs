@@ -116,6 +116,13 @@ pub fn run_scenario(scenario: &Scenario, target: &mut dyn Target, vars: &Vars) -
                         }));
                     }
                 };
+                if req.method == "POST" {
+                    // `meta.created` has millisecond precision, and scenarios
+                    // that sort by it expect the order the requests were sent
+                    // in: on a fast host two creates could share a
+                    // millisecond and tie.
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                }
                 if let Err(reason) = check_response(response, &actual, vars, &mut caps) {
                     return Err(Box::new(Failure {
                         request: Some(req),
